@@ -1,0 +1,3 @@
+"""longwriter-data: build long-output SFT datasets the LongWriter way (AgentWrite: plan, then write in order)."""
+
+__version__ = "0.1.0"

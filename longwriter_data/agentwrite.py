@@ -1,0 +1,148 @@
+"""One AgentWrite job: ask for a plan, then write its paragraphs strictly in order.
+
+Step n's prompt holds the instruction, the plan and the n-1 paragraphs written so far, with the step-specific
+sentence last, so consecutive prompts share the longest possible prefix (prefix caching reuses it). Steps that
+were completed before a crash are passed in and never requested again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+from .answers import answer_problem
+from .backend import ChatRequest, Completion
+from .config import GenerationConfig
+from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
+from .pools import Instruction
+
+Send = Callable[[ChatRequest], Awaitable[Completion]]
+SaveStep = Callable[[dict], Awaitable[None]]
+
+_LABEL_LINE = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+|第\s*[\d一二三四五六七八九十]+\s*段)\b[^\n]*\n+", re.I)
+_LABEL_PREFIX = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+)\s*[:：.\-–—]+\s*(?:\*\*)?\s*", re.I)
+
+
+def _template(name: str) -> str:
+    return resources.files("longwriter_data").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+TEMPLATES = {name: _template(f"{name}.txt") for name in (
+    "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh")}
+
+
+class JobFailed(Exception):
+    """A step could not produce a usable answer within its attempts; the reason goes into the job record."""
+
+
+@dataclass
+class JobResult:
+    plan: Plan
+    paragraphs: list[str]
+    steps: list[dict] = field(default_factory=list)
+
+
+def plan_prompt(instruction: Instruction, plan_format: str) -> str:
+    lang = "zh" if instruction.lang == "zh" else "en"
+    name = f"plan_json_{lang}" if plan_format == "json" else f"plan_{lang}"
+    return TEMPLATES[name].replace("$INST$", instruction.prompt)
+
+
+def write_prompt(instruction: Instruction, plan: Plan, paragraphs: list[str], index: int) -> str:
+    lang = "zh" if instruction.lang == "zh" else "en"
+    return (
+        TEMPLATES[f"write_{lang}"]
+        .replace("$INST$", instruction.prompt)
+        .replace("$PLAN$", plan.render(lang))
+        .replace("$TEXT$", "\n\n".join(paragraphs))
+        .replace("$STEP$", plan.step_line(index, lang))
+    )
+
+
+def clean_paragraph(text: str) -> str:
+    """Drop a leading "Paragraph N" label the model may echo; keep any subtitle."""
+    text = text.strip()
+    text = _LABEL_LINE.sub("", text, count=1) if _LABEL_LINE.match(text) and "\n" in text else text
+    return _LABEL_PREFIX.sub("", text, count=1).strip()
+
+
+class AgentWrite:
+    def __init__(self, send: Send, generation: GenerationConfig, model: str, plan_model: str | None = None):
+        self.send = send
+        self.gen = generation
+        self.model = model
+        self.plan_model = plan_model or model
+
+    async def run(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> JobResult:
+        """Run (or continue) the job; `done` maps step number (0 = plan) to its stored record."""
+        records: list[dict] = []
+        plan_record = done.get(0) or await self._step(0, self._plan_request(instruction), save_step, self._parse)
+        records.append(plan_record)
+        plan = self._parse(plan_record["text"])
+        paragraphs: list[str] = []
+        for index in range(len(plan.steps)):
+            step = index + 1
+            record = done.get(step)
+            if record is None:
+                request = ChatRequest(
+                    model=self.model,
+                    prompt=write_prompt(instruction, plan, paragraphs, index),
+                    max_tokens=self.gen.paragraph_max_tokens,
+                    temperature=self.gen.temperature,
+                )
+                record = await self._step(step, request, save_step, None)
+            records.append(record)
+            paragraphs.append(clean_paragraph(record["text"]))
+        return JobResult(plan=plan, paragraphs=paragraphs, steps=records)
+
+    def _plan_request(self, instruction: Instruction) -> ChatRequest:
+        response_format = None
+        if self.gen.plan_format == "json":
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "plan", "strict": True, "schema": plan_schema(self.gen.max_paragraphs)},
+            }
+        return ChatRequest(
+            model=self.plan_model,
+            prompt=plan_prompt(instruction, self.gen.plan_format),
+            max_tokens=self.gen.plan_max_tokens,
+            temperature=self.gen.temperature,
+            response_format=response_format,
+        )
+
+    def _parse(self, text: str) -> Plan:
+        if self.gen.plan_format == "json":
+            return parse_json_plan(text, self.gen.max_paragraphs)
+        return parse_text_plan(text, self.gen.max_paragraphs)
+
+    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check) -> dict:
+        """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it."""
+        problem = ""
+        for attempt in range(1, self.gen.step_attempts + 1):
+            started = time.monotonic()
+            completion = await self.send(request)
+            problem = answer_problem(completion) or ""
+            if not problem and check is not None:
+                try:
+                    check(completion.text)
+                except PlanError as exc:
+                    problem = str(exc)
+            if not problem:
+                record = {
+                    "step": step,
+                    "text": completion.text,
+                    "finish_reason": completion.finish_reason,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "cached_tokens": completion.cached_tokens,
+                    "prompt_chars": len(request.prompt),
+                    "attempts": attempt,
+                    "seconds": round(time.monotonic() - started, 3),
+                }
+                await save_step(record)
+                return record
+        what = "plan" if step == 0 else f"paragraph {step}"
+        raise JobFailed(f"{what}: {problem} after {self.gen.step_attempts} attempts")

@@ -1,0 +1,40 @@
+"""Is a model's answer usable writing? Empty, cut-off, filtered, refused or error-message answers are not."""
+
+from __future__ import annotations
+
+import re
+
+from .backend import Completion
+
+_REFUSAL = re.compile(
+    r"^\s*(?:i['’]m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t (?:help|assist|write|fulfil|comply|provide)"
+    r"|i(?: am|['’]m) (?:unable|not able) to|as an ai(?: language model)?|i won['’]t be able)"
+    r"|^\s*(?:抱歉|对不起|很抱歉|非常抱歉|作为一个?(?:AI|人工智能)|我无法|我不能(?:帮|提供|完成|满足))",
+    re.IGNORECASE,
+)
+_ERROR_TEXT = re.compile(
+    r"^\s*(?:error[:\s]|traceback \(most recent call last\)|internal server error|rate limit(?:ed)? exceeded"
+    r"|\{\s*\"error\"|<!doctype html|<html|request failed|service unavailable|bad gateway)",
+    re.IGNORECASE,
+)
+
+
+def answer_problem(completion: Completion) -> str | None:
+    """Why this answer must not be used (a short reason), or None when it is usable."""
+    if completion.finish_reason == "length":
+        return "cut off (finish_reason=length)"
+    if completion.finish_reason == "content_filter":
+        return "blocked by the provider's content filter"
+    text = completion.text.strip()
+    if not text:
+        return "empty answer"
+    if looks_like_refusal(text):
+        return "refusal"
+    if _ERROR_TEXT.match(text):
+        return "error message instead of writing"
+    return None
+
+
+def looks_like_refusal(text: str) -> bool:
+    """A refusal or apology at the start of an answer ("I'm sorry, I can't", "抱歉，我无法")."""
+    return bool(_REFUSAL.match(text))

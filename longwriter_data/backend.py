@@ -1,0 +1,109 @@
+"""The one interface the engine talks to: send a chat request, get text, usage and finish reason back.
+
+Every backend is an OpenAI-compatible HTTP server reached through `openai.AsyncOpenAI` on its aiohttp transport;
+the embedded model is such a server too (see local_server.py), so the engine never knows which one it has.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx2
+import openai
+
+from .config import BuildConfig
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    prompt: str
+    max_tokens: int
+    temperature: float
+    response_format: dict | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    headers: dict = field(default_factory=dict, compare=False)
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible endpoint. The SDK's own retries are off: retry.py owns retrying, visibly."""
+
+    def __init__(self, base_url: str, api_key: str, max_connections: int, timeout_s: float):
+        http_client = openai.DefaultAioHttpClient(
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s, http_client=http_client
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        extra = {"response_format": request.response_format} if request.response_format else {}
+        response = await self.client.chat.completions.create(
+            model=request.model,
+            messages=[{"role": "user", "content": request.prompt}],
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            **extra,
+        )
+        if not response.choices:
+            return Completion(text="", finish_reason="empty")
+        choice = response.choices[0]
+        usage = response.usage
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        return Completion(
+            text=choice.message.content or "",
+            finish_reason=choice.finish_reason or "stop",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def api_key_for(config: BuildConfig) -> str:
+    """The key from the environment variable the config names; it is never written anywhere."""
+    name = config.backend.api_key_env
+    if not name:
+        return "EMPTY"  # servers without authentication (vLLM, SGLang, llama.cpp) accept any key
+    key = os.environ.get(name)
+    if not key:
+        raise UserError(
+            f"environment variable {name} (backend.api_key_env) is not set: export it, "
+            "or set backend.api_key_env: null for a server that needs no key."
+        )
+    return key
+
+
+@asynccontextmanager
+async def open_backend(config: BuildConfig) -> AsyncIterator[OpenAIBackend]:
+    """The backend a config asks for, closed (and its local server stopped) however the build ends."""
+    engine = config.engine
+    if config.backend.kind == "local":
+        from .local_server import LocalServer
+
+        with LocalServer.from_config(config.backend) as server:
+            backend = OpenAIBackend(server.base_url, "local", engine.max_jobs, engine.request_timeout_s)
+            try:
+                yield backend
+            finally:
+                await backend.aclose()
+        return
+    backend = OpenAIBackend(config.backend.base_url, api_key_for(config), engine.max_jobs, engine.request_timeout_s)
+    try:
+        yield backend
+    finally:
+        await backend.aclose()

@@ -1,0 +1,136 @@
+"""`build`: validate the recipe, open (or resume) the run directory, run the engine, export the dataset."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .backend import open_backend
+from .config import BuildConfig, config_drift, load_config
+from .engine import BuildSummary, Engine
+from .errors import UserError
+from .export import export_run
+from .pools import draw, load_pools, pools_fingerprint
+from .progress import Progress
+from .retry import RetryPolicy, complete_with_retries
+from .store import RunState, RunStore
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
+    """Run a build to its end or to an interruption; returns the process exit status."""
+    config = load_config(config_path)
+    pools = load_pools(config.pools)  # a bad pool line fails here, before anything is written
+    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(config.pools)}
+    store = RunStore(config.run_dir)
+    store.lock()
+    try:
+        _check_drift(store, config, snapshot, force)
+        store.save_config(snapshot)
+        state = store.load_state(retry_failed=retry_failed)
+        _announce(config, state)
+        counts = state.counts
+        if counts["accepted"] < config.target:
+            store.open_logs()
+            summary = asyncio.run(_run(config, store, state, draw(pools, config.seed), progress))
+        else:
+            summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"], failed=counts["failed"])
+        store.save_report(_report(store))
+    finally:
+        store.close()
+    if summary.interrupted:
+        _say(f"Interrupted: everything finished so far is saved. Resume with:\n"
+             f"  python -m longwriter_data build --config {config_path}")
+        return 130
+    rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
+    _print_summary(config, summary, rows)
+    return 0
+
+
+def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bool) -> None:
+    saved = store.saved_config()
+    if saved is None:
+        return
+    old = BuildConfig.model_validate(saved["config"]).generative_view()
+    old["pools_fingerprint"] = saved.get("pools_fingerprint")
+    new = config.generative_view()
+    new["pools_fingerprint"] = snapshot["pools_fingerprint"]
+    differences = config_drift(old, new)
+    if differences and not force:
+        listing = "\n  ".join(differences)
+        raise UserError(
+            f"{config.run_dir} was started with a different recipe; these settings change what is generated:\n"
+            f"  {listing}\nUse another run_dir, restore the settings, or pass --force to continue anyway."
+        )
+    if differences:
+        _say("--force: continuing despite recipe changes: " + "; ".join(differences))
+
+
+def _announce(config: BuildConfig, state: RunState) -> None:
+    counts = state.counts
+    if state.torn:
+        _say(f"Ignored a torn last record in {', '.join(state.torn)} (the previous build was killed mid-write).")
+    if state.status or state.steps:
+        remaining = max(0, config.target - counts["accepted"])
+        _say(f"Resuming {config.run_dir}: {counts['accepted']} accepted, {counts['rejected']} rejected, "
+             f"{counts['failed']} failed, {len(state.steps)} in progress, {remaining} remaining.")
+
+
+async def _run(config: BuildConfig, store: RunStore, state: RunState, instructions, show: bool) -> BuildSummary:
+    policy = RetryPolicy(max_retries=config.engine.max_retries, timeout_s=config.engine.request_timeout_s)
+    bar = Progress(config.target, state.counts["accepted"], enabled=show)
+    try:
+        async with open_backend(config) as backend:
+            send = functools.partial(complete_with_retries, backend, policy=policy)
+            engine = Engine(config, store, state, send, bar)
+            _install_signals(engine, config.engine.shutdown_grace_s)
+            return await engine.run(instructions)
+    finally:
+        bar.close()
+
+
+def _install_signals(engine: Engine, grace_s: float) -> None:
+    """First Ctrl-C (or SIGTERM) drains gracefully; a second one exits at once (everything on disk stays valid)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if engine.draining:
+            _say("Second interrupt: exiting now. The run stays resumable.")
+            os._exit(130)
+        _say(f"Stopping: no new jobs; waiting up to {grace_s:g}s for requests in flight (Ctrl-C again to quit now).")
+        engine.request_stop(grace_s)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+
+
+def _report(store: RunStore) -> dict:
+    """Counts per status and reason over the whole run directory."""
+    from collections import Counter
+
+    from .store import read_jsonl
+
+    last = {}
+    for record in read_jsonl(store.jobs_path):
+        last[record["seq"]] = (record["status"], record.get("reason"))
+    statuses = Counter(status for status, _ in last.values())
+    reasons = Counter(f"{status}:{reason}" for status, reason in last.values() if reason)
+    return {"jobs": len(last), "status": dict(statuses), "reasons": dict(sorted(reasons.items()))}
+
+
+def _print_summary(config: BuildConfig, summary: BuildSummary, rows: int) -> None:
+    lines = [f"Build {config.name}: {summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed."]
+    for reason, n in sorted(summary.reasons.items()):
+        lines.append(f"  {reason}: {n}")
+    if summary.exhausted and summary.accepted < config.target:
+        lines.append(f"The pools ran dry before the target of {config.target}.")
+    if rows:
+        lines.append(f"Dataset ({rows} samples): {config.run_dir / 'dataset'}")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,166 @@
+"""The build recipe: YAML read into validated pydantic models, errors pointing at file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserError
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a recipe must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendConfig(Strict):
+    kind: Literal["openai", "local"] = "openai"
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    model: str = "gpt-4o-2024-08-06"
+    plan_model: str | None = None
+    # Embedded llama.cpp server (kind: local): the GGUF file, context size and CPU threads.
+    model_path: Path | None = None
+    n_ctx: int = Field(8192, ge=512)
+    threads: int | None = Field(None, ge=1)
+
+
+class EngineConfig(Strict):
+    max_jobs: int = Field(256, ge=1)
+    request_timeout_s: float = Field(600, gt=0)
+    max_retries: int = Field(6, ge=0)
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    shutdown_grace_s: float = Field(20, ge=0)
+
+
+class GenerationConfig(Strict):
+    temperature: float = Field(0.7, ge=0, le=2)
+    plan_max_tokens: int = Field(2048, ge=16)
+    paragraph_max_tokens: int = Field(4096, ge=16)
+    plan_format: Literal["text", "json"] = "text"
+    max_paragraphs: int = Field(50, ge=1)
+    # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
+    step_attempts: int = Field(3, ge=1)
+
+
+class PoolSource(Strict):
+    path: Path
+    weight: float = Field(1.0, gt=0)
+
+
+class FiltersConfig(Strict):
+    min_words: int = Field(2000, ge=0)
+    max_words: int = Field(32000, ge=1)
+
+    @model_validator(mode="after")
+    def _band_is_ordered(self) -> FiltersConfig:
+        if self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        return self
+
+
+class BuildConfig(Strict):
+    name: str
+    run_dir: Path
+    target: int = Field(ge=1)
+    seed: int = 0
+    backend: BackendConfig = BackendConfig()
+    engine: EngineConfig = EngineConfig()
+    generation: GenerationConfig = GenerationConfig()
+    pools: list[PoolSource] = Field(min_length=1)
+    filters: FiltersConfig = FiltersConfig()
+
+    def generative_view(self) -> dict[str, Any]:
+        """The settings that change what is generated; a resumed run must match them (speed and target may change)."""
+        data = self.model_dump(mode="json")
+        data.pop("engine")
+        data.pop("target")
+        data.pop("run_dir")
+        data["backend"].pop("threads")
+        data["backend"].pop("base_url")
+        return data
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    """Read and validate a recipe; every problem becomes a UserError naming the file and the key or line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read config ({exc.strerror}).") from None
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{where}: invalid YAML ({problem}).") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: the config must be a mapping of keys (name, run_dir, target, backend, pools, ...).")
+    try:
+        config = BuildConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: {_message(error)}") from None
+    for index, pool in enumerate(config.pools):
+        if not pool.path.is_file():
+            loc = ("pools", index, "path")
+            raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} does not exist.")
+    return config
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check its spelling and where it is nested)."
+    if error["type"] == "missing":
+        return "required key is missing."
+    return error["msg"].removeprefix("Value error, ") + "."
+
+
+def _key(loc: tuple) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key or "(top level)"
+
+
+def _where(path: Path, root: yaml.Node | None, loc: tuple) -> str:
+    """file:line of the deepest YAML node that `loc` reaches (the parent's line for a missing key)."""
+    node, line = root, None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == part]
+            if not match:
+                node = None
+                break
+            line = match[0][0].start_mark.line + 1
+            node = match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            node = None
+    return f"{path}:{line}" if line else str(path)
+
+
+def config_drift(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Differences between two generative views, one `key: old -> new` line each."""
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += config_drift(old, new, name + ".")
+        elif old != new:
+            lines.append(f"{name}: {old!r} -> {new!r}")
+    return lines

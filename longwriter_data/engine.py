@@ -1,0 +1,193 @@
+"""The scheduler: many AgentWrite jobs at once on one event loop, each strictly sequential inside.
+
+Instructions are drawn as slots free up (memory does not grow with the pool or the target). The run stops when
+`target` samples are accepted or the pools run dry. The dataset is the first `target` accepted jobs in draw
+order; once that set is known, in-flight jobs that can no longer enter it are cancelled (their finished steps
+stay on disk), so an interrupted-and-resumed run ends with exactly the samples of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .agentwrite import AgentWrite, JobFailed
+from .backend import ChatRequest, Completion
+from .config import BuildConfig
+from .errors import FatalBackendError
+from .filters import judge
+from .length import count_words
+from .pools import Instruction
+from .progress import Progress
+from .retry import RequestFailed
+from .store import RunState, RunStore
+
+
+@dataclass
+class BuildSummary:
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    words: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+    interrupted: bool = False
+    exhausted: bool = False
+
+
+class Engine:
+    def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress):
+        self.config = config
+        self.store = store
+        self.state = state
+        self.progress = progress
+        self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model)
+        self.summary = BuildSummary()
+        self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
+        counts = state.counts
+        self.summary.accepted = counts["accepted"]
+        self.summary.rejected = counts["rejected"]
+        self.summary.failed = counts["failed"]
+        self.in_flight: dict[int, asyncio.Task] = {}
+        self.requests_in_flight = 0
+        self.draining = False
+        self._started = time.monotonic()
+
+    def _counted(self, send):
+        async def counted(request: ChatRequest) -> Completion:
+            self.requests_in_flight += 1
+            try:
+                return await send(request)
+            finally:
+                self.requests_in_flight -= 1
+        return counted
+
+    def request_stop(self, grace_s: float) -> None:
+        """First Ctrl-C: start nothing new, let in-flight requests finish for `grace_s`, then cancel the rest."""
+        if self.draining:
+            return
+        self.draining = True
+        asyncio.get_running_loop().call_later(grace_s, self._cancel_all)
+        self.summary.interrupted = True
+
+    def _cancel_all(self) -> None:
+        for task in self.in_flight.values():
+            task.cancel()
+
+    async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
+        finished: asyncio.Queue = asyncio.Queue()
+        target, max_jobs = self.config.target, self.config.engine.max_jobs
+        pending = (inst for inst in instructions if inst.seq not in self.state.status)
+        try:
+            while True:
+                while not self.draining and self.summary.accepted < target and len(self.in_flight) < max_jobs:
+                    instruction = next(pending, None)
+                    if instruction is None:
+                        self.summary.exhausted = True
+                        break
+                    task = asyncio.create_task(self._job(instruction))
+                    self.in_flight[instruction.seq] = task
+                    task.add_done_callback(lambda t, seq=instruction.seq: finished.put_nowait((seq, t)))
+                if not self.in_flight:
+                    break
+                seq, task = await finished.get()
+                del self.in_flight[seq]
+                if task.cancelled():
+                    continue
+                error = task.exception()
+                if error is not None:
+                    raise error
+                self._count(task.result())
+                if self.summary.accepted >= target:
+                    self._cancel_beyond_cutoff(target)
+        finally:
+            for task in self.in_flight.values():
+                task.cancel()
+            if self.in_flight:
+                await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+            self.progress.update(self)
+        return self.summary
+
+    def _cancel_beyond_cutoff(self, target: int) -> None:
+        cutoff = heapq.nsmallest(target, self.accepted_seqs)[-1]
+        for seq, task in self.in_flight.items():
+            if seq > cutoff:
+                task.cancel()
+
+    def _count(self, record: dict) -> None:
+        summary = self.summary
+        status = record["status"]
+        setattr(summary, status, getattr(summary, status) + 1)
+        if status == "accepted":
+            self.accepted_seqs.append(record["seq"])
+        else:
+            summary.reasons[record["reason"]] += 1
+        summary.words += record.get("word_count", 0)
+        usage = record.get("usage", {})
+        summary.prompt_tokens += usage.get("prompt_tokens", 0)
+        summary.completion_tokens += usage.get("completion_tokens", 0)
+        summary.requests += usage.get("requests", 0)
+        self.progress.update(self)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    async def _job(self, instruction: Instruction) -> dict:
+        """Run one job to its final record, which is on disk before the job counts."""
+        done = self.state.steps.pop(instruction.seq, {})
+
+        async def save_step(record: dict) -> None:
+            await self.store.steps.append({"seq": instruction.seq, **record})
+
+        record = {
+            "seq": instruction.seq,
+            "id": instruction.id,
+            "status": "failed",
+            "reason": None,
+            "prompt": instruction.prompt,
+            "lang": instruction.lang,
+            "type": instruction.type,
+            "required_length": instruction.length,
+            "pool": instruction.pool,
+            "model": self.config.backend.model,
+            "plan_model": self.config.backend.plan_model or self.config.backend.model,
+        }
+        started = time.monotonic()
+        try:
+            result = await self.agent.run(instruction, done, save_step)
+        except (JobFailed, RequestFailed) as exc:
+            record["reason"] = "plan_failed" if str(exc).startswith("plan") else "step_failed"
+            record["detail"] = str(exc)
+        except FatalBackendError:
+            raise
+        else:
+            text = "\n\n".join(result.paragraphs)
+            words = count_words(text)
+            verdict = judge(words, self.config.filters)
+            record.update(
+                status=verdict.status,
+                reason=verdict.reason,
+                detail=verdict.detail,
+                plan=[{"main_point": s.main_point, "words": s.words} for s in result.plan.steps],
+                paragraphs=result.paragraphs,
+                paragraph_words=[count_words(p) for p in result.paragraphs],
+                planned_words=result.plan.total_words,
+                word_count=words,
+                usage={
+                    "requests": len(result.steps),
+                    "prompt_tokens": sum(s["prompt_tokens"] for s in result.steps),
+                    "completion_tokens": sum(s["completion_tokens"] for s in result.steps),
+                    "cached_tokens": sum(s.get("cached_tokens", 0) for s in result.steps),
+                },
+                seconds=round(sum(s["seconds"] for s in result.steps), 3),
+            )
+        record["wall_seconds"] = round(time.monotonic() - started, 3)
+        await self.store.jobs.append(record)
+        return record

@@ -1,0 +1,109 @@
+"""Accepted samples → a Hugging Face dataset in chat format (save_to_disk and Parquet), streamed from the run.
+
+The dataset is the first `target` accepted jobs in draw order, each once (a re-queued job's last record wins),
+so exporting after any number of interruptions and resumes gives the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+
+from .errors import UserError
+
+FORMATS = ("messages", "sharegpt", "alpaca")
+METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
+
+
+def _index_accepted(jobs_path: Path, target: int | None) -> list[int]:
+    """Byte offsets of the accepted records to export, in draw order, without holding any sample in memory."""
+    last: dict[int, tuple[int, bool]] = {}
+    offset = 0
+    with jobs_path.open("rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            head = json.loads(line)  # one record at a time: memory stays flat however big the run
+            last[head["seq"]] = (offset, head["status"] == "accepted")
+            offset += len(line)
+    accepted = sorted(seq for seq, (_, ok) in last.items() if ok)
+    if target is not None:
+        accepted = accepted[:target]
+    return [last[seq][0] for seq in accepted]
+
+
+def _rows(jobs_path: Path, offsets: list[int], fmt: str) -> Iterator[dict]:
+    with jobs_path.open("rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield to_row(json.loads(fh.readline()), fmt)
+
+
+def to_row(record: dict, fmt: str) -> dict:
+    """One accepted record in the requested chat schema, plus metadata columns."""
+    text = "\n\n".join(record["paragraphs"])
+    meta = {key: record.get(key) for key in METADATA}
+    if fmt == "messages":  # LongWriter-6k's schema
+        row = {"messages": [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": text}]}
+    elif fmt == "sharegpt":  # what LLaMA-Factory and axolotl read as sharegpt
+        row = {"conversations": [{"from": "human", "value": record["prompt"]}, {"from": "gpt", "value": text}]}
+    elif fmt == "alpaca":
+        row = {"instruction": record["prompt"], "input": "", "output": text}
+    else:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    row.update(meta)
+    return row
+
+
+_FEATURES = {
+    "id": datasets.Value("string"),
+    "lang": datasets.Value("string"),
+    "type": datasets.Value("string"),
+    "word_count": datasets.Value("int64"),
+    "required_length": datasets.Value("int64"),
+    "model": datasets.Value("string"),
+}
+_TURNS = {
+    "messages": {"messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}]},
+    "sharegpt": {"conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}]},
+    "alpaca": {k: datasets.Value("string") for k in ("instruction", "input", "output")},
+}
+
+
+def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int | None = None,
+               test_size: float = 0.0, seed: int = 0) -> int:
+    """Write the dataset to `out_dir` (replaced whole, atomically); returns the number of rows."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    jobs_path = run_dir / "jobs.jsonl"
+    if not jobs_path.exists():
+        raise UserError(f"{run_dir} has no jobs.jsonl: is it a run directory of a build?")
+    offsets = _index_accepted(jobs_path, target)
+    if not offsets:
+        raise UserError(f"{run_dir} has no accepted samples to export yet.")
+    features = datasets.Features({**_TURNS[fmt], **_FEATURES})
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+        stage = Path(tmp) / "out"
+        dataset = datasets.Dataset.from_generator(
+            _rows, gen_kwargs={"jobs_path": jobs_path, "offsets": offsets, "fmt": fmt},
+            features=features, cache_dir=str(Path(tmp) / "cache"),
+        )
+        splits = {"train": dataset}
+        if test_size > 0 and len(dataset) > 1:
+            parts = dataset.train_test_split(test_size=test_size, seed=seed, shuffle=True)
+            splits = {"train": parts["train"], "test": parts["test"]}
+        datasets.DatasetDict(splits).save_to_disk(str(stage))
+        (stage / "data").mkdir()
+        for name, split in splits.items():
+            split.to_parquet(str(stage / "data" / f"{name}-00000-of-00001.parquet"))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        stage.rename(out_dir)
+    return len(offsets)

@@ -1,0 +1,27 @@
+"""The progress bar: accepted samples toward the target, with rejected/failed counts and words per second."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(self, target: int, initial: int, enabled: bool = True):
+        self.bar = tqdm(total=target, initial=min(initial, target), unit="sample", desc="accepted",
+                        disable=not enabled, mininterval=0.5, dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, engine) -> None:
+        summary = engine.summary
+        self.bar.n = min(summary.accepted, self.bar.total)
+        elapsed = max(engine.elapsed, 1e-9)
+        self.bar.set_postfix_str(
+            f"rejected={summary.rejected} failed={summary.failed} jobs={len(engine.in_flight)} "
+            f"requests={engine.requests_in_flight} words/s={summary.words / elapsed:.0f}",
+            refresh=False,
+        )
+        self.bar.update(0)
+
+    def close(self) -> None:
+        self.bar.close()

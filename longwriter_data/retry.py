@@ -1,0 +1,71 @@
+"""Retrying a request the way providers ask: backoff with full jitter, Retry-After honoured, auth errors fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import openai
+
+from .backend import ChatRequest, Completion, OpenAIBackend
+from .errors import FatalBackendError
+
+_RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+
+
+class RequestFailed(Exception):
+    """A request that will not succeed: not retryable, or out of retries. Its job fails; the run goes on."""
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 6
+    timeout_s: float = 600
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter (AWS's recipe) on an exponential cap; a server's Retry-After is a floor."""
+        jitter = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+        return max(jitter, retry_after or 0.0)
+
+
+def retry_after_s(error: Exception) -> float | None:
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+async def complete_with_retries(backend: OpenAIBackend, request: ChatRequest, policy: RetryPolicy) -> Completion:
+    """Send one request until it succeeds, with a hard per-attempt timeout that really cancels a hung request."""
+    last: Exception | None = None
+    for attempt in range(policy.max_retries + 1):
+        if attempt:
+            await asyncio.sleep(policy.delay(attempt - 1, retry_after_s(last)))
+        try:
+            async with asyncio.timeout(policy.timeout_s):
+                return await backend.complete(request)
+        except openai.AuthenticationError as exc:
+            raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}") from None
+        except _RETRYABLE as exc:
+            last = exc
+        except TimeoutError:
+            last = TimeoutError(f"no answer within request_timeout_s={policy.timeout_s:g}")
+        except openai.APIStatusError as exc:
+            raise RequestFailed(f"HTTP {exc.status_code}: {_short(exc)}") from None
+    raise RequestFailed(f"gave up after {policy.max_retries + 1} attempts: {_short(last)}")
+
+
+def _short(error: Exception | None) -> str:
+    text = f"{type(error).__name__}: {error}" if error else "unknown error"
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,215 @@
+"""The run directory: every byte a build writes, durable before it counts, readable after any crash.
+
+Layout:
+  config.json   the recipe the run was started with (no secrets: keys live in the environment)
+  steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
+  jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
+  report.json   counts per status and reason, rewritten at the end of each build
+  lock          held (flock) by the build using the directory
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+_SEQ = re.compile(rb'^\{"seq":\s*(\d+)')
+
+
+class GroupCommitLog:
+    """An append-only JSONL file where each append returns only after its line is fsync'd.
+
+    Appends that arrive while a write is in progress are batched into the next write: one fsync serves many
+    records (group commit), so durability costs one disk flush per batch, not per record.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = path.open("ab")
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def append(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((line, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
+            except OSError as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
+    """Records of a log; a torn last line (the process died mid-write) is skipped, never an error.
+
+    Lines of jobs in `skip_seqs` are not parsed at all: resuming a large run reads only what it needs.
+    """
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.endswith(b"\n"):
+                return  # torn tail: repair_tail() cuts it before anything is appended
+            if skip_seqs:
+                match = _SEQ.match(line)
+                if match and int(match.group(1)) in skip_seqs:
+                    continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
+                                "move the run directory aside or repair that line.") from None
+
+
+def repair_tail(path: Path) -> bool:
+    """Cut a torn last line so that new records start on a line of their own. True if something was cut."""
+    if not path.exists():
+        return False
+    with path.open("r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return False
+        block, end = 1 << 16, size
+        keep = 0
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return True
+
+
+@dataclass
+class RunState:
+    """What a run directory says has been done: finished jobs by status, and steps of unfinished jobs."""
+
+    status: dict[int, str] = field(default_factory=dict)
+    steps: dict[int, dict[int, dict]] = field(default_factory=dict)
+    torn: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(self.status.values())
+
+
+class RunStore:
+    """Owns the run directory of one build: the lock, the config snapshot, the step and job logs."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.jobs_path = run_dir / "jobs.jsonl"
+        self.steps_path = run_dir / "steps.jsonl"
+        self.config_path = run_dir / "config.json"
+        self.report_path = run_dir / "report.json"
+        self._lock_fh = None
+        self.steps: GroupCommitLog | None = None
+        self.jobs: GroupCommitLog | None = None
+
+    def lock(self) -> None:
+        """Refuse a second build on the same directory; the OS drops the lock if this process dies."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fh = (self.run_dir / "lock").open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise UserError(f"{self.run_dir} is in use by a running build (pid {holder}); "
+                            "wait for it to finish or stop it first.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
+    def load_state(self, retry_failed: bool = False) -> RunState:
+        """Repair torn tails, then read finished jobs and the steps of unfinished ones."""
+        state = RunState()
+        for path in (self.jobs_path, self.steps_path):
+            if repair_tail(path):
+                state.torn.append(path.name)
+        for record in read_jsonl(self.jobs_path):
+            state.status[record["seq"]] = record["status"]
+        if retry_failed:
+            state.status = {seq: status for seq, status in state.status.items() if status != "failed"}
+        for record in read_jsonl(self.steps_path, skip_seqs=set(state.status)):
+            state.steps.setdefault(record["seq"], {})[record["step"]] = record
+        return state
+
+    def open_logs(self) -> None:
+        self.steps = GroupCommitLog(self.steps_path)
+        self.jobs = GroupCommitLog(self.jobs_path)
+
+    def saved_config(self) -> dict | None:
+        if not self.config_path.exists():
+            return None
+        return json.loads(self.config_path.read_text(encoding="utf-8"))
+
+    def save_config(self, snapshot: dict) -> None:
+        write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))
+
+    def save_report(self, report: dict) -> None:
+        write_atomic(self.report_path, json.dumps(report, indent=2, ensure_ascii=False))
+
+    def close(self) -> None:
+        for log in (self.steps, self.jobs):
+            if log is not None:
+                log.close()
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a crash leaves either the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def finished_records(run_dir: Path) -> Iterator[dict]:
+    """Finished job records of a run, in file order, for export and inspect (works while a build runs)."""
+    yield from read_jsonl(run_dir / "jobs.jsonl")

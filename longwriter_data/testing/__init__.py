@@ -1,0 +1,1 @@
+"""A loopback OpenAI-compatible fake server for tests, benchmarks and dry runs: see testing/fake_server.py."""

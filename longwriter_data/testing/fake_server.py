@@ -1,0 +1,247 @@
+"""An OpenAI-compatible chat server that answers AgentWrite prompts with text of the requested length.
+
+Plans come in the paper's text format (or as JSON when a schema is asked for); each paragraph has exactly the
+word count its plan line asks for, in English or Chinese, deterministic for a given prompt. It counts every
+request it serves per prompt, and the most requests it held at once, so tests can check that nothing was
+paid for twice and that the engine really keeps many requests in flight.
+
+Directives inside an instruction make that one job misbehave, for tests:
+  [[short]]    paragraphs of a tenth of the asked length (the sample lands below the band)
+  [[fail]]     every request answers HTTP 500
+  [[empty]]    every answer is empty
+  [[refuse]]   every answer is a refusal
+  [[badplan]]  the plan has no parseable steps
+  [[words=N]]  the plan totals N words (default: the instruction's "N words" / "N字", else 2400)
+
+Run: python -m longwriter_data.testing.fake_server [--port 0] [--latency 0.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+
+from aiohttp import web
+
+_EN_WORDS = (
+    "the river carried old stories past quiet towns where people built bridges gardens schools and markets "
+    "while scholars measured light wind water stone and time to learn how cities grow change remember and heal "
+    "every season brought new questions about work family memory trade language music science and hope"
+).split()
+_ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
+
+_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|words=\d+)\]\]")
+_EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
+_ZH_LENGTH = re.compile(r"(\d+)\s*字")
+_SPLIT = {
+    "en": ("The writing instruction is as follows:\n\n", "\n\n"),
+    "zh": ("写作指令如下：\n\n", "\n\n"),
+    "write_en": ("Writing instruction:\n\n", "\n\nWriting steps:"),
+    "write_zh": ("写作指令：\n\n", "\n\n写作步骤："),
+}
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def english(words: int, seed: int) -> str:
+    n = len(_EN_WORDS)
+    out = []
+    for i in range(words):
+        word = _EN_WORDS[(seed + i * 7) % n]
+        out.append(word.capitalize() if i % 12 == 0 else word + ("." if i % 12 == 11 else ""))
+    return " ".join(out) + ("" if out and out[-1].endswith(".") else ".")
+
+
+def chinese(chars: int, seed: int) -> str:
+    n = len(_ZH_CHARS)
+    body = [_ZH_CHARS[(seed + i * 13) % n] + ("。" if i % 20 == 19 else "") for i in range(chars)]
+    return "".join(body) + "。"
+
+
+def _between(text: str, start: str, end: str) -> str:
+    head = text.find(start)
+    if head < 0:
+        return ""
+    head += len(start)
+    tail = text.find(end, head)
+    return text[head: tail if tail >= 0 else None]
+
+
+class FakeServer:
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+        self.per_prompt: Counter = Counter()
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/stats", self.stats)
+        app.router.add_post("/reset", self.reset)
+        return app
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "requests": self.requests,
+            "max_in_flight": self.max_in_flight,
+            "per_prompt": dict(self.per_prompt) if request.query.get("keys") else None,
+            "repeated": sum(1 for n in self.per_prompt.values() if n > 1),
+        })
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.per_prompt.clear()
+        self.requests = self.max_in_flight = 0
+        return web.json_response({"ok": True})
+
+    async def chat(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            body = await request.json()
+            prompt = body["messages"][-1]["content"]
+            key = prompt_key(prompt)
+            self.requests += 1
+            self.per_prompt[key] += 1
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return self.answer(body, prompt)
+        finally:
+            self.in_flight -= 1
+
+    def answer(self, body: dict, prompt: str) -> web.Response:
+        is_write = "Already written text:" in prompt or "已写文本：" in prompt
+        zh = prompt.startswith(("你是", "我需要", "请把"))
+        lang = "zh" if zh else "en"
+        instruction = _between(prompt, *_SPLIT[f"write_{lang}" if is_write else lang])
+        directives = set(_DIRECTIVE.findall(instruction))
+        if "fail" in directives:
+            return web.json_response({"error": {"message": "injected failure", "type": "server_error"}}, status=500)
+        seed = _seed(prompt)
+        if "empty" in directives:
+            text = ""
+        elif "refuse" in directives:
+            text = "抱歉，我无法完成这个请求。" if zh else "I'm sorry, but I can't help with that request."
+        elif not is_write:
+            text = self.plan(body, instruction, directives, lang)
+        else:
+            step = prompt.rsplit("Word Count: ", 1) if not zh else prompt.rsplit("字数要求：", 1)
+            words = int(re.match(r"\d+", step[-1]).group()) if len(step) == 2 else 300
+            if "short" in directives:
+                words = max(1, words // 10)
+            text = chinese(words, seed) if zh else english(words, seed)
+        return web.json_response(completion(body, prompt, text))
+
+    def plan(self, body: dict, instruction: str, directives: set, lang: str) -> str:
+        if "badplan" in directives:
+            return "Sure! Here is an outline with some ideas but no counts."
+        total = next((int(d.split("=")[1]) for d in directives if d.startswith("words=")), None)
+        if total is None:
+            found = (_ZH_LENGTH if lang == "zh" else _EN_LENGTH).search(instruction)
+            total = int(found.group(1).replace(",", "")) if found else 2400
+        count = max(1, round(total / 400))
+        each = max(50, total // count)
+        if (body.get("response_format") or {}).get("type") == "json_schema":
+            points = [{"main_point": f"Part {i + 1} of the piece", "word_count": each} for i in range(count)]
+            return json.dumps({"paragraphs": points})
+        if lang == "zh":
+            return "\n\n".join(f"段落{i + 1} - 主要内容：文章第{i + 1}部分 - 字数要求：{each}字" for i in range(count))
+        return "\n\n".join(
+            f"Paragraph {i + 1} - Main Point: Part {i + 1} of the piece - Word Count: {each} words" for i in range(count)
+        )
+
+
+def prompt_key(prompt: str) -> str:
+    """The identity of a request: the same prompt twice is the same request paid twice."""
+    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
+
+
+def completion(body: dict, prompt: str, text: str) -> dict:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": len(prompt) // 4 + 1,
+            "completion_tokens": len(text) // 4 + 1,
+            "total_tokens": len(prompt) // 4 + len(text) // 4 + 2,
+        },
+    }
+
+
+class FakeServerProcess:
+    """The fake server in a child process of its own (so the engine under test has its own CPU), for `with`."""
+
+    def __init__(self, latency: float = 0.0, extra_args: tuple[str, ...] = ()):
+        self.args = [sys.executable, "-m", "longwriter_data.testing.fake_server", "--port", "0",
+                     "--latency", str(latency), *extra_args]
+        self.proc: subprocess.Popen | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> FakeServerProcess:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.base_url = line.split()[-1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def _call(self, path: str, method: str = "GET") -> dict:
+        url = self.base_url.removesuffix("/v1") + path
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)) as r:
+            return json.loads(r.read())
+
+    def stats(self, keys: bool = False) -> dict:
+        return self._call("/stats?keys=1" if keys else "/stats")
+
+    def reset(self) -> None:
+        self._call("/reset", "POST")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each request takes")
+    args = parser.parse_args()
+    server = FakeServer(latency=args.latency)
+
+    async def serve() -> None:
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port, backlog=4096)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        print(f"listening on http://{args.host}:{port}/v1", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
