@@ -46,8 +46,8 @@ _EN_SMALL_WORD = "|".join(sorted(_EN_SMALL, key=len, reverse=True))
 # A bare "thousand" needs "a" before it, so "a few thousand words" is not read as 1000.
 _EN_WORDS = (
     rf"(?:\ba\s+(?:hundred|thousand)|\b(?:{_EN_SMALL_WORD}))\b"
-    rf"(?:(?:\s+and\s+|\s*-\s*|\s+)(?:{_EN_ANY_WORD})\b)*"
-)
+    rf"(?:(?:\s+and\s+|\s*-\s*|\s+)(?:{_EN_ANY_WORD})\b){{0,8}}"
+)  # capped so a long run of number words costs linear time, not quadratic
 _EN_DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?!\d)|\d+(?:\.\d+)?)(?:\s*k\b|\s+thousand\b)?"
 _EN_NUM = rf"(?:{_EN_DIGITS}|{_EN_WORDS})\+?"
 _EN_UNIT = r"\s*-?\s*words?\b"
@@ -91,8 +91,8 @@ _ZH_CHARS = "".join(_ZH_DIGITS) + "".join(_ZH_UNITS)
 _ZH_NUM = rf"(?=[\d{_ZH_CHARS}])(?:\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+(?:\.\d+)?)?(?:[{_ZH_CHARS}][{_ZH_CHARS}\d]*)?"
 # "5000字", "三千余字", "5000多个字", "3000个汉字"; not 26个字母, 500字符, 字节, 字体, 字段.
 _ZH_UNIT = r"\+?\s*[余多]?\s*个?汉?字(?![符节体母段号典幕])"
-# Not inside another number; a lone numeral before 字 is a word, not a length (三字经, 十字路口, 一字一句, 四字成语).
-_ZH_START = r"(?<![\d.])(?<!\d,)(?![一二两三四五六七八九十]字)"
+# Only at the start of a number; a lone numeral before 字 is a word, not a length (三字经, 十字路口, 一字一句, 四字成语).
+_ZH_START = rf"(?<![\d.{_ZH_CHARS}])(?<!\d,)(?![一二两三四五六七八九十]字)"
 
 _ZH_RANGE = re.compile(rf"{_ZH_START}(?P<a>{_ZH_NUM})(?:{_ZH_UNIT})?\s*[-–—~至到]\s*(?P<b>{_ZH_NUM}){_ZH_UNIT}")
 _ZH_SINGLE = re.compile(rf"{_ZH_START}(?P<n>{_ZH_NUM}){_ZH_UNIT}")
