@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from .answers import answer_problem
-from .backend import ChatRequest, Completion
+from .backend import ChatRequest, Completion, request_key
 from .config import GenerationConfig
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from .pools import Instruction
+from .retry import RequestFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 SaveStep = Callable[[dict], Awaitable[None]]
@@ -36,6 +37,11 @@ TEMPLATES = {name: _template(f"{name}.txt") for name in (
 
 class JobFailed(Exception):
     """A step could not produce a usable answer within its attempts; the reason goes into the job record."""
+
+    def __init__(self, step: int, message: str):
+        what = "plan" if step == 0 else f"paragraph {step}"
+        super().__init__(f"{what}: {message}")
+        self.reason = "plan_failed" if step == 0 else "paragraph_failed"
 
 
 @dataclass
@@ -87,30 +93,36 @@ class AgentWrite:
             step = index + 1
             record = done.get(step)
             if record is None:
-                request = ChatRequest(
-                    model=self.model,
-                    prompt=write_prompt(instruction, plan, paragraphs, index),
-                    max_tokens=self.gen.paragraph_max_tokens,
-                    temperature=self.gen.temperature,
-                )
+                request = self._write_request(instruction, plan, paragraphs, index)
                 record = await self._step(step, request, save_step, None)
             records.append(record)
             paragraphs.append(clean_paragraph(record["text"]))
         return JobResult(plan=plan, paragraphs=paragraphs, steps=records)
 
     def _plan_request(self, instruction: Instruction) -> ChatRequest:
-        response_format = None
-        if self.gen.plan_format == "json":
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {"name": "plan", "strict": True, "schema": plan_schema(self.gen.max_paragraphs)},
-            }
+        gen = self.gen
+        schema = plan_schema(gen.min_paragraphs, gen.max_paragraphs) if gen.plan_format == "json" else None
         return ChatRequest(
             model=self.plan_model,
             prompt=plan_prompt(instruction, self.gen.plan_format),
             max_tokens=self.gen.plan_max_tokens,
             temperature=self.gen.temperature,
-            response_format=response_format,
+            json_schema=schema,
+            extra_body=gen.extra_body,
+        )
+
+    def _write_request(self, instruction: Instruction, plan: Plan, paragraphs: list[str], index: int) -> ChatRequest:
+        gen = self.gen
+        extra = dict(gen.extra_body)
+        if gen.min_tokens_per_word:
+            wanted = round(gen.min_tokens_per_word * plan.steps[index].words)
+            extra["min_tokens"] = min(wanted, gen.paragraph_max_tokens * 3 // 4)
+        return ChatRequest(
+            model=self.model,
+            prompt=write_prompt(instruction, plan, paragraphs, index),
+            max_tokens=gen.paragraph_max_tokens,
+            temperature=gen.temperature,
+            extra_body=extra,
         )
 
     def _parse(self, text: str) -> Plan:
@@ -123,7 +135,10 @@ class AgentWrite:
         problem = ""
         for attempt in range(1, self.gen.step_attempts + 1):
             started = time.monotonic()
-            completion = await self.send(request)
+            try:
+                completion = await self.send(request)
+            except RequestFailed as exc:  # already retried as far as the provider allows
+                raise JobFailed(step, str(exc)) from None
             problem = answer_problem(completion) or ""
             if not problem and check is not None:
                 try:
@@ -139,10 +154,10 @@ class AgentWrite:
                     "completion_tokens": completion.completion_tokens,
                     "cached_tokens": completion.cached_tokens,
                     "prompt_chars": len(request.prompt),
+                    "key": request_key(request.prompt),
                     "attempts": attempt,
                     "seconds": round(time.monotonic() - started, 3),
                 }
                 await save_step(record)
                 return record
-        what = "plan" if step == 0 else f"paragraph {step}"
-        raise JobFailed(f"{what}: {problem} after {self.gen.step_attempts} attempts")
+        raise JobFailed(step, f"{problem} after {self.gen.step_attempts} attempts")

@@ -6,6 +6,7 @@ the embedded model is such a server too (see local_server.py), so the engine nev
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,8 @@ class ChatRequest:
     prompt: str
     max_tokens: int
     temperature: float
-    response_format: dict | None = None
+    json_schema: dict | None = None  # ask for structured output matching this schema
+    extra_body: dict = field(default_factory=dict)  # server-specific parameters, sent as they are
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,17 @@ class Completion:
     headers: dict = field(default_factory=dict, compare=False)
 
 
+def request_key(prompt: str) -> str:
+    """The identity of a request: the same prompt twice is the same request, paid twice."""
+    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
+
+
 class OpenAIBackend:
     """An OpenAI-compatible endpoint. The SDK's own retries are off: retry.py owns retrying, visibly."""
 
-    def __init__(self, base_url: str, api_key: str, max_connections: int, timeout_s: float):
+    def __init__(self, base_url: str, api_key: str, max_connections: int, timeout_s: float,
+                 schema_style: str = "json_schema"):
+        self.schema_style = schema_style
         http_client = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
@@ -49,7 +58,9 @@ class OpenAIBackend:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        extra = {"response_format": request.response_format} if request.response_format else {}
+        extra = {"response_format": self._response_format(request.json_schema)} if request.json_schema else {}
+        if request.extra_body:
+            extra["extra_body"] = request.extra_body
         response = await self.client.chat.completions.create(
             model=request.model,
             messages=[{"role": "user", "content": request.prompt}],
@@ -69,6 +80,12 @@ class OpenAIBackend:
             completion_tokens=usage.completion_tokens if usage else 0,
             cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
         )
+
+    def _response_format(self, schema: dict) -> dict:
+        """OpenAI, vLLM and SGLang take `json_schema`; llama.cpp's Python server takes a schema on `json_object`."""
+        if self.schema_style == "llama_cpp":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "plan", "strict": True, "schema": schema}}
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -96,13 +113,15 @@ async def open_backend(config: BuildConfig) -> AsyncIterator[OpenAIBackend]:
         from .local_server import LocalServer
 
         with LocalServer.from_config(config.backend) as server:
-            backend = OpenAIBackend(server.base_url, "local", engine.max_jobs, engine.request_timeout_s)
+            backend = OpenAIBackend(server.base_url, "local", engine.max_jobs, engine.request_timeout_s,
+                                    schema_style="llama_cpp")
             try:
                 yield backend
             finally:
                 await backend.aclose()
         return
-    backend = OpenAIBackend(config.backend.base_url, api_key_for(config), engine.max_jobs, engine.request_timeout_s)
+    backend = OpenAIBackend(config.backend.base_url, api_key_for(config), engine.max_jobs, engine.request_timeout_s,
+                            schema_style=config.backend.schema_style)
     try:
         yield backend
     finally:

@@ -23,6 +23,8 @@ class BackendConfig(Strict):
     api_key_env: str | None = "OPENAI_API_KEY"
     model: str = "gpt-4o-2024-08-06"
     plan_model: str | None = None
+    # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
+    schema_style: Literal["json_schema", "llama_cpp"] = "json_schema"
     # Embedded llama.cpp server (kind: local): the GGUF file, context size and CPU threads.
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)
@@ -43,7 +45,13 @@ class GenerationConfig(Strict):
     plan_max_tokens: int = Field(2048, ge=16)
     paragraph_max_tokens: int = Field(4096, ge=16)
     plan_format: Literal["text", "json"] = "text"
+    min_paragraphs: int = Field(1, ge=1)  # enforced by the schema in plan_format: json
     max_paragraphs: int = Field(50, ge=1)
+    # Ask the server for at least this many tokens per planned word of a paragraph (`min_tokens`, understood by
+    # vLLM and llama.cpp, not by OpenAI): keeps small models from stopping after a few sentences.
+    min_tokens_per_word: float | None = Field(None, gt=0)
+    # Sent with every request as-is (top_p, repetition_penalty, ...), for servers that take extra parameters.
+    extra_body: dict[str, Any] = Field(default_factory=dict)
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
     step_attempts: int = Field(3, ge=1)
 
@@ -135,21 +143,17 @@ def _where(path: Path, root: yaml.Node | None, loc: tuple) -> str:
     """file:line of the deepest YAML node that `loc` reaches (the parent's line for a missing key)."""
     node, line = root, None
     for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             match = [(k, v) for k, v in node.value if k.value == part]
             if not match:
-                node = None
-                break
+                break  # a missing key: point at its parent
             line = match[0][0].start_mark.line + 1
             node = match[0][1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            node = None
+            break
     return f"{path}:{line}" if line else str(path)
 
 

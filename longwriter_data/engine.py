@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from .agentwrite import AgentWrite, JobFailed
 from .backend import ChatRequest, Completion
 from .config import BuildConfig
-from .errors import FatalBackendError
 from .filters import judge
 from .length import count_words
 from .pools import Instruction
 from .progress import Progress
-from .retry import RequestFailed
 from .store import RunState, RunStore
 
 
@@ -162,11 +160,9 @@ class Engine:
         started = time.monotonic()
         try:
             result = await self.agent.run(instruction, done, save_step)
-        except (JobFailed, RequestFailed) as exc:
-            record["reason"] = "plan_failed" if str(exc).startswith("plan") else "step_failed"
+        except JobFailed as exc:
+            record["reason"] = exc.reason
             record["detail"] = str(exc)
-        except FatalBackendError:
-            raise
         else:
             text = "\n\n".join(result.paragraphs)
             words = count_words(text)

@@ -69,8 +69,8 @@ _FEATURES = {
     "model": datasets.Value("string"),
 }
 _TURNS = {
-    "messages": {"messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}]},
-    "sharegpt": {"conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}]},
+    "messages": {"messages": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})},
+    "sharegpt": {"conversations": datasets.List({"from": datasets.Value("string"), "value": datasets.Value("string")})},
     "alpaca": {k: datasets.Value("string") for k in ("instruction", "input", "output")},
 }
 
@@ -87,6 +87,7 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     if not offsets:
         raise UserError(f"{run_dir} has no accepted samples to export yet.")
     features = datasets.Features({**_TURNS[fmt], **_FEATURES})
+    datasets.disable_progress_bars()
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:

@@ -114,20 +114,25 @@ def _checked(steps: list[PlanStep], max_steps: int) -> Plan:
     return Plan(tuple(steps))
 
 
-def plan_schema(max_steps: int) -> dict:
+# Word counts a JSON plan may choose: the paper's 200-1000 words per paragraph, as an enum because grammar
+# engines (llama.cpp's among them) enforce enums but not integer bounds.
+PARAGRAPH_WORD_CHOICES = list(range(200, 1001, 50))
+
+
+def plan_schema(min_steps: int, max_steps: int) -> dict:
     """The JSON schema for `plan_format: json` (OpenAI, vLLM, SGLang and llama.cpp turn it into a grammar)."""
     return {
         "type": "object",
         "properties": {
             "paragraphs": {
                 "type": "array",
-                "minItems": 1,
+                "minItems": min_steps,
                 "maxItems": max_steps,
                 "items": {
                     "type": "object",
                     "properties": {
                         "main_point": {"type": "string"},
-                        "word_count": {"type": "integer"},
+                        "word_count": {"type": "integer", "enum": PARAGRAPH_WORD_CHOICES},
                     },
                     "required": ["main_point", "word_count"],
                     "additionalProperties": False,

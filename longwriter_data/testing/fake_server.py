@@ -22,7 +22,9 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +32,8 @@ import urllib.request
 from collections import Counter
 
 from aiohttp import web
+
+from ..backend import request_key
 
 _EN_WORDS = (
     "the river carried old stories past quiet towns where people built bridges gardens schools and markets "
@@ -84,6 +88,7 @@ class FakeServer:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.armed: tuple[int, int, int] | None = None  # (pid, after n requests, signal)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -91,6 +96,7 @@ class FakeServer:
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/stats", self.stats)
         app.router.add_post("/reset", self.reset)
+        app.router.add_post("/arm", self.arm)
         return app
 
     async def models(self, request: web.Request) -> web.Response:
@@ -109,15 +115,26 @@ class FakeServer:
         self.requests = self.max_in_flight = 0
         return web.json_response({"ok": True})
 
+    async def arm(self, request: web.Request) -> web.Response:
+        """Send `signal` to `pid` when the request count reaches `after`, while that request is in flight:
+        tests kill or interrupt a build at an exact point without sleeping."""
+        body = await request.json()
+        self.armed = (body["pid"], self.requests + body["after"], body.get("signal", signal.SIGKILL))
+        return web.json_response({"ok": True})
+
     async def chat(self, request: web.Request) -> web.Response:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             body = await request.json()
             prompt = body["messages"][-1]["content"]
-            key = prompt_key(prompt)
+            key = request_key(prompt)
             self.requests += 1
             self.per_prompt[key] += 1
+            if self.armed and self.requests >= self.armed[1]:
+                pid, _, signum = self.armed
+                self.armed = None
+                os.kill(pid, signum)
             if self.latency:
                 await asyncio.sleep(self.latency)
             return self.answer(body, prompt)
@@ -156,7 +173,7 @@ class FakeServer:
             total = int(found.group(1).replace(",", "")) if found else 2400
         count = max(1, round(total / 400))
         each = max(50, total // count)
-        if (body.get("response_format") or {}).get("type") == "json_schema":
+        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
             points = [{"main_point": f"Part {i + 1} of the piece", "word_count": each} for i in range(count)]
             return json.dumps({"paragraphs": points})
         if lang == "zh":
@@ -164,11 +181,6 @@ class FakeServer:
         return "\n\n".join(
             f"Paragraph {i + 1} - Main Point: Part {i + 1} of the piece - Word Count: {each} words" for i in range(count)
         )
-
-
-def prompt_key(prompt: str) -> str:
-    """The identity of a request: the same prompt twice is the same request paid twice."""
-    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
 
 
 def completion(body: dict, prompt: str, text: str) -> dict:
@@ -208,10 +220,14 @@ class FakeServerProcess:
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
-    def _call(self, path: str, method: str = "GET") -> dict:
+    def _call(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
         url = self.base_url.removesuffix("/v1") + path
-        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)) as r:
-            return json.loads(r.read())
+        data = json.dumps(body or {}).encode() if method == "POST" else None
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=data)) as response:
+            return json.loads(response.read())
+
+    def arm(self, pid: int, after: int, signum: int = signal.SIGKILL) -> None:
+        self._call("/arm", "POST", {"pid": pid, "after": after, "signal": int(signum)})
 
     def stats(self, keys: bool = False) -> dict:
         return self._call("/stats?keys=1" if keys else "/stats")

@@ -1,0 +1,121 @@
+"""`build` end to end through the real openai client against the loopback fake server."""
+
+import datasets
+import pytest
+
+from longwriter_data.cli import main
+from longwriter_data.length import count_words
+from longwriter_data.testing.fake_server import FakeServerProcess
+from tests.conftest import jobs, write_config, write_pool
+
+GOOD = [f"Write a 2400-word essay about topic {i}." for i in range(6)]
+
+
+def build(config) -> int:
+    return main(["build", "--config", str(config), "--no-progress"])
+
+
+def test_build_writes_accepted_samples_and_a_chat_dataset(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD)
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    assert build(config) == 0
+    run = tmp_path / "run"
+    records = jobs(run)
+    assert sum(r["status"] == "accepted" for r in records) >= 3
+    accepted = [r for r in records if r["status"] == "accepted"]
+    for record in accepted:
+        assert 2000 <= record["word_count"] <= 32000
+        assert record["usage"]["requests"] == len(record["plan"]) + 1
+        assert record["plan"] and record["paragraph_words"] == [count_words(p) for p in record["paragraphs"]]
+
+    dataset = datasets.load_from_disk(str(run / "dataset"))["train"]
+    assert len(dataset) == 3
+    assert dataset.features["messages"] == datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+    for row in dataset:
+        user, assistant = row["messages"]
+        assert user["role"] == "user" and user["content"] in GOOD
+        assert assistant["role"] == "assistant"
+        assert count_words(assistant["content"]) == row["word_count"] >= 2000
+        assert "Paragraph" not in assistant["content"] and "Word Count" not in assistant["content"]
+    parquet = datasets.load_dataset("parquet", data_files=str(run / "dataset" / "data" / "train-*.parquet"))["train"]
+    assert parquet["messages"] == dataset["messages"]
+    assert server.stats()["repeated"] == 0  # no request was sent twice
+
+
+def test_band_filter_rejects_outputs_outside_min_and_max_words(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", [
+        "Write a 2400-word essay about rivers. [[short]]",
+        "Write an essay about oceans. [[words=4000]]",
+        "Write a 2400-word essay about lakes.",
+    ])
+    config = write_config(tmp_path, server.base_url, pool, target=3, filters={"min_words": 2000, "max_words": 3000})
+    assert build(config) == 0
+    by_prompt = {r["prompt"]: r for r in jobs(tmp_path / "run")}
+    short = by_prompt["Write a 2400-word essay about rivers. [[short]]"]
+    assert (short["status"], short["reason"]) == ("rejected", "too_short")
+    assert short["word_count"] < 2000
+    long = by_prompt["Write an essay about oceans. [[words=4000]]"]
+    assert (long["status"], long["reason"]) == ("rejected", "too_long")
+    assert by_prompt["Write a 2400-word essay about lakes."]["status"] == "accepted"
+
+
+def test_chinese_instruction_uses_chinese_prompts_and_counts_characters(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", ["请写一篇3000字的文章，介绍长江的历史。"])
+    config = write_config(tmp_path, server.base_url, pool, target=1)
+    assert build(config) == 0
+    (record,) = jobs(tmp_path / "run")
+    assert record["lang"] == "zh" and record["status"] == "accepted"
+    text = "\n\n".join(record["paragraphs"])
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    assert record["word_count"] == han >= 2900
+    assert record["plan"][0]["main_point"].startswith("文章第1部分")
+
+
+@pytest.mark.parametrize(
+    "directive, reason, detail",
+    [
+        ("[[fail]]", "plan_failed", "500"),
+        ("[[badplan]]", "plan_failed", "no steps"),
+        ("[[empty]]", "plan_failed", "empty answer"),
+        ("[[refuse]]", "plan_failed", "refusal"),
+    ],
+)
+def test_a_failing_job_is_recorded_and_the_others_go_on(tmp_path, server, directive, reason, detail):
+    bad = f"Write a 2400-word essay about storms. {directive}"
+    pool = write_pool(tmp_path / "pool.jsonl", [bad, *GOOD[:3]])
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    assert build(config) == 0
+    by_prompt = {r["prompt"]: r for r in jobs(tmp_path / "run")}
+    failed = by_prompt[bad]
+    assert (failed["status"], failed["reason"]) == ("failed", reason)
+    assert detail in failed["detail"]
+    assert sum(r["status"] == "accepted" for r in by_prompt.values()) == 3
+    assert len(datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]) == 3
+
+
+def test_json_plan_mode_yields_the_same_kind_of_samples(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:2])
+    config = write_config(tmp_path, server.base_url, pool, target=2, generation={"plan_format": "json"})
+    assert build(config) == 0
+    records = jobs(tmp_path / "run")
+    assert [r["status"] for r in records] == ["accepted", "accepted"]
+    assert all(step["words"] == 400 for r in records for step in r["plan"])
+
+
+def test_pools_running_dry_ends_the_build_with_what_it_has(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:2])
+    config = write_config(tmp_path, server.base_url, pool, target=5)
+    assert build(config) == 0
+    assert "pools ran dry" in capsys.readouterr().out
+    assert len(datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]) == 2
+
+
+def test_engine_keeps_max_jobs_requests_in_flight_and_never_more(tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write about item {i}. [[words=200]]" for i in range(500)])
+    with FakeServerProcess(latency=0.3) as server:
+        config = write_config(tmp_path, server.base_url, pool, target=500, engine={"max_jobs": 200},
+                              filters={"min_words": 0})
+        assert build(config) == 0
+        stats = server.stats()
+    assert stats["requests"] == 1000  # a plan and one paragraph per job
+    assert stats["max_in_flight"] == 200

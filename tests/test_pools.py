@@ -1,0 +1,60 @@
+import pytest
+
+from longwriter_data.config import PoolSource
+from longwriter_data.errors import UserError
+from longwriter_data.pools import detect_lang, draw, load_pools
+from tests.conftest import write_pool
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('["a list"]', "expected a JSON object"),
+        ('{"id": "x"}', "field 'prompt' is missing"),
+        ('{"prompt": "   "}', "field 'prompt' is missing"),
+        ('{"prompt": "ok", "length": "long"}', "field 'length' has the wrong type"),
+    ],
+)
+def test_malformed_pool_line_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "pool.jsonl"
+    path.write_text('{"prompt": "fine"}\n\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=rf"pool.jsonl:3: {message}"):
+        load_pools([PoolSource(path=path)])
+
+
+def _prompts(sources, seed):
+    return [inst.prompt for inst in draw(load_pools(sources), seed)]
+
+
+def test_draws_are_deterministic_for_a_seed_and_use_each_instruction_once(tmp_path):
+    a = write_pool(tmp_path / "a.jsonl", [f"a{i}" for i in range(50)])
+    b = write_pool(tmp_path / "b.jsonl", [f"b{i}" for i in range(50)])
+    sources = [PoolSource(path=a, weight=3), PoolSource(path=b, weight=1)]
+    first = _prompts(sources, seed=7)
+    assert first == _prompts(sources, seed=7)
+    assert first != _prompts(sources, seed=8)
+    assert sorted(first) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)])
+    # weight 3:1 -> the first 40 draws are mostly from pool a
+    assert sum(p.startswith("a") for p in first[:40]) >= 24
+
+
+def test_duplicate_instructions_are_drawn_once_across_pools(tmp_path):
+    a = write_pool(tmp_path / "a.jsonl", ["same prompt", "only a"])
+    b = write_pool(tmp_path / "b.jsonl", ["same prompt ", "only b"])
+    assert sorted(_prompts([PoolSource(path=a), PoolSource(path=b)], 0)) == ["only a", "only b", "same prompt"]
+
+
+def test_sequence_numbers_and_metadata(tmp_path):
+    path = write_pool(tmp_path / "p.jsonl", [{"id": "x1", "prompt": "写一篇小说", "type": "Literature and Creative Writing"},
+                                             {"prompt": "Write an essay", "lang": "en", "length": 3000}])
+    drawn = sorted(draw(load_pools([PoolSource(path=path)]), 0), key=lambda i: i.seq)
+    assert [i.seq for i in drawn] == [0, 1]
+    by_prompt = {i.prompt: i for i in drawn}
+    assert by_prompt["写一篇小说"].lang == "zh" and by_prompt["写一篇小说"].id == "x1"
+    assert by_prompt["Write an essay"].length == 3000 and by_prompt["Write an essay"].id == "p:3"[:0] + "p:2"
+
+
+@pytest.mark.parametrize("text, lang", [("Write a story", "en"), ("写一个故事", "zh"), ("请用中文写 a story about 猫和狗的友谊", "zh")])
+def test_language_detection(text, lang):
+    assert detect_lang(text) == lang
