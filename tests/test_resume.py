@@ -1,0 +1,190 @@
+"""Kill -9 at any moment, re-run, lose nothing, pay for nothing twice; Ctrl-C, locks, drift, torn lines."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import yaml
+
+from longwriter_data.cli import main
+from longwriter_data.testing.fake_server import FakeServerProcess
+from tests.conftest import jobs, write_config, write_pool
+
+# 24 instructions, every fourth one rejected as too short: the target needs more jobs than it keeps.
+PROMPTS = [f"Write a 1200-word essay about subject {i}.{' [[short]]' if i % 4 == 3 else ''}" for i in range(24)]
+
+
+def run_build(config: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config),
+                             "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def dataset_rows(run_dir: Path) -> list[tuple]:
+    train = datasets.load_from_disk(str(run_dir / "dataset"))["train"]
+    return [(row["id"], row["messages"][1]["content"]) for row in train]
+
+
+def recorded_keys(run_dir: Path) -> set[str]:
+    path = run_dir / "steps.jsonl"
+    keys = set()
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            keys.add(json.loads(line)["key"])
+        except json.JSONDecodeError:
+            pass  # a torn last line is not a record
+    return keys
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    with FakeServerProcess(latency=0.02) as server:
+        yield server
+
+
+def config_for(tmp_path: Path, server, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    pool = write_pool(folder / "pool.jsonl", PROMPTS)
+    return write_config(folder, server.base_url, pool, target=10, engine={"max_jobs": 4},
+                        filters={"min_words": 1000})
+
+
+def test_killed_runs_resume_to_the_same_samples_without_paying_twice(tmp_path, slow_server):
+    reference = config_for(tmp_path, slow_server, "reference")
+    slow_server.reset()
+    done = run_build(reference)
+    assert done.wait(timeout=120) == 0, done.stderr.read()
+    expected = dataset_rows(reference.parent / "run")
+    assert len(expected) == 10
+
+    slow_server.reset()
+    config = config_for(tmp_path, slow_server, "killed")
+    run_dir = config.parent / "run"
+    at_kills = []  # (steps on disk, requests served so far per prompt) at each kill
+    for after in (3, 12, 15):  # during the first plans, mid-run, later (counts since the previous kill)
+        proc = run_build(config)
+        slow_server.arm(proc.pid, after, signal.SIGKILL)
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+        at_kills.append((recorded_keys(run_dir), slow_server.stats(keys=True)["per_prompt"]))
+    proc = run_build(config)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Resuming" in err
+
+    assert dataset_rows(run_dir) == expected
+    per_prompt = slow_server.stats(keys=True)["per_prompt"]
+    # A step on disk at a kill was never requested again after it; only requests in flight at a kill repeat.
+    assert at_kills[-1][0], "the last kill should find steps on disk"
+    for recorded, served_then in at_kills:
+        assert all(per_prompt[key] == served_then[key] for key in recorded)
+    repeats = sum(n - 1 for n in per_prompt.values())
+    assert repeats <= 3 * 4  # at most max_jobs requests in flight per kill
+    seqs = [r["seq"] for r in jobs(run_dir)]
+    assert len(seqs) == len(set(seqs))  # each job finished once
+
+
+def test_torn_last_lines_are_ignored_on_resume(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:6])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run_dir = tmp_path / "run"
+    before = jobs(run_dir)
+    with (run_dir / "jobs.jsonl").open("ab") as fh:
+        fh.write(b'{"seq": 99, "status": "acc')
+    with (run_dir / "steps.jsonl").open("ab") as fh:
+        fh.write(b'{"seq": 98, "step": 0, "te')
+    config.write_text(config.read_text().replace("target: 2", "target: 4"))
+    proc = run_build(config)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Ignored a torn last record in jobs.jsonl, steps.jsonl" in err
+    after = jobs(run_dir)  # every line parses again
+    assert after[: len(before)] == before
+    assert sum(r["status"] == "accepted" for r in after) >= 4
+
+
+def test_a_second_build_on_the_same_run_dir_is_refused(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:3])
+    config = write_config(tmp_path, server.base_url, pool, target=1)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with (run_dir / "lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert "in use by a running build (pid 4242)" in capsys.readouterr().err
+    assert not (run_dir / "jobs.jsonl").exists()
+
+
+def test_recipe_drift_is_refused_unless_forced_and_speed_changes_are_allowed(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:8])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    recipe = yaml.safe_load(config.read_text())
+
+    recipe["engine"]["max_jobs"] = 2
+    recipe["engine"]["request_timeout_s"] = 30
+    recipe["target"] = 3
+    config.write_text(yaml.safe_dump(recipe))
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+
+    recipe["generation"] = {"temperature": 0.9}
+    recipe["backend"]["model"] = "other"
+    config.write_text(yaml.safe_dump(recipe))
+    capsys.readouterr()
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "backend.model: 'fake' -> 'other'" in err and "generation.temperature: 0.7 -> 0.9" in err
+    assert "engine" not in err and "target" not in err
+    pool.write_text(pool.read_text() + '{"prompt": "one more"}\n')
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert "pools_fingerprint" in capsys.readouterr().err
+    assert main(["build", "--config", str(config), "--no-progress", "--force"]) == 0
+
+
+def test_retry_failed_requeues_failed_jobs(tmp_path, server):
+    bad = "Write a 1200-word essay about storms. [[fail]]"
+    pool = write_pool(tmp_path / "pool.jsonl", [bad, *PROMPTS[:2]])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    first = server.stats()["requests"]
+    config.write_text(config.read_text().replace("target: 2", "target: 3"))
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert server.stats()["requests"] == first  # finished jobs, failed ones too, are not redone
+    assert main(["build", "--config", str(config), "--no-progress", "--retry-failed"]) == 0
+    assert server.stats()["requests"] == first + 2  # the failed plan was sent again (max_retries 1: 2 attempts)
+    statuses = [r["status"] for r in jobs(tmp_path / "run") if r["prompt"] == bad]
+    assert statuses == ["failed", "failed"]
+
+
+def test_first_ctrl_c_drains_saves_and_exits_130_then_resume_finishes(tmp_path, slow_server):
+    config = config_for(tmp_path, slow_server, "interrupted")
+    proc = run_build(config)
+    slow_server.arm(proc.pid, 10, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with:" in err and "python -m longwriter_data build --config" in err
+    resumed = run_build(config)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert len(dataset_rows(config.parent / "run")) == 10
+
+
+def test_export_after_resume_is_idempotent_and_stable(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:8])
+    config = write_config(tmp_path, server.base_url, pool, target=4, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run_dir = tmp_path / "run"
+    first = dataset_rows(run_dir)
+    assert main(["export", str(run_dir)]) == 0
+    assert dataset_rows(run_dir) == first
+    assert len({i for i, _ in first}) == 4
