@@ -93,6 +93,8 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
+        print(f"Started llama.cpp server (pid {self.proc.pid}) at {self.base_url} with {self.model_path.name}",
+              file=sys.stderr, flush=True)
         return self
 
     def _wait_until_ready(self) -> None:
