@@ -101,7 +101,7 @@ class AgentWrite:
 
     def _plan_request(self, instruction: Instruction) -> ChatRequest:
         gen = self.gen
-        schema = plan_schema(gen.min_paragraphs, gen.max_paragraphs) if gen.plan_format == "json" else None
+        schema = plan_schema(gen.min_paragraphs, gen.max_paragraphs, gen.paragraph_word_range) if gen.plan_format == "json" else None
         return ChatRequest(
             model=self.plan_model,
             prompt=plan_prompt(instruction, self.gen.plan_format),

@@ -13,6 +13,7 @@ from .backend import open_backend
 from .config import BuildConfig, config_drift, load_config
 from .engine import BuildSummary, Engine
 from .errors import UserError
+from .limits import Limits
 from .export import export_run
 from .pools import draw, load_pools, pools_fingerprint
 from .progress import Progress
@@ -84,12 +85,16 @@ def _announce(config: BuildConfig, state: RunState) -> None:
 
 
 async def _run(config: BuildConfig, store: RunStore, state: RunState, instructions, show: bool) -> BuildSummary:
-    policy = RetryPolicy(max_retries=config.engine.max_retries, timeout_s=config.engine.request_timeout_s)
+    engine_config = config.engine
+    policy = RetryPolicy(max_retries=engine_config.max_retries, timeout_s=engine_config.request_timeout_s,
+                         base_delay_s=engine_config.retry_base_delay_s, max_delay_s=engine_config.retry_max_delay_s)
     bar = Progress(config.target, state.counts["accepted"], enabled=show)
     try:
         async with open_backend(config) as backend:
-            send = functools.partial(complete_with_retries, backend, policy=policy)
-            engine = Engine(config, store, state, send, bar)
+            limits = Limits(config.engine)
+            attempt = functools.partial(limits.call, backend.complete)
+            send = functools.partial(complete_with_retries, attempt, policy=policy)
+            engine = Engine(config, store, state, send, bar, limits)
             _install_signals(engine, config.engine.shutdown_grace_s)
             return await engine.run(instructions)
     finally:

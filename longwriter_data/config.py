@@ -35,6 +35,8 @@ class EngineConfig(Strict):
     max_jobs: int = Field(256, ge=1)
     request_timeout_s: float = Field(600, gt=0)
     max_retries: int = Field(6, ge=0)
+    retry_base_delay_s: float = Field(1.0, gt=0)  # backoff: full jitter on base * 2**attempt, capped at max
+    retry_max_delay_s: float = Field(60.0, gt=0)
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     shutdown_grace_s: float = Field(20, ge=0)
@@ -47,6 +49,8 @@ class GenerationConfig(Strict):
     plan_format: Literal["text", "json"] = "text"
     min_paragraphs: int = Field(1, ge=1)  # enforced by the schema in plan_format: json
     max_paragraphs: int = Field(50, ge=1)
+    # Words a JSON plan may give one paragraph (the paper: 200-1000); keep paragraph_max_tokens above ~1.5x the top.
+    paragraph_word_range: tuple[int, int] = (200, 1000)
     # Ask the server for at least this many tokens per planned word of a paragraph (`min_tokens`, understood by
     # vLLM and llama.cpp, not by OpenAI): keeps small models from stopping after a few sentences.
     min_tokens_per_word: float | None = Field(None, gt=0)

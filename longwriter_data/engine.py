@@ -20,6 +20,7 @@ from .backend import ChatRequest, Completion
 from .config import BuildConfig
 from .filters import judge
 from .length import count_words
+from .limits import Limits
 from .pools import Instruction
 from .progress import Progress
 from .store import RunState, RunStore
@@ -40,8 +41,10 @@ class BuildSummary:
 
 
 class Engine:
-    def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress):
+    def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
+                 limits: Limits | None = None):
         self.config = config
+        self.limits = limits
         self.store = store
         self.state = state
         self.progress = progress

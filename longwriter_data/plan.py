@@ -114,13 +114,13 @@ def _checked(steps: list[PlanStep], max_steps: int) -> Plan:
     return Plan(tuple(steps))
 
 
-# Word counts a JSON plan may choose: the paper's 200-1000 words per paragraph, as an enum because grammar
-# engines (llama.cpp's among them) enforce enums but not integer bounds.
-PARAGRAPH_WORD_CHOICES = list(range(200, 1001, 50))
+def plan_schema(min_steps: int, max_steps: int, word_range: tuple[int, int] = (200, 1000)) -> dict:
+    """The JSON schema for `plan_format: json` (OpenAI, vLLM, SGLang and llama.cpp turn it into a grammar).
 
-
-def plan_schema(min_steps: int, max_steps: int) -> dict:
-    """The JSON schema for `plan_format: json` (OpenAI, vLLM, SGLang and llama.cpp turn it into a grammar)."""
+    Paragraph word counts are an enum (steps of 50 within `word_range`) because grammar engines, llama.cpp's
+    among them, enforce enums but not integer bounds."""
+    low, high = word_range
+    choices = sorted({*range(low, high + 1, 50), high})
     return {
         "type": "object",
         "properties": {
@@ -132,7 +132,7 @@ def plan_schema(min_steps: int, max_steps: int) -> dict:
                     "type": "object",
                     "properties": {
                         "main_point": {"type": "string"},
-                        "word_count": {"type": "integer", "enum": PARAGRAPH_WORD_CHOICES},
+                        "word_count": {"type": "integer", "enum": choices},
                     },
                     "required": ["main_point", "word_count"],
                     "additionalProperties": False,

@@ -16,9 +16,11 @@ class Progress:
         summary = engine.summary
         self.bar.n = min(summary.accepted, self.bar.total)
         elapsed = max(engine.elapsed, 1e-9)
+        limiter = engine.limits.concurrency if engine.limits else None
+        limit = f"/{limiter.current}" if limiter and limiter.current < limiter.ceiling else ""
         self.bar.set_postfix_str(
             f"rejected={summary.rejected} failed={summary.failed} jobs={len(engine.in_flight)} "
-            f"requests={engine.requests_in_flight} words/s={summary.words / elapsed:.0f}",
+            f"requests={engine.requests_in_flight}{limit} words/s={summary.words / elapsed:.0f}",
             refresh=False,
         )
         self.bar.update(0)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import openai
 
-from .backend import ChatRequest, Completion, OpenAIBackend
+from collections.abc import Awaitable, Callable
+
+from .backend import ChatRequest, Completion
 from .errors import FatalBackendError
 
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
@@ -26,9 +28,9 @@ class RetryPolicy:
     max_delay_s: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter (AWS's recipe) on an exponential cap; a server's Retry-After is a floor."""
+        """Full jitter (AWS's recipe) on an exponential cap; a server's Retry-After (up to 10 min) is a floor."""
         jitter = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-        return max(jitter, retry_after or 0.0)
+        return max(jitter, min(retry_after or 0.0, 600.0))
 
 
 def retry_after_s(error: Exception) -> float | None:
@@ -46,7 +48,10 @@ def retry_after_s(error: Exception) -> float | None:
     return None
 
 
-async def complete_with_retries(backend: OpenAIBackend, request: ChatRequest, policy: RetryPolicy) -> Completion:
+Attempt = Callable[[ChatRequest], Awaitable[Completion]]
+
+
+async def complete_with_retries(attempt_once: Attempt, request: ChatRequest, policy: RetryPolicy) -> Completion:
     """Send one request until it succeeds, with a hard per-attempt timeout that really cancels a hung request."""
     last: Exception | None = None
     for attempt in range(policy.max_retries + 1):
@@ -54,9 +59,13 @@ async def complete_with_retries(backend: OpenAIBackend, request: ChatRequest, po
             await asyncio.sleep(policy.delay(attempt - 1, retry_after_s(last)))
         try:
             async with asyncio.timeout(policy.timeout_s):
-                return await backend.complete(request)
+                return await attempt_once(request)
         except openai.AuthenticationError as exc:
             raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}") from None
+        except openai.RateLimitError as exc:
+            if getattr(exc, "code", None) == "insufficient_quota":
+                raise FatalBackendError(f"the account's quota is used up: {_short(exc)}") from None
+            last = exc
         except _RETRYABLE as exc:
             last = exc
         except TimeoutError:

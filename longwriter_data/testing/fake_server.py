@@ -13,13 +13,21 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[badplan]]  the plan has no parseable steps
   [[words=N]]  the plan totals N words (default: the instruction's "N words" / "N字", else 2400)
 
-Run: python -m longwriter_data.testing.fake_server [--port 0] [--latency 0.0]
+Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for storm tests:
+  rate_limit   HTTP 429 with Retry-After (or retry-after-ms)    server_error  HTTP 500, 502 or 503
+  hang         no answer for --hang-s seconds                     drop          connection closed, no answer
+  truncate     half an answer with finish_reason "length"         empty         an empty answer
+  refuse       a refusal                                          error_text    an error message as content
+`--api-key KEY` answers 401 to any other key.
+
+Run: python -m longwriter_data.testing.fake_server [--port 0] [--latency 0.0] [--fault rate_limit=0.1 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import hashlib
 import json
 import os
@@ -81,9 +89,19 @@ def _between(text: str, start: str, end: str) -> str:
     return text[head: tail if tail >= 0 else None]
 
 
+FAULTS = ("rate_limit", "server_error", "hang", "drop", "truncate", "empty", "refuse", "error_text")
+
+
 class FakeServer:
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, api_key: str | None = None,
+                 hang_s: float = 3600.0, seed: int = 0):
         self.latency = latency
+        self.faults = faults or {}
+        self.api_key = api_key
+        self.hang_s = hang_s
+        self.rng = random.Random(seed)
+        self.times: list[float] = []
+        self.fault_counts: Counter = Counter()
         self.per_prompt: Counter = Counter()
         self.requests = 0
         self.in_flight = 0
@@ -108,10 +126,14 @@ class FakeServer:
             "max_in_flight": self.max_in_flight,
             "per_prompt": dict(self.per_prompt) if request.query.get("keys") else None,
             "repeated": sum(1 for n in self.per_prompt.values() if n > 1),
+            "faults": dict(self.fault_counts),
+            "times": self.times if request.query.get("times") else None,
         })
 
     async def reset(self, request: web.Request) -> web.Response:
         self.per_prompt.clear()
+        self.fault_counts.clear()
+        self.times.clear()
         self.requests = self.max_in_flight = 0
         return web.json_response({"ok": True})
 
@@ -126,10 +148,14 @@ class FakeServer:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                return web.json_response({"error": {"message": "Incorrect API key provided.", "type":
+                                          "invalid_request_error", "code": "invalid_api_key"}}, status=401)
             body = await request.json()
             prompt = body["messages"][-1]["content"]
             key = request_key(prompt)
             self.requests += 1
+            self.times.append(time.time())
             self.per_prompt[key] += 1
             if self.armed and self.requests >= self.armed[1]:
                 pid, _, signum = self.armed
@@ -137,9 +163,49 @@ class FakeServer:
                 os.kill(pid, signum)
             if self.latency:
                 await asyncio.sleep(self.latency)
+            fault = self._roll()
+            if fault:
+                self.fault_counts[fault] += 1
+                return await self.misbehave(fault, request, body, prompt)
             return self.answer(body, prompt)
         finally:
             self.in_flight -= 1
+
+    def _roll(self) -> str | None:
+        roll = self.rng.random()
+        for name in FAULTS:
+            roll -= self.faults.get(name, 0.0)
+            if roll < 0:
+                return name
+        return None
+
+    async def misbehave(self, fault: str, request: web.Request, body: dict, prompt: str) -> web.Response:
+        if fault == "rate_limit":
+            headers = {"retry-after-ms": "200"} if self.rng.random() < 0.5 else {"Retry-After": "1"}
+            return web.json_response({"error": {"message": "Rate limit reached", "type": "requests",
+                                                "code": "rate_limit_exceeded"}}, status=429, headers=headers)
+        if fault == "server_error":
+            status = self.rng.choice((500, 502, 503))
+            return web.json_response({"error": {"message": "upstream failure", "type": "server_error"}}, status=status)
+        if fault == "hang":
+            await asyncio.sleep(self.hang_s)
+        if fault in ("hang", "drop"):
+            request.transport.close()
+            raise ConnectionResetError("dropped on purpose")
+        if fault == "truncate":
+            full = self.answer(body, prompt)
+            data = json.loads(full.body)
+            content = data["choices"][0]["message"]["content"]
+            data["choices"][0]["message"]["content"] = content[: len(content) // 2]
+            data["choices"][0]["finish_reason"] = "length"
+            return web.json_response(data)
+        text = {
+            "empty": "",
+            "refuse": "抱歉，我无法完成这个请求。" if prompt.startswith(("你是", "我需要", "请把")) else
+                      "I'm sorry, but I can't assist with that request.",
+            "error_text": "Error: upstream model timed out, please retry later.",
+        }[fault]
+        return web.json_response(completion(body, prompt, text))
 
     def answer(self, body: dict, prompt: str) -> web.Response:
         is_write = "Already written text:" in prompt or "已写文本：" in prompt
@@ -201,9 +267,14 @@ def completion(body: dict, prompt: str, text: str) -> dict:
 class FakeServerProcess:
     """The fake server in a child process of its own (so the engine under test has its own CPU), for `with`."""
 
-    def __init__(self, latency: float = 0.0, extra_args: tuple[str, ...] = ()):
+    def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, api_key: str | None = None,
+                 hang_s: float = 3600.0):
         self.args = [sys.executable, "-m", "longwriter_data.testing.fake_server", "--port", "0",
-                     "--latency", str(latency), *extra_args]
+                     "--latency", str(latency), "--hang-s", str(hang_s)]
+        for name, rate in (faults or {}).items():
+            self.args += ["--fault", f"{name}={rate}"]
+        if api_key:
+            self.args += ["--api-key", api_key]
         self.proc: subprocess.Popen | None = None
         self.base_url = ""
 
@@ -229,8 +300,9 @@ class FakeServerProcess:
     def arm(self, pid: int, after: int, signum: int = signal.SIGKILL) -> None:
         self._call("/arm", "POST", {"pid": pid, "after": after, "signal": int(signum)})
 
-    def stats(self, keys: bool = False) -> dict:
-        return self._call("/stats?keys=1" if keys else "/stats")
+    def stats(self, keys: bool = False, times: bool = False) -> dict:
+        query = "&".join(name + "=1" for name, wanted in (("keys", keys), ("times", times)) if wanted)
+        return self._call(f"/stats?{query}")
 
     def reset(self) -> None:
         self._call("/reset", "POST")
@@ -241,8 +313,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each request takes")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=RATE",
+                        help=f"inject a fault at a rate in [0, 1]; names: {', '.join(FAULTS)}")
+    parser.add_argument("--hang-s", type=float, default=3600.0, help="how long a hung request hangs")
+    parser.add_argument("--api-key", help="answer 401 unless this key is sent")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    server = FakeServer(latency=args.latency)
+    faults = {}
+    for item in args.fault:
+        name, _, rate = item.partition("=")
+        if name not in FAULTS:
+            parser.error(f"unknown fault {name!r}; choose from {', '.join(FAULTS)}")
+        faults[name] = float(rate)
+    server = FakeServer(latency=args.latency, faults=faults, api_key=args.api_key, hang_s=args.hang_s, seed=args.seed)
 
     async def serve() -> None:
         runner = web.AppRunner(server.app(), access_log=None)

@@ -1,0 +1,126 @@
+"""Rate limits and faults: budgets, backoff, AIMD, and a build that survives a storm of every fault."""
+
+from __future__ import annotations
+
+import asyncio
+
+import datasets
+import httpx2
+import openai
+import pytest
+
+from longwriter_data.cli import main
+from longwriter_data.limits import AdaptiveConcurrency, TokenBucket
+from longwriter_data.retry import RetryPolicy, retry_after_s
+from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
+from tests.conftest import jobs, write_config, write_pool
+
+
+def _rate_limit_error(headers: dict) -> openai.RateLimitError:
+    request = httpx2.Request("POST", "http://x/v1/chat/completions")
+    response = httpx2.Response(429, headers=headers, request=request)
+    return openai.RateLimitError("slow down", response=response, body=None)
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [({"retry-after-ms": "250"}, 0.25), ({"Retry-After": "3"}, 3.0), ({}, None), ({"Retry-After": "soon"}, None)],
+)
+def test_retry_after_headers_are_read(headers, expected):
+    assert retry_after_s(_rate_limit_error(headers)) == expected
+
+
+def test_backoff_is_jittered_exponential_and_honours_retry_after():
+    policy = RetryPolicy(base_delay_s=1.0, max_delay_s=8.0)
+    delays = [policy.delay(attempt, None) for attempt in range(6) for _ in range(50)]
+    assert all(0 <= d <= 8.0 for d in delays)
+    assert max(delays[:50]) <= 1.0 and max(delays[-50:]) > 1.0  # the cap grows with the attempt
+    assert all(policy.delay(0, 5.0) >= 5.0 for _ in range(20))  # Retry-After is a floor
+    assert policy.delay(0, 10_000) == 600.0  # but an absurd one is capped
+
+
+def test_aimd_halves_on_throttling_grows_back_and_never_exceeds_the_ceiling():
+    limiter = AdaptiveConcurrency(ceiling=64)
+    limiter.throttled()
+    assert limiter.current == 32
+    limiter.throttled()  # the same burst (within one round trip): no second cut
+    assert limiter.current == 32
+    for _ in range(32 * 10):
+        limiter.succeeded(0.01)
+    assert 32 < limiter.current <= 64
+    for _ in range(10_000):
+        limiter.succeeded(0.01)
+    assert limiter.current == 64
+
+
+def test_aimd_holds_waiters_until_the_limit_allows():
+    async def scenario() -> list[int]:
+        limiter = AdaptiveConcurrency(ceiling=2)
+        peak, in_flight = [], 0
+
+        async def request() -> None:
+            nonlocal in_flight
+            await limiter.acquire()
+            in_flight += 1
+            peak.append(in_flight)
+            await asyncio.sleep(0)
+            in_flight -= 1
+            limiter.release()
+
+        await asyncio.gather(*(request() for _ in range(20)))
+        return peak
+
+    assert max(asyncio.run(scenario())) == 2
+
+
+def test_token_bucket_reserves_then_settles_with_real_usage():
+    async def scenario() -> tuple[float, float]:
+        bucket = TokenBucket(per_minute=6000)
+        reserved = await bucket.reserve(5000)
+        after_reserve = bucket.tokens
+        bucket.settle(reserved, used=1000)  # 4000 unused come back
+        return after_reserve, bucket.tokens
+
+    after_reserve, after_settle = asyncio.run(scenario())
+    assert after_reserve == pytest.approx(1000, abs=5)
+    assert after_settle == pytest.approx(5000, abs=5)
+
+
+STORM = {"rate_limit": 0.08, "server_error": 0.06, "hang": 0.02, "drop": 0.04, "truncate": 0.05, "empty": 0.04,
+         "refuse": 0.04, "error_text": 0.04}
+
+
+def test_build_survives_a_storm_of_every_fault_and_exports_only_clean_samples(tmp_path):
+    prompts = [f"Write a 1200-word essay about subject {i}." for i in range(40)]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    with FakeServerProcess(faults=STORM, hang_s=30) as server:
+        config = write_config(
+            tmp_path, server.base_url, pool, target=30,
+            engine={"max_jobs": 8, "max_retries": 8, "request_timeout_s": 1.0,
+                    "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.1},
+            generation={"step_attempts": 4}, filters={"min_words": 1000})
+        assert main(["build", "--config", str(config), "--no-progress"]) == 0
+        stats = server.stats()
+    assert set(stats["faults"]) == set(FAULTS), stats["faults"]  # every kind of fault really happened
+    records = jobs(tmp_path / "run")
+    assert records and all(r["status"] in ("accepted", "rejected", "failed") for r in records)
+    assert all(r["reason"] and r["detail"] for r in records if r["status"] != "accepted")
+    accepted = [r for r in records if r["status"] == "accepted"]
+    assert len(accepted) >= 25
+    for record in accepted:  # no truncated, empty, refused or error paragraph made it in
+        assert record["paragraph_words"] == [step["words"] for step in record["plan"]]
+    for row in datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]:
+        text = row["messages"][1]["content"]
+        assert "sorry" not in text and "抱歉" not in text and "Error" not in text
+
+
+def test_a_wrong_api_key_stops_the_run_at_once_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LWD_TEST_KEY", "wrong-key")
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write about {i}." for i in range(50)])
+    with FakeServerProcess(api_key="right-key") as server:
+        config = write_config(tmp_path, server.base_url, pool, target=50,
+                              backend={"api_key_env": "LWD_TEST_KEY"}, engine={"max_jobs": 4, "max_retries": 6})
+        assert main(["build", "--config", str(config), "--no-progress"]) == 2
+        assert server.stats()["requests"] == 0  # rejected before any request was served, and none retried
+    err = capsys.readouterr().err
+    assert "rejected the API key (401)" in err and "wrong-key" not in err
