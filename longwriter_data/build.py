@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .backend import open_backend
+from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
 from .engine import BuildSummary, Engine
 from .errors import UserError
@@ -28,8 +29,9 @@ def _say(message: str) -> None:
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
     """Run a build to its end or to an interruption; returns the process exit status."""
     config = load_config(config_path)
-    pools = load_pools(config.pools)  # a bad pool line fails here, before anything is written
-    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(config.pools)}
+    sources = config.pools.sources
+    pools = load_pools(sources)  # a bad pool line fails here, before anything is written
+    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(sources)}
     store = RunStore(config.run_dir)
     store.lock()
     try:
@@ -40,7 +42,7 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
         counts = state.counts
         if counts["accepted"] < config.target:
             store.open_logs()
-            summary = asyncio.run(_run(config, store, state, draw(pools, config.seed), progress))
+            summary = asyncio.run(_run(config, store, state, draw(pools, config.seed, config.pools.inject_length), progress))
         else:
             summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"], failed=counts["failed"])
         store.save_report(_report(store))
@@ -52,6 +54,8 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
         return 130
     rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
     _print_summary(config, summary, rows)
+    if rows and config.export.hub_repo:  # publish the dataset just exported
+        return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
 
 

@@ -22,8 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/dataset)")
-    export.add_argument("--format", default="messages", choices=["messages", "sharegpt", "alpaca"])
+    export.add_argument("--format", default="messages", help="messages (LongWriter-6k), sharegpt or alpaca")
     export.add_argument("--test-size", type=float, default=0.0, help="share of rows for a test split")
+
+    inspect = commands.add_parser("inspect", help="length histogram and bands, languages, types, S_l, tokens, cost")
+    inspect.add_argument("path", type=Path, help="a run directory (finished, running or interrupted) or an exported folder")
+    inspect.add_argument("--png", type=Path, help="also draw the histogram and the required-vs-actual scatter here")
+
+    push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")
+    push.add_argument("run_dir", type=Path, help="a run directory (pushes RUN_DIR/dataset) or an exported folder")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository (created if missing)")
+    push.add_argument("--private", action="store_true", default=None, help="create the repository private")
+    push.add_argument("--revision", help="branch to push to (created from main if missing; default main)")
     return parser
 
 
@@ -38,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import export_command
 
             return export_command(args.run_dir, args.out, args.format, args.test_size)
+        if args.command == "inspect":
+            from .commands import inspect_command
+
+            return inspect_command(args.path, args.png)
+        if args.command == "push":
+            from .commands import push_command
+
+            return push_command(args.run_dir, args.repo_id, args.private, args.revision)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

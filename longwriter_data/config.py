@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -65,15 +65,60 @@ class PoolSource(Strict):
     weight: float = Field(1.0, gt=0)
 
 
+class LengthInjection(Strict):
+    """Give instructions without a length requirement one, so the dataset covers every length band."""
+
+    distribution: Literal["log_uniform", "uniform"] = "log_uniform"
+    min_words: int = Field(2000, ge=100)
+    max_words: int = Field(20000, ge=100)
+    share: float = Field(1.0, ge=0, le=1)  # of the instructions that have no length of their own
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> LengthInjection:
+        if self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        return self
+
+
+class PoolsConfig(Strict):
+    sources: list[PoolSource] = Field(min_length=1)
+    inject_length: LengthInjection | None = None
+
+
 class FiltersConfig(Strict):
     min_words: int = Field(2000, ge=0)
     max_words: int = Field(32000, ge=1)
+    # LongBench-Write's S_l against the instruction's required length (when it has one); null disables.
+    min_length_score: float | None = Field(80, ge=0, le=100)
+    reject_meta_text: bool = True  # "Paragraph 3 -", "Word Count:", "As an AI" left in the text
+    max_repeated_ngram_ratio: float = Field(0.3, ge=0, le=1)  # share of 8-grams (12 for Chinese) that repeat
+    max_duplicate_paragraph_ratio: float = Field(0.1, ge=0, le=1)
+    check_language: bool = True  # a Chinese instruction must be answered in Chinese, and the reverse
+    min_plan_ratio: float | None = Field(0.7, ge=0)  # written words / planned words; null disables
+    # MinHash Jaccard at or above which two instructions, or two outputs, count as near-duplicates; null disables.
+    near_duplicate_threshold: float | None = Field(0.8, gt=0, le=1)
 
     @model_validator(mode="after")
     def _band_is_ordered(self) -> FiltersConfig:
         if self.min_words > self.max_words:
             raise ValueError("min_words must not exceed max_words")
         return self
+
+
+class PricesConfig(Strict):
+    """US dollars per million tokens, for the cost that `inspect` and the dataset card report."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)  # null: cached input tokens cost as much as other input
+    output: float = Field(ge=0)
+
+
+class ExportConfig(Strict):
+    """Publishing: the dataset card's license, and the Hub repository a build pushes to when it ends."""
+
+    hub_repo: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # ORG/NAME; null: no push
+    license: str = "apache-2.0"  # match it to the terms of the model that wrote the data
+    private: bool = False
 
 
 class BuildConfig(Strict):
@@ -84,8 +129,16 @@ class BuildConfig(Strict):
     backend: BackendConfig = BackendConfig()
     engine: EngineConfig = EngineConfig()
     generation: GenerationConfig = GenerationConfig()
-    pools: list[PoolSource] = Field(min_length=1)
+    pools: PoolsConfig
     filters: FiltersConfig = FiltersConfig()
+    prices: PricesConfig | None = None
+    export: ExportConfig = ExportConfig()
+
+    @field_validator("pools", mode="before")
+    @classmethod
+    def _sources_shorthand(cls, value: Any) -> Any:
+        """`pools: [{path: ...}, ...]` is short for `pools: {sources: [...]}`."""
+        return {"sources": value} if isinstance(value, list) else value
 
     def generative_view(self) -> dict[str, Any]:
         """The settings that change what is generated; a resumed run must match them (speed and target may change)."""
@@ -93,6 +146,8 @@ class BuildConfig(Strict):
         data.pop("engine")
         data.pop("target")
         data.pop("run_dir")
+        data.pop("prices")
+        data.pop("export")
         data["backend"].pop("threads")
         data["backend"].pop("base_url")
         return data
@@ -119,13 +174,20 @@ def load_config(path: str | Path) -> BuildConfig:
         config = BuildConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = tuple(error["loc"])
+        loc = _as_written(raw, tuple(error["loc"]))
         raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: {_message(error)}") from None
-    for index, pool in enumerate(config.pools):
+    for index, pool in enumerate(config.pools.sources):
         if not pool.path.is_file():
-            loc = ("pools", index, "path")
+            loc = _as_written(raw, ("pools", "sources", index, "path"))
             raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} does not exist.")
     return config
+
+
+def _as_written(raw: dict, loc: tuple) -> tuple:
+    """The key path as the user wrote it: `pools[0]` for the list shorthand of `pools.sources[0]`."""
+    if loc[:2] == ("pools", "sources") and isinstance(raw.get("pools"), list):
+        return ("pools", *loc[2:])
+    return loc
 
 
 def _message(error: dict[str, Any]) -> str:

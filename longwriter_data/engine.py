@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from .agentwrite import AgentWrite, JobFailed
 from .backend import ChatRequest, Completion
 from .config import BuildConfig
-from .filters import judge
+from .dedupe import NearDuplicates, decode, encode, signature
+from .filters import Sample, Verdict, judge
 from .length import count_words
 from .limits import Limits
 from .pools import Instruction
@@ -55,6 +56,11 @@ class Engine:
         self.summary.accepted = counts["accepted"]
         self.summary.rejected = counts["rejected"]
         self.summary.failed = counts["failed"]
+        threshold = config.filters.near_duplicate_threshold
+        self.outputs = NearDuplicates(threshold) if threshold else None
+        if self.outputs:
+            for encoded in state.signatures:
+                self.outputs.add(decode(encoded))
         self.in_flight: dict[int, asyncio.Task] = {}
         self.requests_in_flight = 0
         self.draining = False
@@ -136,6 +142,16 @@ class Engine:
         summary.requests += usage.get("requests", 0)
         self.progress.update(self)
 
+    def _judge(self, sample: Sample, record: dict) -> Verdict:
+        """The filters, then near-duplicate outputs against everything accepted so far."""
+        verdict = judge(sample, self.config.filters)
+        if verdict.status == "accepted" and self.outputs is not None:
+            minhash = signature(sample.text)
+            if self.outputs.check_and_add(minhash):
+                return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
+            record["minhash"] = encode(minhash)
+        return verdict
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -155,7 +171,9 @@ class Engine:
             "prompt": instruction.prompt,
             "lang": instruction.lang,
             "type": instruction.type,
-            "required_length": instruction.length,
+            "required_length": instruction.required.target if instruction.required else None,
+            "required_range": [instruction.required.low, instruction.required.high] if instruction.required else None,
+            "length_injected": instruction.injected,
             "pool": instruction.pool,
             "model": self.config.backend.model,
             "plan_model": self.config.backend.plan_model or self.config.backend.model,
@@ -167,9 +185,11 @@ class Engine:
             record["reason"] = exc.reason
             record["detail"] = str(exc)
         else:
-            text = "\n\n".join(result.paragraphs)
-            words = count_words(text)
-            verdict = judge(words, self.config.filters)
+            sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
+                            paragraphs=result.paragraphs, planned_words=result.plan.total_words,
+                            word_count=count_words("\n\n".join(result.paragraphs)))
+            verdict = self._judge(sample, record)
+            words = sample.word_count
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,

@@ -1,4 +1,5 @@
-"""Accepted samples → a Hugging Face dataset in chat format (save_to_disk and Parquet), streamed from the run.
+"""Accepted samples → a Hugging Face dataset in chat format (save_to_disk and Parquet), streamed from the run,
+with recipe.json and a dataset card (README.md and the length histogram) beside it.
 
 The dataset is the first `target` accepted jobs in draw order, each once (a re-queued job's last record wins),
 so exporting after any number of interruptions and resumes gives the same rows in the same order.
@@ -14,27 +15,12 @@ from pathlib import Path
 
 import datasets
 
+from .card import recipe, write_card, write_recipe
 from .errors import UserError
+from .stats import scan_run
 
 FORMATS = ("messages", "sharegpt", "alpaca")
 METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
-
-
-def _index_accepted(jobs_path: Path, target: int | None) -> list[int]:
-    """Byte offsets of the accepted records to export, in draw order, without holding any sample in memory."""
-    last: dict[int, tuple[int, bool]] = {}
-    offset = 0
-    with jobs_path.open("rb") as fh:
-        for line in fh:
-            if not line.endswith(b"\n"):
-                break
-            head = json.loads(line)  # one record at a time: memory stays flat however big the run
-            last[head["seq"]] = (offset, head["status"] == "accepted")
-            offset += len(line)
-    accepted = sorted(seq for seq, (_, ok) in last.items() if ok)
-    if target is not None:
-        accepted = accepted[:target]
-    return [last[seq][0] for seq in accepted]
 
 
 def _rows(jobs_path: Path, offsets: list[int], fmt: str) -> Iterator[dict]:
@@ -83,7 +69,8 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     jobs_path = run_dir / "jobs.jsonl"
     if not jobs_path.exists():
         raise UserError(f"{run_dir} has no jobs.jsonl: is it a run directory of a build?")
-    offsets = _index_accepted(jobs_path, target)
+    run = scan_run(run_dir)  # one pass, one record in memory at a time
+    offsets = [job.offset for job in run.accepted(target)]
     if not offsets:
         raise UserError(f"{run_dir} has no accepted samples to export yet.")
     features = datasets.Features({**_TURNS[fmt], **_FEATURES})
@@ -104,6 +91,8 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
         (stage / "data").mkdir()
         for name, split in splits.items():
             split.to_parquet(str(stage / "data" / f"{name}-00000-of-00001.parquet"))
+        write_recipe(stage, recipe(run.config, fmt, run))
+        write_card(stage)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         stage.rename(out_dir)

@@ -1,10 +1,26 @@
-"""Which finished samples make the dataset: each rejection carries a named reason for the report."""
+"""Which finished samples make the dataset: each rejection carries a named reason for the report.
+
+Checks run cheapest first and the first failing one names the reason: band, length score, refusal, leftover
+plan/meta text, repetition, language mismatch, plan adherence. Near-duplicate outputs are judged by the engine,
+which holds the accepted set (see dedupe.py).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from .answers import looks_like_refusal
 from .config import FiltersConfig
+from .length import RequiredLength, length_score_range
+from .pools import detect_lang
+
+_META = re.compile(
+    r"\bParagraph\s+\d+\s*(?:[-–—:]|\(|$)|\bWord\s*Count\s*[:：]|\bMain\s*Points?\s*[:：]|\bAs an AI\b"
+    r"|段落\s*\d+\s*[-—:：]|字数要求|主要内容\s*[:：]|作为(?:一个)?(?:AI|人工智能)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -17,10 +33,68 @@ class Verdict:
 ACCEPTED = Verdict("accepted")
 
 
-def judge(word_count: int, filters: FiltersConfig) -> Verdict:
-    """The length band: LongWriter-6k keeps outputs of 2k–32k words."""
-    if word_count < filters.min_words:
-        return Verdict("rejected", "too_short", f"{word_count} words < min_words {filters.min_words}")
-    if word_count > filters.max_words:
-        return Verdict("rejected", "too_long", f"{word_count} words > max_words {filters.max_words}")
+@dataclass(frozen=True)
+class Sample:
+    prompt: str
+    lang: str
+    required: RequiredLength | None
+    paragraphs: list[str]
+    planned_words: int
+    word_count: int
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+def repetition_ratio(text: str, n: int) -> float:
+    """Share of token n-grams that repeat an earlier one: near 0 for prose, near 1 for a looping model."""
+    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    total = len(tokens) - n + 1
+    if total <= 0:
+        return 0.0
+    grams = {tuple(tokens[i: i + n]) for i in range(total)}
+    return 1 - len(grams) / total
+
+
+def duplicate_paragraph_ratio(paragraphs: list[str]) -> float:
+    kept = [p.strip() for p in paragraphs if p.strip()]
+    return 1 - len(set(kept)) / len(kept) if kept else 0.0
+
+
+def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
+    words = sample.word_count
+    if words < filters.min_words:
+        return Verdict("rejected", "too_short", f"{words} words < min_words {filters.min_words}")
+    if words > filters.max_words:
+        return Verdict("rejected", "too_long", f"{words} words > max_words {filters.max_words}")
+    if sample.required and filters.min_length_score is not None:
+        score = length_score_range(words, sample.required)
+        if score < filters.min_length_score:
+            wanted = f"{sample.required.low}-{sample.required.high}" if sample.required.low != sample.required.high \
+                else str(sample.required.low)
+            return Verdict("rejected", "length_score", f"S_l {score:.1f} < {filters.min_length_score:g} "
+                                                        f"({words} words for a required {wanted})")
+    refused = next((i for i, p in enumerate(sample.paragraphs) if looks_like_refusal(p)), None)
+    if refused is not None:
+        return Verdict("rejected", "refusal", f"paragraph {refused + 1} is a refusal or apology")
+    if filters.reject_meta_text and (match := _META.search(sample.text)):
+        return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
+    ngram = 12 if sample.lang == "zh" else 8
+    ratio = repetition_ratio(sample.text, ngram)
+    if ratio > filters.max_repeated_ngram_ratio:
+        return Verdict("rejected", "repetition", f"{ratio:.0%} of {ngram}-grams repeat "
+                                                  f"(max {filters.max_repeated_ngram_ratio:.0%})")
+    duplicates = duplicate_paragraph_ratio(sample.paragraphs)
+    if duplicates > filters.max_duplicate_paragraph_ratio:
+        return Verdict("rejected", "repetition", f"{duplicates:.0%} of paragraphs are repeated")
+    if filters.check_language:
+        written = detect_lang(sample.text)
+        if written != sample.lang:
+            return Verdict("rejected", "language_mismatch", f"a {sample.lang} instruction answered in {written}")
+    if filters.min_plan_ratio is not None and sample.planned_words:
+        ratio = words / sample.planned_words
+        if ratio < filters.min_plan_ratio:
+            return Verdict("rejected", "below_plan", f"{words} words written for {sample.planned_words} planned "
+                                                      f"({ratio:.0%} < {filters.min_plan_ratio:.0%})")
     return ACCEPTED

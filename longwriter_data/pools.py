@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import PoolSource
+from .config import LengthInjection, PoolSource
 from .errors import UserError
+from .length import RequiredLength, required_length
 
 _CJK = range(0x4E00, 0xA000)
 
@@ -27,6 +29,8 @@ class Instruction:
     type: str | None = None
     length: int | None = None
     pool: str = ""
+    required: RequiredLength | None = None  # from the pool's `length`, the prompt's own words, or injection
+    injected: bool = False
 
 
 def detect_lang(text: str) -> str:
@@ -86,7 +90,29 @@ def load_pools(sources: list[PoolSource]) -> list[Pool]:
     return [Pool(source, seen) for source in sources]
 
 
-def draw(pools: list[Pool], seed: int) -> Iterator[Instruction]:
+_INJECTED = {"en": "\n\nThe answer should be about {n} words long.", "zh": "\n\n全文约{n}字。"}
+
+
+def inject_length(instruction: Instruction, injection: LengthInjection, seed: int) -> Instruction:
+    """Add a length requirement, drawn from the configured distribution, in the instruction's language."""
+    if instruction.required is not None:
+        return instruction
+    rng = random.Random(seed * 1_000_003 + instruction.seq)
+    if rng.random() >= injection.share:
+        return instruction
+    low, high = injection.min_words, injection.max_words
+    if injection.distribution == "log_uniform":
+        words = math.exp(rng.uniform(math.log(low), math.log(high)))
+    else:
+        words = rng.uniform(low, high)
+    step = 100 if words < 10_000 else 500
+    words = min(high, max(low, int(round(words / step) * step)))
+    lang = "zh" if instruction.lang == "zh" else "en"
+    prompt = instruction.prompt + _INJECTED[lang].format(n=words)
+    return replace(instruction, prompt=prompt, required=RequiredLength(words, words), injected=True)
+
+
+def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None) -> Iterator[Instruction]:
     """Yield instructions in the run's fixed order: a pool chosen by weight, then its next line in a seeded shuffle."""
     rng = random.Random(seed)
     orders = []
@@ -105,15 +131,18 @@ def draw(pools: list[Pool], seed: int) -> Iterator[Instruction]:
         line, record = pool.read(orders[chosen][cursors[chosen]])
         cursors[chosen] += 1
         prompt = record["prompt"].strip()
-        yield Instruction(
+        length = record.get("length")
+        instruction = Instruction(
             seq=seq,
             id=str(record.get("id") or f"{pool.path.stem}:{line}"),
             prompt=prompt,
             lang=record.get("lang") or detect_lang(prompt),
             type=record.get("type"),
-            length=record.get("length"),
+            length=length,
             pool=str(pool.path),
+            required=RequiredLength(length, length) if length else required_length(prompt),
         )
+        yield inject_length(instruction, injection, seed) if injection else instruction
         seq += 1
 
 

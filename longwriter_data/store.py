@@ -125,6 +125,7 @@ class RunState:
     status: dict[int, str] = field(default_factory=dict)
     steps: dict[int, dict[int, dict]] = field(default_factory=dict)
     torn: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)  # MinHash of accepted outputs, for near-duplicate checks
 
     @property
     def counts(self) -> Counter:
@@ -170,6 +171,8 @@ class RunStore:
                 state.torn.append(path.name)
         for record in read_jsonl(self.jobs_path):
             state.status[record["seq"]] = record["status"]
+            if record["status"] == "accepted" and "minhash" in record:
+                state.signatures.append(record["minhash"])
         if retry_failed:
             state.status = {seq: status for seq, status in state.status.items() if status != "failed"}
         for record in read_jsonl(self.steps_path, skip_seqs=set(state.status)):

@@ -12,6 +12,10 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[refuse]]   every answer is a refusal
   [[badplan]]  the plan has no parseable steps
   [[words=N]]  the plan totals N words (default: the instruction's "N words" / "N字", else 2400)
+  [[repeat]]   every paragraph is one sentence said over and over
+  [[english]]  English paragraphs even for a Chinese instruction
+  [[meta]]     paragraphs leak plan text ("Word Count: 400 words") and "As an AI" asides
+  [[same=K]]   paragraphs identical to those of every other job with the same K (near-duplicate outputs)
 
 Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for storm tests:
   rate_limit   HTTP 429 with Retry-After (or retry-after-ms)    server_error  HTTP 500, 502 or 503
@@ -50,7 +54,7 @@ _EN_WORDS = (
 ).split()
 _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
 
-_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|words=\d+)\]\]")
+_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+)\]\]")
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
 _SPLIT = {
@@ -66,17 +70,19 @@ def _seed(text: str) -> int:
 
 
 def english(words: int, seed: int) -> str:
-    n = len(_EN_WORDS)
-    out = []
-    for i in range(words):
-        word = _EN_WORDS[(seed + i * 7) % n]
-        out.append(word.capitalize() if i % 12 == 0 else word + ("." if i % 12 == 11 else ""))
+    """`words` words drawn at random (seeded): no long n-gram repeats, so repetition filters pass it."""
+    out = random.Random(seed).choices(_EN_WORDS, k=words)
+    for i in range(0, words, 12):
+        out[i] = out[i].capitalize()
+    for i in range(11, words, 12):
+        out[i] += "."
     return " ".join(out) + ("" if out and out[-1].endswith(".") else ".")
 
 
 def chinese(chars: int, seed: int) -> str:
-    n = len(_ZH_CHARS)
-    body = [_ZH_CHARS[(seed + i * 13) % n] + ("。" if i % 20 == 19 else "") for i in range(chars)]
+    body = random.Random(seed).choices(_ZH_CHARS, k=chars)
+    for i in range(19, chars, 20):
+        body[i] += "。"
     return "".join(body) + "。"
 
 
@@ -223,12 +229,27 @@ class FakeServer:
         elif not is_write:
             text = self.plan(body, instruction, directives, lang)
         else:
-            step = prompt.rsplit("Word Count: ", 1) if not zh else prompt.rsplit("字数要求：", 1)
-            words = int(re.match(r"\d+", step[-1]).group()) if len(step) == 2 else 300
-            if "short" in directives:
-                words = max(1, words // 10)
-            text = chinese(words, seed) if zh else english(words, seed)
+            text = self.paragraph(prompt, zh, directives, seed)
         return web.json_response(completion(body, prompt, text))
+
+    def paragraph(self, prompt: str, zh: bool, directives: set, seed: int) -> str:
+        step = prompt.rsplit("Word Count: ", 1) if not zh else prompt.rsplit("字数要求：", 1)
+        words = int(re.match(r"\d+", step[-1]).group()) if len(step) == 2 else 300
+        if "short" in directives:
+            words = max(1, words // 10)
+        same = next((d for d in directives if d.startswith("same=")), None)
+        if same:  # the same text for every job sharing the key: seeded by the key and the paragraph number
+            seed = _seed(same + prompt.rsplit("\n", 1)[-1][:40])
+        if "repeat" in directives:
+            sentence = "数据很重要，我们需要更多数据。" if zh else "Data matters and we need more data. "
+            return (sentence * (words // (len(sentence) if zh else 7) + 1)).strip()
+        if "english" in directives:
+            zh = False
+        text = chinese(words, seed) if zh else english(words, seed)
+        if "meta" in directives:
+            text = ("As an AI language model, I will now write this part. " + text +
+                    f" (Paragraph 2 - Word Count: {words} words)")
+        return text
 
     def plan(self, body: dict, instruction: str, directives: set, lang: str) -> str:
         if "badplan" in directives:

@@ -1,0 +1,263 @@
+"""The dataset card: README.md with YAML front matter (license, languages, task, size, configs, features), then
+the build recipe, the length histogram and bands, languages and types, token usage, and how to load the data.
+
+Export writes recipe.json beside the Parquet shards: what the shards cannot say (the recipe with secrets removed,
+job counts, tokens, prompts). The card is always rendered from the folder itself, so it describes exactly the rows
+there, and `push` can render it again with the repository id it pushes to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import yaml
+
+from .inspect import (Table, band_table, group_table, png_title, required_table, scatter_summary, usage_lines,
+                      write_png)
+from .stats import Scan, describe, scan_dataset
+from .store import write_atomic
+
+RECIPE = "recipe.json"
+CARD = "README.md"
+IMAGE = "length_histogram.png"
+PLACEHOLDER_REPO = "ORG/NAME"
+
+# Parts of a key name (split at "_" and "-") that mark its value as a secret; `max_tokens` or `tokens_per_minute`
+# are settings, `api_key_env` or `hf_token` are not shown.
+_SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "auth", "authorization",
+                 "credential", "credentials", "cookie", "cookies", "header", "headers", "bearer", "signature"}
+_SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
+_LOCAL_ONLY = ("run_dir",)  # meaningless to whoever reads the card
+
+
+def _secret_key(key: str) -> bool:
+    return any(part in _SECRET_PARTS for part in re.split(r"[_\-]", key.lower()))
+
+
+def _clean_url(value: str) -> str:
+    """Drop user:password@ and query parameters that carry keys from a URL."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return value
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _secret_key(k))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def public_config(value: Any) -> Any:
+    """The recipe as it may be published: secret-like keys dropped, key-like values and URL credentials removed."""
+    if isinstance(value, dict):
+        return {k: public_config(v) for k, v in value.items() if not _secret_key(str(k)) and k not in _LOCAL_ONLY}
+    if isinstance(value, list):
+        return [public_config(item) for item in value]
+    if isinstance(value, str):
+        return "(removed)" if _SECRET_VALUE.search(value.strip()) else _clean_url(value)
+    return value
+
+
+def _prompt_templates(config: dict) -> dict[str, str]:
+    """The AgentWrite templates of the plan format the run used, for both languages."""
+    plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
+    folder = resources.files("longwriter_data").joinpath("prompts")
+    names = [f"{stem}_{lang}.txt" for stem in (plan, "write") for lang in ("en", "zh")]
+    return {name: folder.joinpath(name).read_text(encoding="utf-8") for name in names if folder.joinpath(name).is_file()}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("longwriter-data")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def recipe(config: dict | None, fmt: str, run: Scan) -> dict:
+    """What recipe.json holds: the public recipe, what the build did and paid, and its prompts."""
+    config = public_config(config or {})
+    counts = run.counts()
+    return {
+        "generator": f"longwriter-data {_version()}",
+        "format": fmt,
+        "config": config,
+        "jobs": {"accepted": counts["accepted"], "rejected": counts["rejected"], "failed": counts["failed"],
+                 "in_progress": run.in_progress,
+                 "reasons": {status: dict(reasons.most_common()) for status, reasons in run.reasons().items()}},
+        "usage": run.usage.as_dict(),
+        "prompts": _prompt_templates(config),
+    }
+
+
+def write_recipe(folder: Path, data: dict) -> None:
+    write_atomic(folder / RECIPE, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M"
+
+
+def features_yaml(folder: Path) -> list:
+    """The columns as `datasets` writes them into a card (the form `push_to_hub` writes), from the Parquet schema."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    shard = sorted((folder / "data").glob("*.parquet"))[0]
+    return datasets.Features.from_arrow_schema(pq.read_schema(shard))._to_yaml_list()
+
+
+def front_matter(scan: Scan, folder: Path) -> dict:
+    config = scan.config or {}
+    langs = sorted({job.lang for job in scan.jobs})
+    splits = list(scan.splits)
+    return {
+        "license": (config.get("export") or {}).get("license") or "apache-2.0",
+        "language": langs,
+        "task_categories": ["text-generation"],
+        "tags": ["long-context", "long-output", "agentwrite", "synthetic", "sft"],
+        "pretty_name": config.get("name") or folder.name,
+        "size_categories": [size_category(len(scan.jobs))],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}],
+        "dataset_info": {"features": features_yaml(folder),
+                         "splits": [{"name": name, "num_examples": n} for name, n in scan.splits.items()]},
+    }
+
+
+def markdown(table: Table) -> str:
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "|".join("---" if i == 0 else "---:"
+                                                                 for i in range(len(table.header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def _load_section(repo_id: str, fmt: str) -> str:
+    column = {"messages": "messages", "sharegpt": "conversations", "alpaca": "instruction, input, output"}[fmt]
+    factory = {
+        "messages": {"hf_hub_url": repo_id, "formatting": "sharegpt", "columns": {"messages": "messages"},
+                     "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                              "assistant_tag": "assistant"}},
+        "sharegpt": {"hf_hub_url": repo_id, "formatting": "sharegpt", "columns": {"messages": "conversations"}},
+        "alpaca": {"hf_hub_url": repo_id, "columns": {"prompt": "instruction", "query": "input",
+                                                      "response": "output"}},
+    }[fmt]
+    axolotl = {
+        "messages": "    type: chat_template\n    field_messages: messages",
+        "sharegpt": "    type: chat_template\n    field_messages: conversations\n"
+                    "    message_property_mappings: {role: from, content: value}",
+        "alpaca": "    type: alpaca",
+    }[fmt]
+    schema = {"messages": "LongWriter-6k's chat schema: a user turn and an assistant turn",
+              "sharegpt": "ShareGPT turns (`from`: human/gpt, `value`)",
+              "alpaca": "Alpaca fields"}[fmt]
+    factory_json = json.dumps({repo_id.split("/")[-1]: factory}, indent=2)
+    return f"""## Load it
+
+```python
+from datasets import load_dataset
+
+dataset = load_dataset("{repo_id}")
+```
+
+Columns: `{column}` ({schema}), and `id`, `lang`, `type`, `word_count` (words as LongBench-Write counts them:
+one per CJK character, one per run of Latin letters), `required_length` (the length the instruction asks for,
+when it states one) and `model`.
+
+LLaMA-Factory (`data/dataset_info.json`):
+
+```json
+{factory_json}
+```
+
+axolotl:
+
+```yaml
+datasets:
+  - path: {repo_id}
+{axolotl}
+```
+"""
+
+
+def _build_section(scan: Scan) -> str:
+    recipe = scan.recipe or {}
+    config = scan.config or {}
+    backend, generation = config.get("backend") or {}, config.get("generation") or {}
+    pools = config.get("pools") or {}
+    sources = pools.get("sources", []) if isinstance(pools, dict) else pools
+    lines = ["## How it was built", "",
+             "Generated with longwriter-data by AgentWrite "
+             "([LongWriter](https://arxiv.org/abs/2408.07055)): the model first plans the answer as paragraphs with a "
+             "main point and a word count each, then writes the paragraphs in order, each call seeing the "
+             "instruction, the plan and everything written so far.", ""]
+    model = backend.get("model", "unknown")
+    plan_model = backend.get("plan_model") or model
+    lines.append(f"- Writer model: `{model}`" + (f"; plan model: `{plan_model}`" if plan_model != model else ""))
+    lines.append(f"- Plans: {generation.get('plan_format', 'text')}; temperature {generation.get('temperature', '–')}")
+    for source in sources:
+        lines.append(f"- Instructions: `{Path(str(source.get('path', '?'))).name}` (weight {source.get('weight', 1)})")
+    if isinstance(pools, dict) and pools.get("inject_length"):
+        lines.append(f"- Length requirements added to instructions without one: `{json.dumps(pools['inject_length'])}`")
+    filters = config.get("filters") or {}
+    if filters:
+        lines.append("- Filters: " + ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in filters.items()))
+    jobs = recipe.get("jobs")
+    if jobs:
+        lines.append(f"- Jobs: {jobs['accepted']:,} accepted, {jobs['rejected']:,} rejected, {jobs['failed']:,} failed")
+        for status, reasons in (jobs.get("reasons") or {}).items():
+            lines.append(f"  - {status}: " + ", ".join(f"{reason} {n:,}" for reason, n in reasons.items()))
+    lines += [f"- {line}" for line in usage_lines(scan, hint=False)]
+    prompts = recipe.get("prompts") or {}
+    if prompts:
+        lines += ["", "### Prompts", ""]
+        for name, text in prompts.items():
+            lines += [f"<details><summary><code>{name}</code></summary>", "", "```text", text.rstrip(), "```", "",
+                      "</details>", ""]
+    lines += ["", "### Recipe (secrets removed)", "", "<details><summary>config</summary>", "", "```yaml",
+              yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip(), "```", "", "</details>"]
+    return "\n".join(lines)
+
+
+def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
+    report = describe(scan.jobs)
+    fmt = (scan.recipe or {}).get("format", "messages")
+    repo = repo_id or ((scan.config or {}).get("export") or {}).get("hub_repo") or PLACEHOLDER_REPO
+    meta = yaml.safe_dump(front_matter(scan, folder), sort_keys=False, allow_unicode=True)
+    words = sorted(job.words for job in scan.jobs if job.words is not None)
+    splits = ", ".join(f"{name}: {n:,}" for name, n in scan.splits.items())
+    title = (scan.config or {}).get("name") or folder.name
+    sections = [
+        f"---\n{meta}---",
+        f"# {title}",
+        f"Long-output SFT data in the way of [LongWriter-6k](https://huggingface.co/datasets/THUDM/LongWriter-6k): "
+        f"{len(scan.jobs):,} samples ({splits}) whose answers run {words[0]:,} to {words[-1]:,} words "
+        f"(median {words[len(words) // 2]:,}), written by AgentWrite.",
+        _load_section(repo, fmt),
+        "## Lengths",
+        f"![Output length histogram and required vs actual length]({IMAGE})",
+        markdown(band_table(report)),
+        "Required vs actual length: " + scatter_summary(report),
+    ]
+    if any(pair[2] == "accepted" for pair in report.pairs):
+        sections.append(markdown(required_table(report)))
+    sections += [
+        "## Languages and types",
+        markdown(group_table("language", report.langs, ["accepted"])),
+        markdown(group_table("type", report.types, ["accepted"])),
+        _build_section(scan),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_card(folder: Path, repo_id: str | None = None) -> Path:
+    """(Re)write README.md and the histogram image of an exported folder; returns the card's path."""
+    scan = scan_dataset(folder)
+    write_png(describe(scan.jobs), folder / IMAGE, png_title(scan))
+    card = folder / CARD
+    write_atomic(card, render(scan, folder, repo_id))
+    return card

@@ -1,0 +1,59 @@
+"""Near-duplicate detection with MinHash LSH (datasketch), for instructions and for outputs."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+_TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
+NUM_PERM = 128
+SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
+
+
+def shingles(text: str, size: int = 5) -> set[bytes]:
+    """Overlapping word (or CJK character) n-grams of lower-cased text."""
+    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    if len(tokens) <= size:
+        return {" ".join(tokens).encode()}
+    return {" ".join(tokens[i: i + size]).encode() for i in range(len(tokens) - size + 1)}
+
+
+def signature(text: str, size: int = 5) -> MinHash:
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
+    minhash.update_batch(list(shingles(text, size)))
+    return minhash
+
+
+def encode(minhash: MinHash) -> str:
+    """A compact text form of a signature, stored with each accepted job so a resume needs no re-hashing."""
+    return base64.b64encode(minhash.hashvalues.astype(np.uint32).tobytes()).decode()
+
+
+def decode(text: str) -> MinHash:
+    values = np.frombuffer(base64.b64decode(text), dtype=np.uint32)
+    return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=SCHEME)
+
+
+class NearDuplicates:
+    """Remembers what was kept and says whether a new text is a near-duplicate (Jaccard >= threshold) of it."""
+
+    def __init__(self, threshold: float):
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        self._count = 0
+
+    def seen(self, minhash: MinHash) -> bool:
+        return bool(self.lsh.query(minhash))
+
+    def add(self, minhash: MinHash) -> None:
+        self.lsh.insert(str(self._count), minhash)
+        self._count += 1
+
+    def check_and_add(self, minhash: MinHash) -> bool:
+        """True when a near-duplicate was already kept; otherwise remember this one."""
+        if self.seen(minhash):
+            return True
+        self.add(minhash)
+        return False

@@ -1,0 +1,253 @@
+"""`inspect`: a run's (or an exported dataset's) lengths, bands, languages, types, S_l, tokens and cost, in the
+terminal; optionally the histogram and the required-vs-actual scatter as a PNG.
+
+The tables are built once here (header and rows of strings) and printed as text or, by card.py, as Markdown.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from .stats import BANDS, LIMIT, MARKED_EDGES, Group, LengthReport, Scan, band_of, bin_labels, describe
+
+BAR_WIDTH = 48
+_BAR = {"accepted": "█", "rejected": "░"}
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _words(low: int, high: int | None) -> str:
+    return f"> {low:,}" if high is None else f"{low:,} – {high:,}"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def band_table(report: LengthReport) -> Table:
+    total = report.outputs
+    rows = []
+    for (label, _, _), counts in zip(BANDS, report.bands):
+        rows.append([label, *(f"{counts[s]:,}" for s in report.statuses), _share(sum(counts.values()), total)])
+    return Table(["band (words)", *report.statuses, "share"], rows)
+
+
+def group_table(title: str, groups: dict[str, Group], statuses: list[str]) -> Table:
+    rows = [[name, *(f"{group.counts[s]:,}" for s in statuses), _n(group.mean_words), _n(group.mean_score, 1)]
+            for name, group in groups.items()]
+    return Table([title, *statuses, "mean words", "mean S_l"], rows)
+
+
+def required_table(report: LengthReport) -> Table:
+    """Accepted outputs grouped by the band of the length their instruction asks for: how close each band lands."""
+    by_band: dict[int, list[tuple[int, int, float]]] = {}
+    for required, words, status, score in report.pairs:
+        if status == "accepted":
+            by_band.setdefault(band_of(required), []).append((required, words, score))
+    rows = []
+    for index, triples in sorted(by_band.items()):
+        required, words, scores = zip(*triples)
+        rows.append([BANDS[index][0], f"{len(triples):,}", _n(statistics.median(required)),
+                     _n(statistics.median(words)), _n(statistics.fmean(scores), 1)])
+    return Table(["required (words)", "samples", "median required", "median actual", "mean S_l"], rows)
+
+
+def scatter_summary(report: LengthReport) -> str:
+    """One or two sentences on required vs actual length: S_l and the spread of actual / required."""
+    if not report.pairs:
+        return "No instruction states a length, so there is no required-vs-actual comparison (S_l)."
+    ratios = sorted(words / required for required, words, status, _ in report.pairs if status == "accepted")
+    parts = [f"{len(report.pairs):,} outputs answer an instruction that states a length"]
+    means = [f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses if report.scores.get(s)]
+    parts.append("mean S_l " + ", ".join(means))
+    text = "; ".join(parts) + "."
+    if ratios:
+        low, high = _quantile(ratios, 0.1), _quantile(ratios, 0.9)
+        text += (f" Accepted actual/required: median {statistics.median(ratios):.2f}, "
+                 f"80% between {low:.2f} and {high:.2f}.")
+    return text
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
+    """Tokens paid for, and their cost when the recipe has prices (else, with `hint`, how to add them)."""
+    usage, accepted = scan.usage, scan.counts()["accepted"]
+    total = usage.prompt_tokens + usage.completion_tokens
+    per_sample = f"; {total / accepted:,.0f} tokens per accepted sample" if accepted and total else ""
+    lines = [f"Tokens: {usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), "
+             f"{usage.completion_tokens:,} output, {usage.requests:,} requests{per_sample}."]
+    prices = scan.prices
+    cost = usage.cost(prices)
+    if cost is None:
+        if hint:
+            lines.append("Cost: add a `prices:` section to the recipe (input, cached_input, output: dollars per "
+                         "1M tokens) to see it.")
+    else:
+        cached = prices.input if prices.cached_input is None else prices.cached_input
+        each = f" (${cost / accepted:,.4f} per accepted sample)" if accepted else ""
+        lines.append(f"Cost: ${cost:,.2f}{each} at ${prices.input:g} input, ${cached:g} cached input, "
+                     f"${prices.output:g} output per 1M tokens.")
+    return lines
+
+
+def histogram_lines(report: LengthReport) -> list[str]:
+    """Horizontal bars, one per log-scaled bin, stacked by status, with the 2k and 32k edges drawn across."""
+    peak = max((sum(counts.values()) for counts in report.histogram), default=0) or 1
+    legend = "  ".join(f"{_BAR.get(s, '▒')} {s}" for s in report.statuses)
+    lines = [f"Output length in words (log-scaled bins; {legend})"]
+    label_width = len(_words(22627, 32000))
+    for (low, high), counts in zip(bin_labels(), report.histogram):
+        if low in MARKED_EDGES:
+            lines.append(f"{'':>{label_width}} ├{f' {low // 1000}k ':─^{BAR_WIDTH}}")
+        bar = ""
+        for status in report.statuses:
+            cells = round(BAR_WIDTH * counts[status] / peak)
+            if counts[status] and not cells:
+                cells = 1  # a bin with outputs never looks empty
+            bar += _BAR.get(status, "▒") * cells
+        lines.append(f"{_words(low, high):>{label_width}} │{bar:<{BAR_WIDTH}} {sum(counts.values()):>6,}")
+    return lines
+
+
+def format_table(table: Table, indent: str = "") -> list[str]:
+    widths = [max(len(row[i]) for row in [table.header, *table.rows]) for i in range(len(table.header))]
+    def line(cells: list[str]) -> str:
+        return indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return [line(table.header), *(line(row) for row in table.rows)]
+
+
+def render_text(scan: Scan) -> str:
+    """The whole terminal report."""
+    jobs = scan.jobs
+    report = describe(jobs)
+    lines = [_heading(scan), ""]
+    if report.outputs:
+        lines += histogram_lines(report) + [""]
+        lines += format_table(band_table(report)) + [""]
+    else:
+        lines += ["No outputs yet.", ""]
+    lines += format_table(group_table("language", report.langs, _columns(scan, report))) + [""]
+    lines += format_table(group_table("type", report.types, _columns(scan, report))) + [""]
+    lines.append("Required vs actual length: " + scatter_summary(report))
+    if any(pair[2] == "accepted" for pair in report.pairs):
+        lines += format_table(required_table(report), indent="  ")
+    lines.append("")
+    lines += usage_lines(scan)
+    return "\n".join(lines)
+
+
+def _columns(scan: Scan, report: LengthReport) -> list[str]:
+    counts = scan.counts()
+    return [status for status in ("accepted", "rejected", "failed") if counts[status]] or report.statuses
+
+
+def _heading(scan: Scan) -> str:
+    counts = scan.counts()
+    if scan.kind == "dataset":
+        splits = ", ".join(f"{name} {n:,}" for name, n in scan.splits.items())
+        fmt = (scan.recipe or {}).get("format", "unknown")
+        return f"Dataset {scan.path}: {len(scan.jobs):,} samples ({splits}), {fmt} format."
+    status = ", ".join(f"{counts[s]:,} {s}" for s in ("accepted", "rejected", "failed"))
+    heading = f"Run {scan.path}: {len(scan.jobs):,} jobs finished ({status})"
+    if scan.in_progress:
+        heading += f", {scan.in_progress:,} in progress (still running or interrupted)"
+    heading += "."
+    for name, reasons in scan.reasons().items():
+        heading += f"\n  {name}: " + ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
+    target = (scan.config or {}).get("target")
+    if target:
+        heading += f"\n  Dataset: the first {min(target, counts['accepted']):,} accepted of a target of {target:,}."
+    return heading
+
+
+_COLOURS = {"accepted": "#2b6cb0", "rejected": "#a0aec0", "failed": "#e53e3e"}
+
+
+def write_png(report: LengthReport, path: Path, title: str) -> None:
+    """The histogram (log-scaled bins, band edges marked) and the required-vs-actual scatter, side by side."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    figure = Figure(figsize=(13, 5.2), dpi=110, layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=(1.25, 1))
+    figure.suptitle(title, fontsize=13)
+
+    # The first bin starts at 0, which a log axis cannot show: it is drawn from 177 (half an octave down).
+    bins = bin_labels()
+    lows = [low or 177 for low, _ in bins]
+    highs = [high or 2 * LIMIT for _, high in bins]  # the open bin above 32k is drawn one octave wide
+    widths = [h - l for l, h in zip(lows, highs)]
+    bottom = [0] * len(bins)
+    for status in report.statuses:
+        heights = [counts[status] for counts in report.histogram]
+        left.bar(lows, heights, width=widths, bottom=bottom, align="edge", color=_COLOURS.get(status, "#718096"),
+                 edgecolor="white", linewidth=0.6, label=status)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    left.set_xscale("log")
+    _word_ticks(left.xaxis, [250, 500, 1000, 2000, 4000, 8000, 16000, 32000])
+    left.set_xticks([*left.get_xticks(), (LIMIT * highs[-1]) ** 0.5],
+                    [*(t.get_text() for t in left.get_xticklabels()), ">32k"])
+    left.set_xlim(lows[0], highs[-1])
+    left.set_ylim(0, max(bottom, default=0) * 1.15 or 1)
+    for edge in MARKED_EDGES:
+        left.axvline(edge, color="#c53030", linestyle="--", linewidth=1.2, zorder=3)
+        left.text(edge, 0.985, f"{edge // 1000}k", color="#c53030", transform=left.get_xaxis_transform(), zorder=4,
+                  ha="center", va="top", fontsize=10, fontweight="bold",
+                  bbox={"facecolor": "white", "edgecolor": "#c53030", "boxstyle": "round,pad=0.2"})
+    left.set_xlabel("output length (words, log scale)")
+    left.set_ylabel("outputs")
+    left.set_title("Output length", fontsize=11)
+    left.legend(loc="upper left", frameon=False)
+    left.grid(axis="y", alpha=0.3)
+
+    if report.pairs:
+        for status in report.statuses:
+            points = [(r, w) for r, w, s, _ in report.pairs if s == status]
+            if points:
+                right.scatter(*zip(*points), s=12, alpha=0.6, color=_COLOURS.get(status, "#718096"), label=status,
+                              edgecolors="none")
+        values = [v for r, w, _, _ in report.pairs for v in (r, w)]
+        low, high = min(values) / 1.3, max(values) * 1.3
+        right.plot([low, high], [low, high], color="#2d3748", linewidth=1, label="actual = required")
+        right.set_xscale("log")
+        right.set_yscale("log")
+        ticks = [t for t in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000) if low <= t <= high]
+        _word_ticks(right.xaxis, ticks)
+        _word_ticks(right.yaxis, ticks)
+        right.set_xlim(low, high)
+        right.set_ylim(low, high)
+        right.legend(loc="upper left", frameon=False)
+        means = ", ".join(f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses
+                          if report.scores.get(s))
+        right.set_title(f"Required vs actual length (mean S_l: {means})", fontsize=11)
+    else:
+        right.text(0.5, 0.5, "No instruction states a length", ha="center", va="center", transform=right.transAxes)
+        right.set_title("Required vs actual length", fontsize=11)
+    right.set_xlabel("required length (words)")
+    right.set_ylabel("actual length (words)")
+    right.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def _word_ticks(axis, ticks: list[int]) -> None:
+    axis.set_ticks(ticks, [f"{t // 1000}k" if t >= 1000 else str(t) for t in ticks])
+    axis.set_ticks([], minor=True)
+
+
+def png_title(scan: Scan) -> str:
+    name = (scan.config or {}).get("name") or scan.path.name
+    what = "samples" if scan.kind == "dataset" else "finished jobs"
+    return f"{name}: {len(scan.jobs):,} {what}"
