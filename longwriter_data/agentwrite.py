@@ -16,6 +16,7 @@ from importlib import resources
 from .answers import answer_problem
 from .backend import ChatRequest, Completion, request_key
 from .config import GenerationConfig
+from .length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from .pools import Instruction
 from .retry import RequestFailed
@@ -32,7 +33,7 @@ def _template(name: str) -> str:
 
 
 TEMPLATES = {name: _template(f"{name}.txt") for name in (
-    "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh")}
+    "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh", "extend_en", "extend_zh")}
 
 
 class JobFailed(Exception):
@@ -68,6 +69,19 @@ def write_prompt(instruction: Instruction, plan: Plan, paragraphs: list[str], in
     )
 
 
+def extend_prompt(instruction: Instruction, plan: Plan, paragraph: str, index: int) -> str:
+    lang = "zh" if instruction.lang == "zh" else "en"
+    return (
+        TEMPLATES[f"extend_{lang}"]
+        .replace("$INST$", instruction.prompt)
+        .replace("$PLAN$", plan.render(lang))
+        .replace("$STEP$", plan.step_line(index, lang))
+        .replace("$WORDS$", str(plan.steps[index].words))
+        .replace("$HAVE$", str(count_words(paragraph)))
+        .replace("$PARAGRAPH$", paragraph)
+    )
+
+
 def clean_paragraph(text: str) -> str:
     """Drop a leading "Paragraph N" label the model may echo; keep any subtitle."""
     text = text.strip()
@@ -97,11 +111,46 @@ class AgentWrite:
                 record = await self._step(step, request, save_step, None)
             records.append(record)
             paragraphs.append(clean_paragraph(record["text"]))
+        if self.gen.extend_short:
+            records += await self._extend(instruction, plan, paragraphs, done, save_step)
         return JobResult(plan=plan, paragraphs=paragraphs, steps=records)
+
+    async def _extend(self, instruction: Instruction, plan: Plan, paragraphs: list[str], done: dict[int, dict],
+                      save_step: SaveStep) -> list[dict]:
+        """When the whole text is far below its plan, one extend call for each of the shortest paragraphs.
+
+        Extension steps are numbered after the last paragraph and checkpointed like any step; which paragraphs
+        they extend depends only on stored text, so a resumed job picks the same ones."""
+        below = self.gen.extend_below
+        written = [count_words(p) for p in paragraphs]
+        if sum(written) >= below * plan.total_words:
+            return []
+        ratios = sorted((w / s.words, i) for i, (w, s) in enumerate(zip(written, plan.steps)) if w < below * s.words)
+        chosen = sorted(i for _, i in ratios[: self.gen.extend_max_paragraphs])
+        records = []
+        for k, index in enumerate(chosen):
+            step = len(plan.steps) + 1 + k
+            record = done.get(step)
+            if record is None:
+                request = ChatRequest(
+                    model=self.model,
+                    prompt=extend_prompt(instruction, plan, paragraphs[index], index),
+                    max_tokens=self.gen.paragraph_max_tokens,
+                    temperature=self.gen.temperature,
+                    extra_body=self.gen.extra_body,
+                )
+                record = await self._step(step, request, save_step, None, extends=index + 1)
+            records.append(record)
+            longer = clean_paragraph(record["text"])
+            if count_words(longer) > written[index]:
+                paragraphs[index] = longer
+        return records
 
     def _plan_request(self, instruction: Instruction) -> ChatRequest:
         gen = self.gen
-        schema = plan_schema(gen.min_paragraphs, gen.max_paragraphs, gen.paragraph_word_range) if gen.plan_format == "json" else None
+        schema = None
+        if gen.plan_format == "json":
+            schema = plan_schema(gen.min_paragraphs, gen.max_paragraphs, gen.paragraph_word_range)
         return ChatRequest(
             model=self.plan_model,
             prompt=plan_prompt(instruction, self.gen.plan_format),
@@ -130,7 +179,7 @@ class AgentWrite:
             return parse_json_plan(text, self.gen.max_paragraphs)
         return parse_text_plan(text, self.gen.max_paragraphs)
 
-    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check) -> dict:
+    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check, **fields) -> dict:
         """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it."""
         problem = ""
         for attempt in range(1, self.gen.step_attempts + 1):
@@ -157,6 +206,7 @@ class AgentWrite:
                     "key": request_key(request.prompt),
                     "attempts": attempt,
                     "seconds": round(time.monotonic() - started, 3),
+                    **fields,
                 }
                 await save_step(record)
                 return record

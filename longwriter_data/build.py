@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .backend import open_backend
@@ -18,6 +19,7 @@ from .limits import Limits
 from .export import export_run
 from .pools import draw, load_pools, pools_fingerprint
 from .progress import Progress
+from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .store import RunState, RunStore
 
@@ -40,12 +42,17 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
         state = store.load_state(retry_failed=retry_failed)
         _announce(config, state)
         counts = state.counts
+        skipped: Counter = Counter()
         if counts["accepted"] < config.target:
             store.open_logs()
-            summary = asyncio.run(_run(config, store, state, draw(pools, config.seed, config.pools.inject_length), progress))
+            instructions = draw(pools, config.seed, config.pools.inject_length,
+                                config.filters.near_duplicate_threshold, skipped)
+            summary = asyncio.run(_run(config, store, state, instructions, progress))
         else:
             summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"], failed=counts["failed"])
-        store.save_report(_report(store))
+        report = run_report(store.jobs_path)
+        report["skipped_instructions"] = dict(skipped)
+        store.save_report(report)
     finally:
         store.close()
     if summary.interrupted:
@@ -53,7 +60,7 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
              f"  python -m longwriter_data build --config {config_path}")
         return 130
     rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
-    _print_summary(config, summary, rows)
+    _print_summary(config, summary, report, rows)
     if rows and config.export.hub_repo:  # publish the dataset just exported
         return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
@@ -120,24 +127,9 @@ def _install_signals(engine: Engine, grace_s: float) -> None:
         loop.add_signal_handler(signum, on_signal)
 
 
-def _report(store: RunStore) -> dict:
-    """Counts per status and reason over the whole run directory."""
-    from collections import Counter
-
-    from .store import read_jsonl
-
-    last = {}
-    for record in read_jsonl(store.jobs_path):
-        last[record["seq"]] = (record["status"], record.get("reason"))
-    statuses = Counter(status for status, _ in last.values())
-    reasons = Counter(f"{status}:{reason}" for status, reason in last.values() if reason)
-    return {"jobs": len(last), "status": dict(statuses), "reasons": dict(sorted(reasons.items()))}
-
-
-def _print_summary(config: BuildConfig, summary: BuildSummary, rows: int) -> None:
-    lines = [f"Build {config.name}: {summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed."]
-    for reason, n in sorted(summary.reasons.items()):
-        lines.append(f"  {reason}: {n}")
+def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int) -> None:
+    lines = [f"Build {config.name}: {summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed "
+             f"in this run. Whole run directory (also in report.json):", format_report(report)]
     if summary.exhausted and summary.accepted < config.target:
         lines.append(f"The pools ran dry before the target of {config.target}.")
     if rows:

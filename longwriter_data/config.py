@@ -54,6 +54,10 @@ class GenerationConfig(Strict):
     # Ask the server for at least this many tokens per planned word of a paragraph (`min_tokens`, understood by
     # vLLM and llama.cpp, not by OpenAI): keeps small models from stopping after a few sentences.
     min_tokens_per_word: float | None = Field(None, gt=0)
+    # Self-Lengthen's idea: paragraphs written far below their planned words get one "extend" call each.
+    extend_short: bool = False
+    extend_below: float = Field(0.7, gt=0, le=1)  # written / planned words under which a paragraph is short
+    extend_max_paragraphs: int = Field(3, ge=1)
     # Sent with every request as-is (top_p, repetition_penalty, ...), for servers that take extra parameters.
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
@@ -92,6 +96,7 @@ class FiltersConfig(Strict):
     min_length_score: float | None = Field(80, ge=0, le=100)
     reject_meta_text: bool = True  # "Paragraph 3 -", "Word Count:", "As an AI" left in the text
     max_repeated_ngram_ratio: float = Field(0.3, ge=0, le=1)  # share of 8-grams (12 for Chinese) that repeat
+    max_paragraph_repetition: float = Field(0.5, ge=0, le=1)  # the same, within any one paragraph (a model looping)
     max_duplicate_paragraph_ratio: float = Field(0.1, ge=0, le=1)
     check_language: bool = True  # a Chinese instruction must be answered in Chinese, and the reverse
     min_plan_ratio: float | None = Field(0.7, ge=0)  # written words / planned words; null disables

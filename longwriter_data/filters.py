@@ -85,6 +85,10 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     if ratio > filters.max_repeated_ngram_ratio:
         return Verdict("rejected", "repetition", f"{ratio:.0%} of {ngram}-grams repeat "
                                                   f"(max {filters.max_repeated_ngram_ratio:.0%})")
+    looping = max((repetition_ratio(p, ngram), i) for i, p in enumerate(sample.paragraphs))
+    if looping[0] > filters.max_paragraph_repetition:
+        return Verdict("rejected", "repetition", f"paragraph {looping[1] + 1} loops: {looping[0]:.0%} of its "
+                                                  f"{ngram}-grams repeat (max {filters.max_paragraph_repetition:.0%})")
     duplicates = duplicate_paragraph_ratio(sample.paragraphs)
     if duplicates > filters.max_duplicate_paragraph_ratio:
         return Verdict("rejected", "repetition", f"{duplicates:.0%} of paragraphs are repeated")

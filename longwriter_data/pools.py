@@ -7,11 +7,13 @@ import json
 import math
 import random
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import LengthInjection, PoolSource
+from .dedupe import NearDuplicates, signature
 from .errors import UserError
 from .length import RequiredLength, required_length
 
@@ -112,8 +114,13 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
     return replace(instruction, prompt=prompt, required=RequiredLength(words, words), injected=True)
 
 
-def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None) -> Iterator[Instruction]:
-    """Yield instructions in the run's fixed order: a pool chosen by weight, then its next line in a seeded shuffle."""
+def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None,
+         near_duplicates: float | None = None, skipped: Counter | None = None) -> Iterator[Instruction]:
+    """Yield instructions in the run's fixed order: a pool chosen by weight, then its next line in a seeded shuffle.
+
+    With `near_duplicates` (a MinHash Jaccard threshold), an instruction too similar to one drawn before is
+    skipped (counted in `skipped`); the order stays a function of the seed and the pools alone."""
+    seen = NearDuplicates(near_duplicates) if near_duplicates else None
     rng = random.Random(seed)
     orders = []
     for pool in pools:
@@ -131,6 +138,10 @@ def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None)
         line, record = pool.read(orders[chosen][cursors[chosen]])
         cursors[chosen] += 1
         prompt = record["prompt"].strip()
+        if seen is not None and seen.check_and_add(signature(prompt, size=3)):
+            if skipped is not None:
+                skipped["near_duplicate_instruction"] += 1
+            continue
         length = record.get("length")
         instruction = Instruction(
             seq=seq,

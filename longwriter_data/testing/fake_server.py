@@ -214,7 +214,8 @@ class FakeServer:
         return web.json_response(completion(body, prompt, text))
 
     def answer(self, body: dict, prompt: str) -> web.Response:
-        is_write = "Already written text:" in prompt or "已写文本：" in prompt
+        is_extend = "Expand the paragraph to about" in prompt or "请把这一段扩写到约" in prompt
+        is_write = is_extend or "Already written text:" in prompt or "已写文本：" in prompt
         zh = prompt.startswith(("你是", "我需要", "请把"))
         lang = "zh" if zh else "en"
         instruction = _between(prompt, *_SPLIT[f"write_{lang}" if is_write else lang])
@@ -228,6 +229,9 @@ class FakeServer:
             text = "抱歉，我无法完成这个请求。" if zh else "I'm sorry, but I can't help with that request."
         elif not is_write:
             text = self.plan(body, instruction, directives, lang)
+        elif is_extend:  # an extension is written at full length, whatever the first draft did
+            words = int(re.search(r"(?:to about |扩写到约)(\d+)", prompt).group(1))
+            text = chinese(words, seed) if zh else english(words, seed)
         else:
             text = self.paragraph(prompt, zh, directives, seed)
         return web.json_response(completion(body, prompt, text))
@@ -239,7 +243,8 @@ class FakeServer:
             words = max(1, words // 10)
         same = next((d for d in directives if d.startswith("same=")), None)
         if same:  # the same text for every job sharing the key: seeded by the key and the paragraph number
-            seed = _seed(same + prompt.rsplit("\n", 1)[-1][:40])
+            number = re.findall(r"(?:continue writing Paragraph |继续写段落)(\d+)", prompt)
+            seed = _seed(same + (number[-1] if number else ""))
         if "repeat" in directives:
             sentence = "数据很重要，我们需要更多数据。" if zh else "Data matters and we need more data. "
             return (sentence * (words // (len(sentence) if zh else 7) + 1)).strip()
@@ -247,8 +252,7 @@ class FakeServer:
             zh = False
         text = chinese(words, seed) if zh else english(words, seed)
         if "meta" in directives:
-            text = ("As an AI language model, I will now write this part. " + text +
-                    f" (Paragraph 2 - Word Count: {words} words)")
+            text += f" As an AI language model, I wrote this part. (Paragraph 2 - Word Count: {words} words)"
         return text
 
     def plan(self, body: dict, instruction: str, directives: set, lang: str) -> str:

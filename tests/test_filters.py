@@ -1,0 +1,148 @@
+"""Every filter rejects with its named reason; near-duplicates; length injection; extension of short drafts."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from longwriter_data.cli import main
+from longwriter_data.config import FiltersConfig, LengthInjection
+from longwriter_data.dedupe import NearDuplicates, signature
+from longwriter_data.filters import Sample, judge, repetition_ratio
+from longwriter_data.length import RequiredLength, count_words, required_length
+from longwriter_data.pools import Instruction, inject_length
+from longwriter_data.testing.fake_server import chinese, english
+from tests.conftest import jobs, write_config, write_pool
+
+CLEAN_EN = [english(500, seed) for seed in range(5)]  # 2,500 words of non-repeating text
+CLEAN_ZH = [chinese(500, seed) for seed in range(5)]
+
+
+def sample(paragraphs=CLEAN_EN, lang="en", required=None, planned=2500) -> Sample:
+    return Sample(prompt="Write an essay.", lang=lang, required=required, paragraphs=list(paragraphs),
+                  planned_words=planned, word_count=count_words("\n\n".join(paragraphs)))
+
+
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        (sample(), None),
+        (sample(CLEAN_ZH, lang="zh"), None),
+        (sample(CLEAN_EN[:3]), "too_short"),
+        (sample([*CLEAN_EN, english(30000, 9)]), "too_long"),
+        (sample(required=RequiredLength(5000, 5000)), "length_score"),  # 2,500 of 5,000: S_l 50
+        (sample(required=RequiredLength(2400, 2600)), None),
+        (sample(required=RequiredLength(2700, 2700)), None),  # S_l 96
+        (sample([*CLEAN_EN[:4], "I'm sorry, but I can't continue with this story. " + CLEAN_EN[4]]), "refusal"),
+        (sample([*CLEAN_ZH[:4], "抱歉，我无法继续。" + CLEAN_ZH[4]], lang="zh"), "refusal"),
+        (sample([*CLEAN_EN[:4], CLEAN_EN[4] + "\n\nWord Count: 500 words"]), "meta_text"),
+        (sample([*CLEAN_EN[:4], "Paragraph 5 - the ending. " + CLEAN_EN[4]]), "meta_text"),
+        (sample([*CLEAN_EN[:4], CLEAN_EN[4] + " As an AI, I find this topic fascinating."]), "meta_text"),
+        (sample([*CLEAN_ZH[:4], "字数要求：500字。" + CLEAN_ZH[4]], lang="zh"), "meta_text"),
+        (sample(["We need more data and better data. " * 80] * 1 + CLEAN_EN[:3]), "repetition"),
+        (sample([CLEAN_EN[0]] * 5), "repetition"),
+        (sample(CLEAN_EN, lang="zh"), "language_mismatch"),
+        (sample(CLEAN_ZH, lang="en"), "language_mismatch"),
+        (sample(planned=10000), "below_plan"),
+    ],
+)
+def test_each_filter_rejects_with_its_reason(case, reason):
+    verdict = judge(case, FiltersConfig())
+    assert verdict.reason == reason, verdict.detail
+    assert verdict.status == ("accepted" if reason is None else "rejected")
+
+
+def test_filters_can_be_switched_off():
+    relaxed = FiltersConfig(min_length_score=None, reject_meta_text=False, check_language=False, min_plan_ratio=None)
+    for case in (sample(required=RequiredLength(5000, 5000)), sample(CLEAN_EN, lang="zh"), sample(planned=10000),
+                 sample([*CLEAN_EN[:4], CLEAN_EN[4] + " Word Count: 9"])):
+        assert judge(case, relaxed).status == "accepted"
+
+
+@pytest.mark.parametrize("text, low, high", [("a b c d e f g h i j " * 50, 0.9, 1.0), (CLEAN_EN[0], 0.0, 0.02)])
+def test_repetition_ratio(text, low, high):
+    assert low <= repetition_ratio(text, 8) <= high
+
+
+def test_minhash_finds_near_duplicates_and_keeps_distinct_texts():
+    seen = NearDuplicates(threshold=0.8)
+    base = CLEAN_EN[0]
+    words = base.split()
+    edited = " ".join(words[:-5] + ["changed"] * 5)  # 5 of 500 words differ
+    assert not seen.check_and_add(signature(base))
+    assert seen.check_and_add(signature(edited))
+    assert not seen.check_and_add(signature(CLEAN_EN[1]))
+    assert not seen.check_and_add(signature(CLEAN_ZH[0]))
+    assert seen.check_and_add(signature(CLEAN_ZH[0][:-10] + "新的结尾。"))
+
+
+@pytest.mark.parametrize("lang, prompt", [("en", "Write a story about a cat."), ("zh", "写一篇关于猫的故事。")])
+def test_length_injection_adds_a_requirement_in_the_instructions_language(lang, prompt):
+    injection = LengthInjection(min_words=2000, max_words=20000)
+    lengths = []
+    for seq in range(200):
+        out = inject_length(Instruction(seq=seq, id="x", prompt=prompt, lang=lang), injection, seed=1)
+        assert out.injected and out.prompt.startswith(prompt)
+        assert required_length(out.prompt) == out.required  # the extractor reads what was injected
+        assert ("字" in out.prompt[len(prompt):]) == (lang == "zh")
+        lengths.append(out.required.low)
+    assert min(lengths) >= 2000 and max(lengths) <= 20000
+    assert sum(n < 6000 for n in lengths) > sum(n >= 14000 for n in lengths)  # log-uniform leans short
+    again = inject_length(Instruction(seq=7, id="x", prompt=prompt, lang=lang), injection, seed=1)
+    assert again.required.low == lengths[7]  # deterministic for a seed and a place in the draw
+
+
+def test_length_injection_leaves_instructions_with_a_length_alone_and_respects_share():
+    has_length = Instruction(seq=0, id="x", prompt="Write 3000 words.", lang="en", required=RequiredLength(3000, 3000))
+    assert inject_length(has_length, LengthInjection(), seed=0) is has_length
+    none = [inject_length(Instruction(seq=i, id="x", prompt="Write.", lang="en"), LengthInjection(share=0), 0)
+            for i in range(20)]
+    assert not any(i.injected for i in none)
+
+
+BAD = {
+    "Write a 2400-word essay about rivers. [[short]]": "too_short",
+    "Write a 5000-word essay about oceans. [[words=2400]]": "length_score",
+    "Write a 2400-word essay about lakes. [[meta]]": "meta_text",
+    "Write a 2400-word essay about ponds. [[repeat]]": "repetition",
+    "写一篇2400字的文章，介绍黄河。 [[english]]": "language_mismatch",
+    "Write an essay about wells. [[words=30000]] [[short]]": "below_plan",
+}
+SAME = ["Write a 2400-word essay about harbours. [[same=h]]", "Write a 2400-word essay about docks. [[same=h]]"]
+
+
+def test_a_build_with_bad_outputs_mixed_in_exports_none_of_them_and_reports_each_reason(tmp_path, server, capsys):
+    good = [f"Write a 2400-word essay about city number {i}." for i in range(4)]
+    near_copy = "Write a 2400-word essay about city number 0, please."
+    pool = write_pool(tmp_path / "pool.jsonl", [*BAD, *SAME, *good, near_copy])
+    config = write_config(tmp_path, server.base_url, pool, target=20, engine={"max_jobs": 1},
+                          generation={"max_paragraphs": 80})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    records = {r["prompt"]: r for r in jobs(tmp_path / "run")}
+    for prompt, reason in BAD.items():
+        assert (records[prompt]["status"], records[prompt]["reason"]) == ("rejected", reason), records[prompt]["detail"]
+    assert sorted(records[p]["status"] for p in SAME) == ["accepted", "rejected"]
+    assert near_copy not in records  # skipped before generation as a near-duplicate instruction
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["reasons"]["rejected"] == {**{r: 1 for r in BAD.values()}, "near_duplicate_output": 1}
+    assert report["skipped_instructions"] == {"near_duplicate_instruction": 1}
+    for reason in [*BAD.values(), "near_duplicate_output"]:
+        assert reason in out  # the table printed at the end
+    exported = {row["messages"][0]["content"] for row in datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]}
+    assert exported == {*good, next(p for p in SAME if records[p]["status"] == "accepted")}
+
+
+def test_extend_short_lengthens_short_drafts_before_filtering(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a 1200-word essay about rivers. [[short]]"])
+    config = write_config(tmp_path, server.base_url, pool, target=1, filters={"min_words": 1000},
+                          generation={"extend_short": True, "extend_max_paragraphs": 3})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    (record,) = jobs(tmp_path / "run")
+    assert record["status"] == "accepted", record["detail"]
+    assert record["paragraph_words"] == [400, 400, 400]
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert sorted(s["extends"] for s in steps if "extends" in s) == [1, 2, 3]
+    assert record["usage"]["requests"] == 1 + 3 + 3
