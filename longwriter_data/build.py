@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .engine import BuildSummary, Engine
 from .errors import UserError
 from .limits import Limits
 from .export import export_run
-from .pools import draw, load_pools, pools_fingerprint
+from .pools import PreparedPools, draw
 from .progress import Progress
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
@@ -31,9 +32,18 @@ def _say(message: str) -> None:
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
     """Run a build to its end or to an interruption; returns the process exit status."""
     config = load_config(config_path)
-    sources = config.pools.sources
-    pools = load_pools(sources)  # a bad pool line fails here, before anything is written
-    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(sources)}
+    with tempfile.TemporaryDirectory(prefix="longwriter-pools-") as workdir:
+        # A bad source row fails here, before anything is written to the run directory.
+        pools = PreparedPools(config.pools, Path(workdir))
+        try:
+            return _build(config, config_path, pools, retry_failed, force, progress)
+        finally:
+            pools.close()
+
+
+def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
+           progress: bool) -> int:
+    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint}
     store = RunStore(config.run_dir)
     store.lock()
     try:

@@ -65,7 +65,8 @@ def _prompt_templates(config: dict) -> dict[str, str]:
     plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
     folder = resources.files("longwriter_data").joinpath("prompts")
     names = [f"{stem}_{lang}.txt" for stem in (plan, "write") for lang in ("en", "zh")]
-    return {name: folder.joinpath(name).read_text(encoding="utf-8") for name in names if folder.joinpath(name).is_file()}
+    return {name: folder.joinpath(name).read_text(encoding="utf-8")
+            for name in names if folder.joinpath(name).is_file()}
 
 
 def _version() -> str:
@@ -198,7 +199,8 @@ def _build_section(scan: Scan) -> str:
     model = backend.get("model", "unknown")
     plan_model = backend.get("plan_model") or model
     lines.append(f"- Writer model: `{model}`" + (f"; plan model: `{plan_model}`" if plan_model != model else ""))
-    lines.append(f"- Plans: {generation.get('plan_format', 'text')}; temperature {generation.get('temperature', '–')}")
+    plans, temperature = generation.get("plan_format", "text"), generation.get("temperature", "–")
+    lines.append(f"- Plans: {plans}; temperature {temperature}")
     for source in sources:
         lines.append(f"- Instructions: `{Path(str(source.get('path', '?'))).name}` (weight {source.get('weight', 1)})")
     if isinstance(pools, dict) and pools.get("inject_length"):
@@ -254,10 +256,11 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def write_card(folder: Path, repo_id: str | None = None) -> Path:
-    """(Re)write README.md and the histogram image of an exported folder; returns the card's path."""
+def write_card(folder: Path, repo_id: str | None = None, image: bool = True) -> Path:
+    """(Re)write README.md (and, with `image`, the histogram it shows) of an exported folder; returns its path."""
     scan = scan_dataset(folder)
-    write_png(describe(scan.jobs), folder / IMAGE, png_title(scan))
+    if image or not (folder / IMAGE).is_file():
+        write_png(describe(scan.jobs), folder / IMAGE, png_title(scan))
     card = folder / CARD
     write_atomic(card, render(scan, folder, repo_id))
     return card

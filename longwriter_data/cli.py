@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="resume even though the recipe changed")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    pools = commands.add_parser("pools", help="preview the instruction mix of a recipe without generating")
+    pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
+    pools.add_argument("--samples", type=int, default=5, help="how many instructions to show")
+
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/dataset)")
@@ -26,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--test-size", type=float, default=0.0, help="share of rows for a test split")
 
     inspect = commands.add_parser("inspect", help="length histogram and bands, languages, types, S_l, tokens, cost")
-    inspect.add_argument("path", type=Path, help="a run directory (finished, running or interrupted) or an exported folder")
+    inspect.add_argument("path", type=Path, help="a run directory (even one still running) or an exported folder")
     inspect.add_argument("--png", type=Path, help="also draw the histogram and the required-vs-actual scatter here")
 
     push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")
@@ -44,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             from .build import build
 
             return build(args.config, retry_failed=args.retry_failed, force=args.force, progress=not args.no_progress)
+        if args.command == "pools":
+            from .pool_preview import preview_pools
+
+            print(preview_pools(args.config, samples=args.samples))
+            return 0
         if args.command == "export":
             from .commands import export_command
 

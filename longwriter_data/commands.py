@@ -33,10 +33,10 @@ def inspect_command(path: Path, png: Path | None) -> int:
     from .stats import describe, load_scan
 
     scan = load_scan(path)
+    if png is not None and not scan.jobs:
+        raise UserError(f"{path} has no finished jobs yet: nothing to draw in {png}.")
     print(render_text(scan), flush=True)
     if png is not None:
-        if not scan.jobs:
-            raise UserError(f"{path} has no finished jobs yet: nothing to draw in {png}.")
         write_png(describe(scan.jobs), png, png_title(scan))
         print(f"Wrote {png}")
     return 0

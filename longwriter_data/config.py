@@ -65,8 +65,33 @@ class GenerationConfig(Strict):
 
 
 class PoolSource(Strict):
-    path: Path
+    """One source of instructions: a file (`path`) or a Hugging Face dataset (`hf`: Hub id or saved folder)."""
+
+    path: Path | None = None
+    hf: str | None = None
+    split: str = "train"
+    format: Literal["auto", "jsonl", "csv", "parquet", "text"] = "auto"  # auto: by the file's extension
+    field: str = "prompt"  # the column holding the instruction
+    messages_field: str | None = None  # a chat column whose first user turn is the instruction (default: detect)
+    fields: dict[str, str] = Field(default_factory=dict)  # our key (id, lang, type, length) -> the source's column
     weight: float = Field(1.0, gt=0)
+    select: bool = True  # apply pools.select to this source (shipped, curated pools may skip it)
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> PoolSource:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of `path` (a file) or `hf` (a dataset id or saved folder)")
+        return self
+
+
+class Selection(Strict):
+    """Rules that keep only instructions calling for long output (LongWriter's selection step)."""
+
+    min_required_words: int = Field(2000, ge=0)  # an explicit length at least this long qualifies
+    keywords: bool = True  # or a long-form keyword: essay, report, novel, guide, 论文, 报告, 小说, ...
+    min_prompt_chars: int = Field(10, ge=0)
+    max_prompt_chars: int = Field(4000, ge=1)
 
 
 class LengthInjection(Strict):
@@ -86,6 +111,10 @@ class LengthInjection(Strict):
 
 class PoolsConfig(Strict):
     sources: list[PoolSource] = Field(min_length=1)
+    languages: list[str] | None = None  # keep only these (e.g. [en, zh]); null keeps all
+    select: Selection | None = None  # null keeps every instruction of the sources
+    lang_weights: dict[str, float] = Field(default_factory=dict)  # mixing weights per language (default 1)
+    type_weights: dict[str, float] = Field(default_factory=dict)  # ... and per type
     inject_length: LengthInjection | None = None
 
 
@@ -182,7 +211,7 @@ def load_config(path: str | Path) -> BuildConfig:
         loc = _as_written(raw, tuple(error["loc"]))
         raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: {_message(error)}") from None
     for index, pool in enumerate(config.pools.sources):
-        if not pool.path.is_file():
+        if pool.path is not None and not pool.path.is_file():
             loc = _as_written(raw, ("pools", "sources", index, "path"))
             raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} does not exist.")
     return config

@@ -60,7 +60,7 @@ def push_dataset(path: Path, repo_id: str, *, private: bool | None = None, revis
         raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then push again.")
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
     branch = revision or "main"
-    write_card(folder, repo_id)  # the card's loading example names the repository it now lives in
+    write_card(folder, repo_id, image=False)  # its loading example names the repository it now lives in
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     files = [name for name in files if any(fnmatch(name, pattern) for pattern in UPLOAD)]
     with _hub_errors(api.endpoint, repo_id):

@@ -30,6 +30,10 @@ def _words(low: int, high: int | None) -> str:
     return f"> {low:,}" if high is None else f"{low:,} – {high:,}"
 
 
+def _dollars(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "–"
 
@@ -97,8 +101,8 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
                          "1M tokens) to see it.")
     else:
         cached = prices.input if prices.cached_input is None else prices.cached_input
-        each = f" (${cost / accepted:,.4f} per accepted sample)" if accepted else ""
-        lines.append(f"Cost: ${cost:,.2f}{each} at ${prices.input:g} input, ${cached:g} cached input, "
+        each = f" ({_dollars(cost / accepted)} per accepted sample)" if accepted else ""
+        lines.append(f"Cost: {_dollars(cost)}{each} at ${prices.input:g} input, ${cached:g} cached input, "
                      f"${prices.output:g} output per 1M tokens.")
     return lines
 
@@ -139,12 +143,13 @@ def render_text(scan: Scan) -> str:
         lines += format_table(band_table(report)) + [""]
     else:
         lines += ["No outputs yet.", ""]
-    lines += format_table(group_table("language", report.langs, _columns(scan, report))) + [""]
-    lines += format_table(group_table("type", report.types, _columns(scan, report))) + [""]
-    lines.append("Required vs actual length: " + scatter_summary(report))
-    if any(pair[2] == "accepted" for pair in report.pairs):
-        lines += format_table(required_table(report), indent="  ")
-    lines.append("")
+    if jobs:
+        lines += format_table(group_table("language", report.langs, _columns(scan, report))) + [""]
+        lines += format_table(group_table("type", report.types, _columns(scan, report))) + [""]
+        lines.append("Required vs actual length: " + scatter_summary(report))
+        if any(pair[2] == "accepted" for pair in report.pairs):
+            lines += format_table(required_table(report), indent="  ")
+        lines.append("")
     lines += usage_lines(scan)
     return "\n".join(lines)
 
@@ -163,7 +168,7 @@ def _heading(scan: Scan) -> str:
     status = ", ".join(f"{counts[s]:,} {s}" for s in ("accepted", "rejected", "failed"))
     heading = f"Run {scan.path}: {len(scan.jobs):,} jobs finished ({status})"
     if scan.in_progress:
-        heading += f", {scan.in_progress:,} in progress (still running or interrupted)"
+        heading += f", {scan.in_progress:,} unfinished (running, interrupted, or cancelled when the target was met)"
     heading += "."
     for name, reasons in scan.reasons().items():
         heading += f"\n  {name}: " + ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
@@ -173,7 +178,7 @@ def _heading(scan: Scan) -> str:
     return heading
 
 
-_COLOURS = {"accepted": "#2b6cb0", "rejected": "#a0aec0", "failed": "#e53e3e"}
+_COLOURS = {"accepted": "#2b6cb0", "rejected": "#8797ab", "failed": "#e53e3e"}
 
 
 def write_png(report: LengthReport, path: Path, title: str) -> None:
@@ -213,10 +218,11 @@ def write_png(report: LengthReport, path: Path, title: str) -> None:
     left.grid(axis="y", alpha=0.3)
 
     if report.pairs:
+        size = 28 if len(report.pairs) < 300 else 10  # few points drawn large, many small
         for status in report.statuses:
             points = [(r, w) for r, w, s, _ in report.pairs if s == status]
             if points:
-                right.scatter(*zip(*points), s=12, alpha=0.6, color=_COLOURS.get(status, "#718096"), label=status,
+                right.scatter(*zip(*points), s=size, alpha=0.65, color=_COLOURS.get(status, "#718096"), label=status,
                               edgecolors="none")
         values = [v for r, w, _, _ in report.pairs for v in (r, w)]
         low, high = min(values) / 1.3, max(values) * 1.3

@@ -1,4 +1,5 @@
-"""Seed instructions: JSONL pools indexed by byte offset, drawn by weight, deterministically, each at most once."""
+"""Seed instructions: sources selected and deduplicated into one indexed work file, then drawn by weight,
+deterministically for a seed, each instruction at most once."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import hashlib
 import json
 import math
 import random
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import LengthInjection, PoolSource
+from .config import LengthInjection, PoolsConfig, PoolSource, Selection
 from .dedupe import NearDuplicates, signature
-from .errors import UserError
+from .sources import normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
 _CJK = range(0x4E00, 0xA000)
@@ -42,54 +44,95 @@ def detect_lang(text: str) -> str:
     return "zh" if letters and han / letters > 0.2 else "en"
 
 
-class Pool:
-    """One JSONL source, validated and indexed once: only line offsets stay in memory, never the prompts."""
-
-    def __init__(self, source: PoolSource, seen: set[bytes]):
-        self.path = source.path
-        self.weight = source.weight
-        self.offsets = array("q")
-        self.lines = array("l")
-        with self.path.open("rb") as fh:
-            offset = 0
-            for number, raw in enumerate(fh, start=1):
-                record = _parse_line(self.path, number, raw)
-                if record is not None:
-                    digest = hashlib.blake2b(record["prompt"].strip().encode(), digest_size=12).digest()
-                    if digest not in seen:  # an instruction already drawable elsewhere is used once only
-                        seen.add(digest)
-                        self.offsets.append(offset)
-                        self.lines.append(number)
-                offset += len(raw)
-
-    def read(self, index: int) -> tuple[int, dict]:
-        with self.path.open("rb") as fh:
-            fh.seek(self.offsets[index])
-            return self.lines[index], json.loads(fh.readline())
+_LONG_FORM = re.compile(
+    r"\b(?:essays?|reports?|articles?|stor(?:y|ies)|novels?|novellas?|chapters?|guides?|tutorials?|papers?|thesis"
+    r"|proposals?|white\s*papers?|blog\s*posts?|features?|speech(?:es)?|scripts?|screenplays?|manuals?|handbooks?"
+    r"|reviews?|analys[ie]s|biograph(?:y|ies)|memoirs?|lesson\s*plans?|curricul(?:um|a)|narratives?|in\s*detail"
+    r"|detailed|comprehensive|in-depth|long-form)\b"
+    r"|论文|报告|小说|故事|文章|散文|指南|教程|综述|方案|计划书|演讲稿|剧本|传记|回忆录|教案|报道|评论|分析|详细|长文|深度",
+    re.IGNORECASE,
+)
 
 
-def _parse_line(path: Path, number: int, raw: bytes) -> dict | None:
-    if not raw.strip():
+def selection_problem(record: dict, rules: Selection) -> str | None:
+    """Why an instruction does not call for long output (a rule name), or None to keep it."""
+    prompt = record["prompt"]
+    if len(prompt) < rules.min_prompt_chars:
+        return "prompt_too_short"
+    if len(prompt) > rules.max_prompt_chars:
+        return "prompt_too_long"
+    length = record.get("length")
+    required = RequiredLength(length, length) if length else required_length(prompt)
+    if required is not None:
+        return None if required.high >= rules.min_required_words else "required_length_too_short"
+    if rules.keywords and _LONG_FORM.search(prompt):
         return None
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}:{number}: not valid JSON ({exc}); each line must be one JSON object.") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{path}:{number}: expected a JSON object with a 'prompt' field.")
-    prompt = record.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UserError(f"{path}:{number}: field 'prompt' is missing or not a non-empty string.")
-    for key, kind in (("id", (str, int)), ("lang", str), ("type", str), ("length", int)):
-        if record.get(key) is not None and not isinstance(record[key], kind):
-            raise UserError(f"{path}:{number}: field '{key}' has the wrong type ({type(record[key]).__name__}).")
-    return record
+    return "not_long_form"
 
 
-def load_pools(sources: list[PoolSource]) -> list[Pool]:
-    """Validate and index every pool up front, so a bad line fails the run before anything is written."""
-    seen: set[bytes] = set()
-    return [Pool(source, seen) for source in sources]
+class PreparedPools:
+    """Every source streamed once through field mapping, language and selection rules and exact dedupe, into
+    one normalized JSONL work file; only byte offsets, grouped by (source, language, type), stay in memory."""
+
+    def __init__(self, config: PoolsConfig, workdir: Path):
+        self.config = config
+        self.path = workdir / "instructions.jsonl"
+        self.strata: dict[tuple[int, str, str], array] = {}
+        self.kept: Counter = Counter()  # per source name
+        self.dropped: Counter = Counter()  # per rule
+        seen: set[bytes] = set()
+        digest = hashlib.blake2b(digest_size=16)
+        with self.path.open("wb") as out:
+            for index, source in enumerate(config.sources):
+                name = source_name(source)
+                stem = Path(source.path).stem if source.path else source.hf.rstrip("/").split("/")[-1]
+                for row, (where, raw) in enumerate(raw_records(source), start=1):
+                    record = normalized(source, where, raw)
+                    problem = self._problem(source, record, seen)
+                    if problem:
+                        self.dropped[problem] += 1
+                        continue
+                    record.setdefault("id", f"{stem}:{row}")
+                    record.setdefault("lang", detect_lang(record["prompt"]))
+                    record["source"] = index
+                    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+                    key = (index, record["lang"], record.get("type") or "")
+                    self.strata.setdefault(key, array("q")).append(out.tell())
+                    out.write(line)
+                    digest.update(line)
+                    self.kept[name] += 1
+        self.fingerprint = digest.hexdigest()
+        self._fh = self.path.open("rb")
+
+    def _problem(self, source: PoolSource, record: dict, seen: set[bytes]) -> str | None:
+        config = self.config
+        lang = record.get("lang") or detect_lang(record["prompt"])
+        if config.languages and lang not in config.languages:
+            return "language"
+        if config.select and source.select:
+            problem = selection_problem(record, config.select)
+            if problem:
+                return problem
+        digest = hashlib.blake2b(record["prompt"].encode(), digest_size=12).digest()
+        if digest in seen:  # an instruction already drawable elsewhere is used once only
+            return "exact_duplicate"
+        seen.add(digest)
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(offsets) for offsets in self.strata.values())
+
+    def read(self, offset: int) -> dict:
+        self._fh.seek(offset)
+        return json.loads(self._fh.readline())
+
+    def weight(self, key: tuple[int, str, str]) -> float:
+        source, lang, kind = key
+        config = self.config
+        return config.sources[source].weight * config.lang_weights.get(lang, 1.0) * config.type_weights.get(kind, 1.0)
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 _INJECTED = {"en": "\n\nThe answer should be about {n} words long.", "zh": "\n\n全文约{n}字。"}
@@ -114,30 +157,32 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
     return replace(instruction, prompt=prompt, required=RequiredLength(words, words), injected=True)
 
 
-def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None,
+def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = None,
          near_duplicates: float | None = None, skipped: Counter | None = None) -> Iterator[Instruction]:
-    """Yield instructions in the run's fixed order: a pool chosen by weight, then its next line in a seeded shuffle.
+    """Yield instructions in the run's fixed order: a (source, language, type) group chosen by its mixing
+    weight, then that group's next instruction in a seeded shuffle.
 
     With `near_duplicates` (a MinHash Jaccard threshold), an instruction too similar to one drawn before is
     skipped (counted in `skipped`); the order stays a function of the seed and the pools alone."""
     seen = NearDuplicates(near_duplicates) if near_duplicates else None
     rng = random.Random(seed)
+    keys = sorted(pools.strata)
     orders = []
-    for pool in pools:
-        order = array("q", range(len(pool.offsets)))
+    for key in keys:
+        order = array("q", pools.strata[key])
         rng.shuffle(order)
         orders.append(order)
-    cursors = [0] * len(pools)
+    weights = [pools.weight(key) for key in keys]
+    cursors = [0] * len(keys)
     seq = 0
     while True:
-        live = [i for i, pool in enumerate(pools) if cursors[i] < len(orders[i])]
+        live = [i for i in range(len(keys)) if cursors[i] < len(orders[i]) and weights[i] > 0]
         if not live:
             return
-        chosen = rng.choices(live, weights=[pools[i].weight for i in live])[0]
-        pool = pools[chosen]
-        line, record = pool.read(orders[chosen][cursors[chosen]])
+        chosen = rng.choices(live, weights=[weights[i] for i in live])[0]
+        record = pools.read(orders[chosen][cursors[chosen]])
         cursors[chosen] += 1
-        prompt = record["prompt"].strip()
+        prompt = record["prompt"]
         if seen is not None and seen.check_and_add(signature(prompt, size=3)):
             if skipped is not None:
                 skipped["near_duplicate_instruction"] += 1
@@ -145,24 +190,13 @@ def draw(pools: list[Pool], seed: int, injection: LengthInjection | None = None,
         length = record.get("length")
         instruction = Instruction(
             seq=seq,
-            id=str(record.get("id") or f"{pool.path.stem}:{line}"),
+            id=record["id"],
             prompt=prompt,
-            lang=record.get("lang") or detect_lang(prompt),
+            lang=record["lang"],
             type=record.get("type"),
             length=length,
-            pool=str(pool.path),
+            pool=source_name(pools.config.sources[record["source"]]),
             required=RequiredLength(length, length) if length else required_length(prompt),
         )
         yield inject_length(instruction, injection, seed) if injection else instruction
         seq += 1
-
-
-def pools_fingerprint(sources: list[PoolSource]) -> str:
-    """A hash of every pool's bytes: a resumed run must draw from exactly the same instructions."""
-    digest = hashlib.blake2b(digest_size=16)
-    for source in sources:
-        with source.path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()

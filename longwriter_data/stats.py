@@ -220,8 +220,9 @@ def scan_dataset(folder: Path) -> Scan:
         for batch in reader.iter_batches(batch_size=256, columns=wanted):
             for row in batch.to_pylist():
                 prompt = prompt_of(row[column]) if column else ""
+                required = _row_required(prompt, row.get("required_length"))
                 jobs.append(Job(seq=len(jobs), status="accepted", lang=row.get("lang") or "en", type=row.get("type"),
-                                words=row.get("word_count"), required=_row_required(prompt, row.get("required_length"))))
+                                words=row.get("word_count"), required=required))
                 splits[split] += 1
     usage = Usage()
     usage.add((recipe or {}).get("usage", {}))

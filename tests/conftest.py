@@ -42,6 +42,8 @@ def write_config(tmp_path: Path, base_url: str, pool: Path, **overrides) -> Path
         "backend": {"base_url": base_url, "api_key_env": None, "model": "fake"},
         "engine": {"max_jobs": 4, "max_retries": 1},
         "pools": [{"path": str(pool), "weight": 1.0}],
+        # Test prompts are templated ("... about topic 3"): near-duplicates by design; tests of dedupe turn it on.
+        "filters": {"near_duplicate_threshold": None},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -118,7 +118,7 @@ def test_a_build_with_bad_outputs_mixed_in_exports_none_of_them_and_reports_each
     near_copy = "Write a 2400-word essay about city number 0, please."
     pool = write_pool(tmp_path / "pool.jsonl", [*BAD, *SAME, *good, near_copy])
     config = write_config(tmp_path, server.base_url, pool, target=20, engine={"max_jobs": 1},
-                          generation={"max_paragraphs": 80})
+                          generation={"max_paragraphs": 80}, filters={"near_duplicate_threshold": 0.8})
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
     out = capsys.readouterr().out
     records = {r["prompt"]: r for r in jobs(tmp_path / "run")}

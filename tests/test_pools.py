@@ -1,9 +1,16 @@
 import pytest
 
-from longwriter_data.config import PoolSource
+from longwriter_data.config import PoolsConfig, PoolSource
 from longwriter_data.errors import UserError
-from longwriter_data.pools import detect_lang, draw, load_pools
+from longwriter_data.pools import PreparedPools, detect_lang, draw
 from tests.conftest import write_pool
+
+
+def load_pools(sources, tmp_path=None, **options):
+    import tempfile
+    from pathlib import Path
+
+    return PreparedPools(PoolsConfig(sources=sources, **options), Path(tempfile.mkdtemp()))
 
 
 @pytest.mark.parametrize(

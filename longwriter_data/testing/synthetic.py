@@ -4,6 +4,7 @@ texts of exactly the asked word count. For tests of inspect/export/push and for 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterable
@@ -12,10 +13,12 @@ from pathlib import Path
 
 from ..config import BuildConfig
 
-_EN = ("river valley stone bridge market garden season harvest letter window winter summer lantern harbour "
-       "mountain village teacher student history memory language science music family travel story forest "
-       "ocean island desert city street morning evening silence journey promise courage wonder machine "
-       "engine signal archive museum library theatre painting portrait kitchen bakery festival").split()
+_SYLLABLES = ("ka lo mi ren sta por vel an ti mor dre sul ca ben tor lis har wen ob qui "
+              "pre gan fel ru nor ith bal cen dom est").split()
+# Four thousand made-up words drawn with Zipf weights, so that Parquet compression does not flatter a benchmark the way
+# a few repeated words would.
+_EN = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in ("", "s", "ed", "ing", "er")][:4000]
+_EN_CUMULATIVE = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(_EN))))
 _ZH = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行"
 
 
@@ -39,7 +42,7 @@ def text(words: int, lang: str, rng: random.Random) -> str:
     """`words` words as LongBench-Write counts them: Latin words, or one Han character each."""
     if lang == "zh":
         return "".join(rng.choices(_ZH, k=words))
-    return " ".join(rng.choices(_EN, k=words))
+    return " ".join(rng.choices(_EN, cum_weights=_EN_CUMULATIVE, k=words))
 
 
 def _paragraphs(words: int, size: int, lang: str, rng: random.Random) -> list[str]:
@@ -49,10 +52,11 @@ def _paragraphs(words: int, size: int, lang: str, rng: random.Random) -> list[st
 
 def _prompt(job: SyntheticJob, seq: int) -> str:
     if job.required is None:
-        return f"Write an essay about topic {seq}." if job.lang == "en" else f"请写一篇关于主题{seq}的文章。"
+        return f"请写一篇关于主题{seq}的文章。" if job.lang == "zh" else f"Write an essay about topic {seq}."
     low, high = job.required
     if job.lang == "zh":
-        return f"请写一篇{low}字的文章，主题{seq}。" if low == high else f"请写一篇{low}-{high}字的文章，主题{seq}。"
+        wanted = str(low) if low == high else f"{low}-{high}"
+        return f"请写一篇{wanted}字的文章，主题{seq}。"
     wanted = f"{low}-word" if low == high else f"{low}-{high} word"
     return f"Write a {wanted} essay about topic {seq}."
 

@@ -1,0 +1,171 @@
+"""`export`: every format loads with `datasets` (save_to_disk and Parquet), the dataset card's front matter and
+content, secrets kept out of it, and bad input answered with one line and status 2."""
+
+import json
+
+import datasets
+import pytest
+import yaml
+from huggingface_hub import DatasetCard
+
+from longwriter_data.cli import main
+from longwriter_data.length import count_words
+from longwriter_data.testing.synthetic import SyntheticJob, write_run
+
+TURNS = {
+    "messages": ("messages", lambda row: (row["messages"][0]["content"], row["messages"][1]["content"])),
+    "sharegpt": ("conversations", lambda row: (row["conversations"][0]["value"], row["conversations"][1]["value"])),
+    "alpaca": ("instruction", lambda row: (row["instruction"], row["output"])),
+}
+ROLES = {
+    "messages": lambda row: [(t["role"]) for t in row["messages"]],
+    "sharegpt": lambda row: [(t["from"]) for t in row["conversations"]],
+    "alpaca": lambda row: ["instruction", "output"],
+}
+METADATA = ["id", "lang", "type", "word_count", "required_length", "model"]
+
+
+def export(*args) -> int:
+    return main(["export", *map(str, args)])
+
+
+def _run(path, **config):
+    jobs = [
+        SyntheticJob(words=2100, required=(2000, 2000)),
+        SyntheticJob(words=1000, status="rejected", reason="too_short"),
+        SyntheticJob(words=2600, lang="zh", type="story", required=(2000, 3000)),
+        SyntheticJob(words=None),
+        SyntheticJob(words=4100),
+        SyntheticJob(words=3000, lang="zh"),
+    ]
+    return write_run(path, jobs, target=4, **config)
+
+
+def _records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "jobs.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["messages", "sharegpt", "alpaca"])
+def test_every_format_loads_with_load_from_disk_and_as_parquet(tmp_path, fmt):
+    run = _run(tmp_path / "run")
+    out = tmp_path / "out"
+    assert export(run, "--out", out, "--format", fmt) == 0
+    column, turns = TURNS[fmt]
+    train = datasets.load_from_disk(str(out))["train"]
+    parquet = datasets.load_dataset("parquet", data_files={"train": str(out / "data" / "train-*.parquet")})["train"]
+    assert train.column_names == parquet.column_names
+    assert [c for c in train.column_names if c not in METADATA] in ([column], ["instruction", "input", "output"])
+    assert train.to_list() == parquet.to_list()
+    accepted = [r for r in _records(run) if r["status"] == "accepted"]
+    assert len(train) == 4  # the target: the first four accepted in draw order
+    for row, record in zip(train, accepted):
+        prompt, answer = turns(row)
+        assert prompt == record["prompt"] and answer == "\n\n".join(record["paragraphs"])
+        assert count_words(answer) == row["word_count"] == record["word_count"]
+        assert [row[key] for key in METADATA] == [record[key] for key in METADATA]
+    assert ROLES[fmt](train[0]) in (["user", "assistant"], ["human", "gpt"], ["instruction", "output"])
+
+
+def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path):
+    run = _run(tmp_path / "run")
+    assert export(run, "--test-size", "0.25") == 0
+    folder = run / "dataset"
+    loaded = datasets.load_from_disk(str(folder))
+    assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 1}
+    assert sorted(p.name for p in (folder / "data").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    meta = DatasetCard.load(folder / "README.md").data.to_dict()
+    assert meta["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]
+    assert meta["dataset_info"]["splits"] == [{"name": "train", "num_examples": 3}, {"name": "test", "num_examples": 1}]
+
+
+def test_the_card_has_valid_front_matter_and_the_folder_loads_by_its_configs(tmp_path):
+    run = _run(tmp_path / "run", export={"license": "cc-by-4.0", "hub_repo": "lab/long-essays"})
+    assert export(run, "--format", "sharegpt") == 0
+    folder = run / "dataset"
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta == DatasetCard.load(folder / "README.md").data.to_dict()
+    assert meta["license"] == "cc-by-4.0"
+    assert meta["language"] == ["en", "zh"]
+    assert meta["task_categories"] == ["text-generation"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert [f["name"] for f in meta["dataset_info"]["features"]] == ["conversations", *METADATA]
+    # `load_dataset` on the folder reads the card's configs: the Parquet shards, with the card's features
+    loaded = datasets.load_dataset(str(folder))
+    assert list(loaded) == ["train"] and len(loaded["train"]) == 4
+    assert loaded["train"].features == datasets.load_from_disk(str(folder))["train"].features
+    # the body: how to load it, the histogram and bands, languages and types, the recipe and the prompts
+    assert 'load_dataset("lab/long-essays")' in text
+    assert "![Output length histogram and required vs actual length](length_histogram.png)" in text
+    assert (folder / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| [2k, 4k) | 3 | 75.0% |" in text and "| [4k, 8k) | 1 | 25.0% |" in text
+    assert "| en | 2 | 3,100 |" in text and "| zh | 2 | 2,800 |" in text
+    assert "| story | 1 |" in text
+    assert "Jobs: 4 accepted, 1 rejected, 1 failed" in text and "too_short 1" in text
+    assert "Writer model: `synthetic`" in text and "<code>write_en.txt</code>" in text
+    assert "Tokens: 5,000 input" in text
+
+
+def test_card_and_recipe_drop_secrets(tmp_path):
+    run = _run(tmp_path / "run",
+               backend={"base_url": "https://alice:pa55word@llm.example.com/v1?api_key=abc123&region=eu",
+                        "api_key_env": "MY_SECRET_KEY_VAR"},
+               generation={"extra_body": {"api_key": "sk-live-0123456789", "top_p": 0.9,
+                                          "note": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                                          "session": "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"}})
+    assert export(run) == 0
+    folder = run / "dataset"
+    published = (folder / "README.md").read_text(encoding="utf-8") + (folder / "recipe.json").read_text()
+    for secret in ("pa55word", "alice:", "abc123", "sk-live", "MY_SECRET_KEY_VAR", "ghp_", "A1b2C3d4E5f6",
+                   "api_key", str(tmp_path)):
+        assert secret not in published
+    recipe = json.loads((folder / "recipe.json").read_text())
+    assert recipe["config"]["backend"]["base_url"] == "https://llm.example.com/v1?region=eu"
+    assert recipe["config"]["generation"]["extra_body"] == {"top_p": 0.9, "note": "(removed)", "session": "(removed)"}
+    assert recipe["config"]["generation"]["plan_max_tokens"] == 2048  # settings named like tokens stay
+
+
+def test_a_requeued_job_counts_once_with_its_last_record(tmp_path):
+    run = _run(tmp_path / "run")
+    records = _records(run)
+    failed = next(r for r in records if r["status"] == "failed")
+    retried = {**records[0], "seq": failed["seq"], "id": failed["id"], "prompt": "Retried and accepted."}
+    with (run / "jobs.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(retried) + "\n")
+    assert export(run) == 0
+    ids = datasets.load_from_disk(str(run / "dataset"))["train"]["id"]
+    assert ids == ["syn000000", "syn000002", "syn000003", "syn000004"]  # seq 3 now accepted, in draw order
+
+
+def test_export_of_a_run_being_written_ignores_the_torn_last_line(tmp_path):
+    run = _run(tmp_path / "run")
+    with (run / "jobs.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"seq": 6, "status": "accepted", "prom')
+    assert export(run) == 0
+    assert len(datasets.load_from_disk(str(run / "dataset"))["train"]) == 4
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("run", ["--format", "jsonl"], "unknown export format 'jsonl'; choose one of messages, sharegpt, alpaca"),
+        ("run", ["--test-size", "1.5"], "--test-size must be in [0, 1)"),
+        ("none_accepted", [], "has no accepted samples to export yet"),
+        ("empty", [], "is not a run directory"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_status_2(tmp_path, capsys, setup, args, message):
+    run = tmp_path / "run"
+    if setup == "run":
+        _run(run)
+    elif setup == "none_accepted":
+        write_run(run, [SyntheticJob(words=100, status="rejected", reason="too_short"), SyntheticJob(words=None)])
+    else:
+        run.mkdir()
+    assert export(run, *args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
+    assert not (run / "dataset").exists()

@@ -1,0 +1,206 @@
+"""`inspect`: histogram, bands, languages, types, S_l, tokens and cost of runs (finished, running, interrupted)
+and of exported dataset folders; the PNG."""
+
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from longwriter_data.cli import main
+from longwriter_data.stats import BANDS, band_of, bin_labels, bin_of
+from longwriter_data.testing.synthetic import SyntheticJob, write_run
+from tests.conftest import write_config, write_pool
+
+ESSAYS = [  # distinct enough that none is skipped as a near-duplicate instruction
+    "Write a 2400-word essay on how river deltas form and why cities grow on them.",
+    "Compose a 2400-word history of mechanical clocks in medieval European monasteries.",
+    "Draft a 2400-word guide to keeping bees on a city rooftop through the winter.",
+]
+
+
+def inspect(capsys, *args) -> tuple[int, str, str]:
+    status = main(["inspect", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def band_row(out: str, label: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith(label + " "))
+    return line[len(label):].split()
+
+
+def histogram_count(out: str, label: str) -> int:
+    line = next(line for line in out.splitlines() if line.strip().startswith(label + " │"))
+    return int(line.rsplit(maxsplit=1)[1].replace(",", ""))
+
+
+@pytest.mark.parametrize(
+    "words, band, bin_range",
+    [
+        (0, "[0, 2k)", (0, 250)),
+        (249, "[0, 2k)", (0, 250)),
+        (250, "[0, 2k)", (250, 354)),
+        (1999, "[0, 2k)", (1414, 2000)),
+        (2000, "[2k, 4k)", (2000, 2828)),
+        (3999, "[2k, 4k)", (2828, 4000)),
+        (4000, "[4k, 8k)", (4000, 5657)),
+        (16000, "[16k, 32k]", (16000, 22627)),
+        (32000, "[16k, 32k]", (22627, 32000)),
+        (32001, ">32k", (32000, None)),
+        (500000, ">32k", (32000, None)),
+    ],
+)
+def test_band_and_histogram_bin_edges(words, band, bin_range):
+    assert BANDS[band_of(words)][0] == band
+    assert bin_labels()[bin_of(words)] == bin_range
+
+
+def _mixed_run(path, **config):
+    jobs = [
+        SyntheticJob(words=1500, status="rejected", reason="too_short"),
+        SyntheticJob(words=1999, status="rejected", reason="too_short", lang="zh"),
+        SyntheticJob(words=2000, required=(2000, 2000)),
+        SyntheticJob(words=2500, required=(2000, 3000), type="story"),
+        SyntheticJob(words=3000, lang="zh", required=(3000, 3000)),
+        SyntheticJob(words=5000, required=(10000, 10000)),
+        SyntheticJob(words=12000, type="story"),
+        SyntheticJob(words=32000, lang="zh", type="story"),
+        SyntheticJob(words=33000, status="rejected", reason="too_long"),
+        SyntheticJob(words=None),
+    ]
+    return write_run(path, jobs, target=6, **config)
+
+
+def test_inspect_prints_histogram_bands_languages_types_s_l_and_tokens(tmp_path, capsys):
+    run = _mixed_run(tmp_path / "run")
+    status, out, _ = inspect(capsys, run)
+    assert status == 0
+    assert "10 jobs finished (6 accepted, 3 rejected, 1 failed)" in out
+    assert "rejected: too_short 2, too_long 1" in out
+    # bands: accepted, rejected, share of the 9 outputs
+    assert band_row(out, "[0, 2k)") == ["0", "2", "22.2%"]
+    assert band_row(out, "[2k, 4k)") == ["3", "0", "33.3%"]
+    assert band_row(out, "[4k, 8k)") == ["1", "0", "11.1%"]
+    assert band_row(out, "[8k, 16k)") == ["1", "0", "11.1%"]
+    assert band_row(out, "[16k, 32k]") == ["1", "0", "11.1%"]
+    assert band_row(out, ">32k") == ["0", "1", "11.1%"]
+    # the histogram: log-scaled bins with the 2k and 32k edges drawn across
+    assert histogram_count(out, "1,414 – 2,000") == 2
+    assert histogram_count(out, "2,000 – 2,828") == 2
+    assert histogram_count(out, "22,627 – 32,000") == 1
+    assert histogram_count(out, "> 32,000") == 1
+    assert re.search(r"├─+ 2k ─+", out) and re.search(r"├─+ 32k ─+", out)
+    lines = out.splitlines()
+    marker = next(i for i, line in enumerate(lines) if " 2k " in line and "├" in line)
+    assert lines[marker - 1].strip().startswith("1,414 – 2,000") and lines[marker + 1].strip().startswith("2,000 –")
+    # languages and types: accepted, rejected, failed
+    assert band_row(out, "en")[:3] == ["4", "2", "1"]
+    assert band_row(out, "zh")[:3] == ["2", "1", "0"]
+    assert band_row(out, "story")[:3] == ["3", "0", "0"]
+    # S_l: 2000 for 2000, 2500 inside 2000-3000 and 3000 for 3000 score 100; 5000 for 10000 scores 50
+    assert "4 outputs answer an instruction that states a length; mean S_l accepted 87.5" in out
+    # tokens: 1000 prompt tokens per finished output, 1.3 completion tokens per word (the failed job paid nothing)
+    completion = sum(round(w * 1.3) for w in (1500, 1999, 2000, 2500, 3000, 5000, 12000, 32000, 33000))
+    assert f"Tokens: 9,000 input (0 cached), {completion:,} output" in out
+    assert "add a `prices:` section" in out
+
+
+def test_cost_uses_the_recipe_prices_with_cached_input_cheaper(tmp_path, capsys):
+    jobs = [SyntheticJob(words=2000, prompt_tokens=1_000_000, cached_tokens=400_000, completion_tokens=500_000)] * 2
+    run = write_run(tmp_path / "run", jobs, prices={"input": 2.0, "cached_input": 0.5, "output": 8.0})
+    _, out, _ = inspect(capsys, run)
+    # per job: 0.6M fresh x $2 + 0.4M cached x $0.5 + 0.5M output x $8 = $5.40
+    assert "Cost: $10.80 ($5.40 per accepted sample) at $2 input, $0.5 cached input, $8 output per 1M tokens." in out
+
+
+def test_png_is_a_valid_image_with_both_plots(tmp_path, capsys):
+    run = _mixed_run(tmp_path / "run")
+    png = tmp_path / "out" / "lengths.png"
+    status, out, _ = inspect(capsys, run, "--png", png)
+    assert status == 0 and f"Wrote {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as image:
+        image.verify()
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width > 1000 and height > 400  # two readable plots side by side
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 24)) > 50  # drawn, not blank
+
+
+def test_inspect_reads_a_run_that_is_still_being_written(tmp_path, capsys):
+    run = _mixed_run(tmp_path / "run")
+    with (run / "jobs.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"seq": 99, "status": "acc')  # a build is in the middle of writing this line
+    steps = [  # the failed job (seq 9) paid for its plan; job 10 is in progress
+        {"seq": 9, "step": 0, "text": "plan", "prompt_tokens": 300, "completion_tokens": 50, "cached_tokens": 0},
+        {"seq": 10, "step": 0, "text": "plan", "prompt_tokens": 200, "completion_tokens": 40, "cached_tokens": 100},
+        {"seq": 10, "step": 1, "text": "para", "prompt_tokens": 400, "completion_tokens": 500, "cached_tokens": 0},
+        {"seq": 2, "step": 0, "text": "plan", "prompt_tokens": 7, "completion_tokens": 7},  # counted in its job
+    ]
+    (run / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps) + '{"seq": 11, "st')
+    status, out, _ = inspect(capsys, run)
+    assert status == 0
+    assert "10 jobs finished (6 accepted, 3 rejected, 1 failed), 1 unfinished (running, interrupted" in out
+    assert band_row(out, "[2k, 4k)") == ["3", "0", "33.3%"]
+    completion = sum(round(w * 1.3) for w in (1500, 1999, 2000, 2500, 3000, 5000, 12000, 32000, 33000))
+    assert f"Tokens: 9,900 input (100 cached), {completion + 590:,} output" in out
+
+
+def test_inspect_on_an_exported_dataset_folder_shows_the_dataset_rows(tmp_path, capsys):
+    run = _mixed_run(tmp_path / "run", prices={"input": 1.0, "output": 1.0})
+    assert main(["export", str(run), "--test-size", "0.34"]) == 0
+    capsys.readouterr()
+    status, out, _ = inspect(capsys, run / "dataset", "--png", tmp_path / "dataset.png")
+    assert status == 0
+    assert "6 samples (train 3, test 3), messages format" in out
+    assert band_row(out, "[0, 2k)") == ["0", "0.0%"]
+    assert band_row(out, "[2k, 4k)") == ["3", "50.0%"]
+    assert band_row(out, "[16k, 32k]") == ["1", "16.7%"]
+    assert "mean S_l accepted 87.5" in out  # required lengths come back from the rows and their prompts
+    assert "Tokens: 9,000 input" in out and "Cost: $" in out  # from recipe.json: what the whole run paid
+    with Image.open(tmp_path / "dataset.png") as image:
+        assert image.format == "PNG"
+
+
+def test_inspect_after_a_build_against_the_fake_server(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", ESSAYS[:3])
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    capsys.readouterr()
+    status, out, _ = inspect(capsys, tmp_path / "run", "--png", tmp_path / "run.png")
+    assert status == 0
+    assert "3 jobs finished (3 accepted, 0 rejected, 0 failed)" in out
+    assert histogram_count(out, "2,000 – 2,828") == 3
+    assert band_row(out, "[2k, 4k)") == ["3", "100.0%"]
+    assert "mean S_l accepted" in out
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "file"])
+def test_inspect_of_something_else_is_one_error_line_and_status_2(tmp_path, capsys, make):
+    path = tmp_path / "thing"
+    if make == "empty":
+        path.mkdir()
+    elif make == "file":
+        path.write_text("hello")
+    status, out, err = inspect(capsys, path)
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and str(path) in err
+
+
+def test_prices_and_export_settings_do_not_change_what_is_generated():
+    from longwriter_data.config import BuildConfig
+
+    base = {"name": "x", "run_dir": "run", "target": 1, "pools": [{"path": "pool.jsonl"}]}
+    priced = {**base, "prices": {"input": 1, "output": 2}, "export": {"hub_repo": "org/name", "private": True}}
+    assert BuildConfig.model_validate(base).generative_view() == BuildConfig.model_validate(priced).generative_view()
+
+
+def test_a_bad_hub_repo_in_the_recipe_names_the_key(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write an essay."])
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, export={"hub_repo": "no-owner"})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "export.hub_repo" in err and len(err.strip().splitlines()) == 1

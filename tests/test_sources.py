@@ -1,0 +1,166 @@
+"""Instruction sources of every kind, field mapping, selection, languages, mixing, and the `pools` preview."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from longwriter_data.cli import main
+from longwriter_data.config import PoolsConfig, PoolSource, Selection
+from longwriter_data.errors import UserError
+from longwriter_data.pools import PreparedPools, draw, selection_problem
+
+ROWS = [
+    {"instruction": "Write a 3000-word report on river pollution.", "key": "a", "category": "Academic and Monograph"},
+    {"instruction": "写一篇关于城市交通的长篇报告。", "key": "b", "category": "News Report"},
+    {"instruction": "Write an essay about the sea.", "key": "c", "category": "Literature and Creative Writing"},
+]
+
+
+def prepared(sources: list[dict], **options) -> PreparedPools:
+    config = PoolsConfig(sources=[PoolSource(**s) for s in sources], **options)
+    return PreparedPools(config, Path(tempfile.mkdtemp()))
+
+
+def drawn(pools: PreparedPools, seed: int = 0) -> list:
+    return list(draw(pools, seed))
+
+
+def write_csv(path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["instruction", "key", "category"])
+        writer.writeheader()
+        writer.writerows(ROWS)
+    return path
+
+
+MAPPING = {"field": "instruction", "fields": {"id": "key", "type": "category"}}
+
+
+def test_every_file_kind_with_field_mapping_gives_the_same_instructions(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
+    parquet = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), parquet)
+    expected = {(r["key"], r["instruction"], r["category"]) for r in ROWS}
+    for path in (jsonl, write_csv(tmp_path / "p.csv"), parquet):
+        got = {(i.id, i.prompt, i.type) for i in drawn(prepared([{"path": path, **MAPPING}]))}
+        assert got == expected, path.suffix
+    text = tmp_path / "p.txt"
+    text.write_text("\n".join(r["instruction"] for r in ROWS) + "\n\n", encoding="utf-8")
+    instructions = drawn(prepared([{"path": text}]))
+    assert {i.prompt for i in instructions} == {r["instruction"] for r in ROWS}
+    assert {i.lang for i in instructions} == {"en", "zh"}
+    assert {i.id for i in instructions} == {"p:1", "p:2", "p:3"}
+
+
+def test_hugging_face_dataset_folder_with_chat_column_uses_the_first_user_turn(tmp_path):
+    chats = [
+        {"conversation": [{"role": "user", "content": "Write a long story about a fox."},
+                          {"role": "assistant", "content": "Once..."}], "language": "English"},
+        {"conversation": [{"role": "system", "content": "Be nice."},
+                          {"role": "user", "content": "写一篇关于熊猫的文章。"}], "language": "Chinese"},
+    ]
+    folder = tmp_path / "wildchat_like"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(chats)}).save_to_disk(str(folder))
+    got = drawn(prepared([{"hf": str(folder), "split": "train"}]))
+    assert sorted(i.prompt for i in got) == sorted(["Write a long story about a fox.", "写一篇关于熊猫的文章。"])
+    sharegpt = tmp_path / "sharegpt"
+    datasets.Dataset.from_list([{"conversations": [{"from": "human", "value": "Write a guide to tea."}]}]).save_to_disk(
+        str(sharegpt))
+    assert [i.prompt for i in drawn(prepared([{"hf": str(sharegpt)}]))] == ["Write a guide to tea."]
+
+
+@pytest.mark.parametrize(
+    "content, kind, message",
+    [
+        ('{"prompt": "ok"}\n{broken\n', "jsonl", r"p.jsonl:2: not valid JSON"),
+        ("instruction,key\nWrite an essay,a\n,b\n", "csv", r"p.csv:3: field 'instruction' is missing"),
+        ('{"instruction": "ok", "key": "a", "category": 7}\n', "jsonl", r"p.jsonl:1: field 'type' has the wrong type"),
+    ],
+)
+def test_malformed_sources_fail_with_file_and_line(tmp_path, content, kind, message):
+    path = tmp_path / f"p.{kind}"
+    path.write_text(content, encoding="utf-8")
+    source = {"path": path, **MAPPING} if "instruction" in content else {"path": path}
+    with pytest.raises(UserError, match=message):
+        prepared([source])
+
+
+def test_unreadable_parquet_and_unknown_extension_are_clear_errors(tmp_path):
+    bad = tmp_path / "p.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(UserError, match="p.parquet: not a readable Parquet file"):
+        prepared([{"path": bad}])
+    odd = tmp_path / "p.dat"
+    odd.write_text("x\n")
+    with pytest.raises(UserError, match="set `format:`"):
+        prepared([{"path": odd}])
+
+
+@pytest.mark.parametrize(
+    "prompt, problem",
+    [
+        ("Write a 5000-word report on rivers.", None),
+        ("写一篇3000字的文章。", None),
+        ("Write a 500-word summary of this email.", "required_length_too_short"),
+        ("Write a detailed guide to composting at home.", None),
+        ("帮我写一篇关于春节的散文。", None),
+        ("What is the capital of France?", "not_long_form"),
+        ("hi", "prompt_too_short"),
+        ("Write an essay. " + "x" * 5000, "prompt_too_long"),
+    ],
+)
+def test_rule_based_selection(prompt, problem):
+    assert selection_problem({"prompt": prompt}, Selection()) == problem
+
+
+def test_selection_languages_and_dedupe_are_counted_per_rule(tmp_path):
+    path = tmp_path / "p.jsonl"
+    prompts = ["Write a 5000-word report on rivers.", "What time is it?", "Write a 5000-word report on rivers.",
+               "Écris un long essai sur la mer, s'il te plaît.", "写一篇3000字的文章，介绍长江。"]
+    langs = ["en", "en", "en", "fr", "zh"]
+    path.write_text("".join(json.dumps({"prompt": p, "lang": l}, ensure_ascii=False) + "\n"
+                            for p, l in zip(prompts, langs)), encoding="utf-8")
+    pools = prepared([{"path": path}], languages=["en", "zh"], select=Selection())
+    assert len(pools) == 2
+    assert pools.dropped == Counter({"not_long_form": 1, "exact_duplicate": 1, "language": 1})
+    curated = prepared([{"path": path, "select": False}], languages=["en", "zh"], select=Selection())
+    assert len(curated) == 3  # a source may skip the selection rules, not the language or dedupe ones
+
+
+def test_language_and_type_weights_shape_the_mix_deterministically(tmp_path):
+    path = tmp_path / "p.jsonl"
+    records = [{"prompt": f"Write essay {i}", "lang": "en", "type": "A" if i % 2 else "B"} for i in range(200)]
+    records += [{"prompt": f"写文章{i}", "lang": "zh", "type": "A"} for i in range(200)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    pools = prepared([{"path": path}], lang_weights={"en": 3.0, "zh": 1.0}, type_weights={"B": 0.0})
+    first = drawn(pools, seed=3)
+    assert [i.prompt for i in first] == [i.prompt for i in drawn(pools, seed=3)]
+    assert all(i.type != "B" for i in first)  # weight 0 leaves a type out
+    head = Counter(i.lang for i in first[:100])
+    assert head["en"] > 2 * head["zh"]
+
+
+def test_pools_command_previews_the_mix(tmp_path, capsys):
+    source = write_csv(tmp_path / "p.csv")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "preview", "run_dir": str(tmp_path / "run"), "target": 10,
+        "pools": {"sources": [{"path": str(source), **MAPPING}], "select": {"keywords": True}},
+    }))
+    assert main(["pools", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "3 instructions to draw" in out  # all three are long-form: a report, a 报告, an essay
+    assert "Per language:" in out and "Per type:" in out
+    assert "Per required length" in out and "2k-4k" in out and "Warning: fewer instructions than the target" in out
+    assert not (tmp_path / "run").exists()  # a preview writes nothing
