@@ -23,6 +23,15 @@ def _parser() -> argparse.ArgumentParser:
     pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
     pools.add_argument("--samples", type=int, default=5, help="how many instructions to show")
 
+    estimate = commands.add_parser("estimate", help="predict requests, tokens, cost and wall time before a build")
+    estimate.add_argument("--config", required=True, type=Path, help="YAML recipe")
+    estimate.add_argument("--acceptance", type=float, default=0.85, help="share of jobs expected to be accepted")
+    estimate.add_argument("--default-words", type=int, default=5000,
+                          help="output length assumed for instructions that ask for none")
+    estimate.add_argument("--paragraph-words", type=int, help="words per planned paragraph (default: the middle "
+                          "of generation.paragraph_word_range)")
+    estimate.add_argument("--tokens-per-second", type=float, default=50.0, help="decode speed of one request")
+
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/dataset)")
@@ -52,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             from .pool_preview import preview_pools
 
             print(preview_pools(args.config, samples=args.samples))
+            return 0
+        if args.command == "estimate":
+            from .estimate import estimate_command
+
+            print(estimate_command(args.config, args.acceptance, args.default_words, args.paragraph_words,
+                                   args.tokens_per_second))
             return 0
         if args.command == "export":
             from .commands import export_command

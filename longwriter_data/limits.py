@@ -22,6 +22,7 @@ from asyncio_throttle import Throttler
 
 from .backend import ChatRequest, Completion
 from .config import EngineConfig
+from .length import approx_tokens
 
 
 class AdaptiveConcurrency:
@@ -112,9 +113,8 @@ def _throttlers(requests_per_minute: float) -> list[Throttler]:
 
 
 def estimate_tokens(request: ChatRequest) -> int:
-    """Prompt tokens (about 4 characters each; 1.5 for CJK text) plus the most the answer may use."""
-    cjk = sum(1 for ch in request.prompt if "\u4e00" <= ch <= "\u9fff")
-    return int((len(request.prompt) - cjk) / 4 + cjk / 1.5) + request.max_tokens
+    """Prompt tokens plus the most the answer may use: what a token budget must reserve."""
+    return approx_tokens(request.prompt) + request.max_tokens
 
 
 class Limits:

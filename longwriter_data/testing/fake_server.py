@@ -46,6 +46,7 @@ from collections import Counter
 from aiohttp import web
 
 from ..backend import request_key
+from ..length import approx_tokens
 
 _EN_WORDS = (
     "the river carried old stories past quiet towns where people built bridges gardens schools and markets "
@@ -282,9 +283,9 @@ def completion(body: dict, prompt: str, text: str) -> dict:
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {
-            "prompt_tokens": len(prompt) // 4 + 1,
-            "completion_tokens": len(text) // 4 + 1,
-            "total_tokens": len(prompt) // 4 + len(text) // 4 + 2,
+            "prompt_tokens": approx_tokens(prompt),
+            "completion_tokens": approx_tokens(text),
+            "total_tokens": approx_tokens(prompt) + approx_tokens(text),
         },
     }
 
