@@ -103,6 +103,10 @@ def wall_time_s(total: Estimate, config: BuildConfig) -> dict[str, float]:
     return bounds
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
 def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
     def money(value: float | None) -> str:
         return "n/a (add prices: to the recipe)" if value is None else f"${value:,.2f}"
@@ -118,8 +122,8 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
         f"  output tokens   {total.output_tokens:>14,.0f}",
         f"  cost            {money(total.cost(config.prices, caching=False))} without prefix caching, "
         f"{money(total.cost(config.prices, caching=True))} with it",
-        f"  wall time       {seconds / 3600:>10.1f} h   (bound by {limit}; "
-        + ", ".join(f"{name} {value / 3600:.1f} h" for name, value in bounds.items()) + ")",
+        f"  wall time       {_duration(seconds):>14}   (bound by {limit}; "
+        + ", ".join(f"{name} {_duration(value)}" for name, value in bounds.items()) + ")",
     ]
     return "\n".join(lines)
 
