@@ -109,7 +109,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, instructio
     engine_config = config.engine
     policy = RetryPolicy(max_retries=engine_config.max_retries, timeout_s=engine_config.request_timeout_s,
                          base_delay_s=engine_config.retry_base_delay_s, max_delay_s=engine_config.retry_max_delay_s)
-    bar = Progress(config.target, state.counts["accepted"], enabled=show)
+    bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
     try:
         async with open_backend(config) as backend:
             limits = Limits(config.engine)

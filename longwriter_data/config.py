@@ -146,6 +146,12 @@ class PricesConfig(Strict):
     cached_input: float | None = Field(None, ge=0)  # null: cached input tokens cost as much as other input
     output: float = Field(ge=0)
 
+    def cost(self, input_tokens: float, cached_tokens: float, output_tokens: float) -> float:
+        """US dollars for these tokens; `cached_tokens` is the part of `input_tokens` served from a prefix cache."""
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        fresh = max(0.0, input_tokens - cached_tokens)
+        return (fresh * self.input + cached_tokens * cached_price + output_tokens * self.output) / 1e6
+
 
 class ExportConfig(Strict):
     """Publishing: the dataset card's license, and the Hub repository a build pushes to when it ends."""

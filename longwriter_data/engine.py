@@ -63,16 +63,23 @@ class Engine:
                 self.outputs.add(decode(encoded))
         self.in_flight: dict[int, asyncio.Task] = {}
         self.requests_in_flight = 0
+        self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
         self.draining = False
         self._started = time.monotonic()
 
     def _counted(self, send):
+        """Live figures for the progress bar: requests in flight and done, tokens in and out."""
         async def counted(request: ChatRequest) -> Completion:
             self.requests_in_flight += 1
             try:
-                return await send(request)
+                completion = await send(request)
             finally:
                 self.requests_in_flight -= 1
+            self.requests_done += 1
+            self.tokens_in += completion.prompt_tokens
+            self.tokens_cached += completion.cached_tokens
+            self.tokens_out += completion.completion_tokens
+            return completion
         return counted
 
     def request_stop(self, grace_s: float) -> None:

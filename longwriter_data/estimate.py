@@ -36,10 +36,7 @@ class Estimate:
     def cost(self, prices: PricesConfig | None, caching: bool) -> float | None:
         if prices is None:
             return None
-        cached_price = prices.input if prices.cached_input is None else prices.cached_input
-        cached = self.cached_tokens if caching else 0
-        return ((self.input_tokens - cached) * prices.input + cached * cached_price
-                + self.output_tokens * prices.output) / 1e6
+        return prices.cost(self.input_tokens, self.cached_tokens if caching else 0, self.output_tokens)
 
 
 def _tokens_per_word(lang: str) -> float:

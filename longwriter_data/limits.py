@@ -2,7 +2,7 @@
 
 Each attempt of each request passes through all three, so retries are budgeted like first tries:
 - requests per minute: `asyncio-throttle` over a sliding minute (never above the budget in any 60 s), plus a
-  one-second window so the minute's budget is spread out instead of spent in a burst;
+  six-second window so the minute's budget is spread out instead of spent in a burst;
 - tokens per minute: a token bucket that reserves an estimate (prompt + max output) before a request and settles
   with the real `usage` after (curator's scheme);
 - concurrency: AIMD. A burst of 429s halves the number of requests in flight; each success adds 1/limit, so the
@@ -104,11 +104,15 @@ class TokenBucket:
 
 
 def _throttlers(requests_per_minute: float) -> list[Throttler]:
-    per_second = max(1, math.ceil(requests_per_minute / 60))
-    poll = min(0.5, max(0.005, 30 / requests_per_minute))
+    """The minute's budget as a hard sliding window, and the same rate over ~6 s windows so it is spread out.
+
+    asyncio-throttle polls, so each slot is taken up to one poll late: the short window is long enough (6 s)
+    for that lag (50 ms) to cost about 1% of the budget."""
+    per_window = max(1, round(requests_per_minute / 10))
+    poll = min(0.5, max(0.01, 3 / requests_per_minute))
     return [
         Throttler(rate_limit=max(1, int(requests_per_minute)), period=60.0, retry_interval=poll),
-        Throttler(rate_limit=per_second, period=per_second * 60 / requests_per_minute, retry_interval=poll),
+        Throttler(rate_limit=per_window, period=per_window * 60 / requests_per_minute, retry_interval=poll),
     ]
 
 

@@ -99,9 +99,7 @@ class Usage:
         """US dollars, or None when no prices are configured."""
         if prices is None:
             return None
-        cached = prices.input if prices.cached_input is None else prices.cached_input
-        fresh = max(0, self.prompt_tokens - self.cached_tokens)
-        return (fresh * prices.input + self.cached_tokens * cached + self.completion_tokens * prices.output) / 1e6
+        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
 
 
 @dataclass
