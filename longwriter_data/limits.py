@@ -109,7 +109,7 @@ def _throttlers(requests_per_minute: float) -> list[Throttler]:
     asyncio-throttle polls, so each slot is taken up to one poll late: the short window is long enough (6 s)
     for that lag (50 ms) to cost about 1% of the budget."""
     per_window = max(1, round(requests_per_minute / 10))
-    poll = min(0.5, max(0.01, 3 / requests_per_minute))
+    poll = min(0.5, max(0.05, 3 / requests_per_minute))
     return [
         Throttler(rate_limit=max(1, int(requests_per_minute)), period=60.0, retry_interval=poll),
         Throttler(rate_limit=per_window, period=per_window * 60 / requests_per_minute, retry_interval=poll),
