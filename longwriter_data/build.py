@@ -53,7 +53,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         _announce(config, state)
         counts = state.counts
         skipped: Counter = Counter()
-        if counts["accepted"] < config.target:
+        if not state.complete(config.target):
             store.open_logs()
             instructions = draw(pools, config.seed, config.pools.inject_length,
                                 config.filters.near_duplicate_threshold, skipped)

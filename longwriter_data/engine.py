@@ -98,16 +98,21 @@ class Engine:
         finished: asyncio.Queue = asyncio.Queue()
         target, max_jobs = self.config.target, self.config.engine.max_jobs
         pending = (inst for inst in instructions if inst.seq not in self.state.status)
+        upcoming: Instruction | None = None
         try:
             while True:
-                while not self.draining and self.summary.accepted < target and len(self.in_flight) < max_jobs:
-                    instruction = next(pending, None)
-                    if instruction is None:
+                while not self.draining and len(self.in_flight) < max_jobs:
+                    upcoming = upcoming or next(pending, None)
+                    if upcoming is None:
                         self.summary.exhausted = True
                         break
-                    task = asyncio.create_task(self._job(instruction))
-                    self.in_flight[instruction.seq] = task
-                    task.add_done_callback(lambda t, seq=instruction.seq: finished.put_nowait((seq, t)))
+                    cutoff = self._cutoff(target)
+                    if cutoff is not None and upcoming.seq > cutoff:
+                        break  # the dataset is known: later jobs cannot enter it
+                    task = asyncio.create_task(self._job(upcoming))
+                    self.in_flight[upcoming.seq] = task
+                    task.add_done_callback(lambda t, seq=upcoming.seq: finished.put_nowait((seq, t)))
+                    upcoming = None
                 if not self.in_flight:
                     break
                 seq, task = await finished.get()
@@ -128,8 +133,15 @@ class Engine:
             self.progress.update(self)
         return self.summary
 
+    def _cutoff(self, target: int) -> int | None:
+        """The draw position of the target-th accepted job, once there are that many: the dataset's last row.
+        Jobs before it must still finish (they may displace it); jobs after it cannot matter."""
+        if len(self.accepted_seqs) < target:
+            return None
+        return heapq.nsmallest(target, self.accepted_seqs)[-1]
+
     def _cancel_beyond_cutoff(self, target: int) -> None:
-        cutoff = heapq.nsmallest(target, self.accepted_seqs)[-1]
+        cutoff = self._cutoff(target)
         for seq, task in self.in_flight.items():
             if seq > cutoff:
                 task.cancel()

@@ -131,6 +131,15 @@ class RunState:
     def counts(self) -> Counter:
         return Counter(self.status.values())
 
+    def complete(self, target: int) -> bool:
+        """True when the dataset is settled: `target` accepted jobs, and every job drawn before the last of them
+        finished (a run killed after reaching the target may still owe earlier jobs that could displace it)."""
+        accepted = sorted(seq for seq, status in self.status.items() if status == "accepted")
+        if len(accepted) < target:
+            return False
+        cutoff = accepted[target - 1]
+        return sum(1 for seq in self.status if seq < cutoff) == cutoff
+
 
 class RunStore:
     """Owns the run directory of one build: the lock, the config snapshot, the step and job logs."""
