@@ -188,3 +188,19 @@ def test_export_after_resume_is_idempotent_and_stable(tmp_path, server):
     assert main(["export", str(run_dir)]) == 0
     assert dataset_rows(run_dir) == first
     assert len({i for i, _ in first}) == 4
+
+
+@pytest.mark.parametrize(
+    "status, target, complete",
+    [
+        ({0: "accepted", 1: "accepted"}, 2, True),
+        ({0: "accepted"}, 2, False),
+        ({0: "accepted", 2: "accepted"}, 2, False),  # job 1 was in flight when the run died: it may displace job 2
+        ({0: "accepted", 1: "rejected", 2: "accepted", 5: "accepted"}, 2, True),  # later jobs do not matter
+        ({1: "accepted", 2: "accepted", 3: "failed"}, 2, False),
+    ],
+)
+def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(status, target, complete):
+    from longwriter_data.store import RunState
+
+    assert RunState(status=status).complete(target) is complete
