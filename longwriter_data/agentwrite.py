@@ -15,7 +15,7 @@ from importlib import resources
 
 from .answers import answer_problem
 from .backend import ChatRequest, Completion, request_key
-from .config import GenerationConfig
+from .config import GenerationConfig, LlmSelect
 from .length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from .pools import Instruction
@@ -33,16 +33,23 @@ def _template(name: str) -> str:
 
 
 TEMPLATES = {name: _template(f"{name}.txt") for name in (
-    "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh", "extend_en", "extend_zh")}
+    "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh", "extend_en", "extend_zh",
+    "select_en", "select_zh")}
+SELECT_STEP = -1  # the optional LLM selection question comes before the plan (step 0)
+_YES = ("yes", "是", "需要")
 
 
 class JobFailed(Exception):
     """A step could not produce a usable answer within its attempts; the reason goes into the job record."""
 
     def __init__(self, step: int, message: str):
-        what = "plan" if step == 0 else f"paragraph {step}"
+        what = {SELECT_STEP: "selection", 0: "plan"}.get(step, f"paragraph {step}")
         super().__init__(f"{what}: {message}")
-        self.reason = "plan_failed" if step == 0 else "paragraph_failed"
+        self.reason = {SELECT_STEP: "selection_failed", 0: "plan_failed"}.get(step, "paragraph_failed")
+
+
+class NotSelected(Exception):
+    """The LLM selector judged the instruction not to call for long output: the job is rejected, not failed."""
 
 
 @dataclass
@@ -90,15 +97,19 @@ def clean_paragraph(text: str) -> str:
 
 
 class AgentWrite:
-    def __init__(self, send: Send, generation: GenerationConfig, model: str, plan_model: str | None = None):
+    def __init__(self, send: Send, generation: GenerationConfig, model: str, plan_model: str | None = None,
+                 selector: LlmSelect | None = None):
         self.send = send
         self.gen = generation
         self.model = model
         self.plan_model = plan_model or model
+        self.selector = selector
 
     async def run(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> JobResult:
         """Run (or continue) the job; `done` maps step number (0 = plan) to its stored record."""
         records: list[dict] = []
+        if self.selector is not None:
+            records.append(await self._select(instruction, done, save_step))
         plan_record = done.get(0) or await self._step(0, self._plan_request(instruction), save_step, self._parse)
         records.append(plan_record)
         plan = self._parse(plan_record["text"])
@@ -145,6 +156,22 @@ class AgentWrite:
             if count_words(longer) > written[index]:
                 paragraphs[index] = longer
         return records
+
+    async def _select(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> dict:
+        record = done.get(SELECT_STEP)
+        if record is None:
+            lang = "zh" if instruction.lang == "zh" else "en"
+            request = ChatRequest(
+                model=self.selector.model or self.model,
+                prompt=TEMPLATES[f"select_{lang}"].replace("$INST$", instruction.prompt),
+                max_tokens=self.selector.max_tokens,
+                temperature=0.0,
+            )
+            record = await self._step(SELECT_STEP, request, save_step, None)
+        answer = record["text"].strip().strip("*\"'“”").lower()
+        if not answer.startswith(_YES):
+            raise NotSelected(f"the selector answered {record['text'].strip()[:40]!r}")
+        return record
 
     def _plan_request(self, instruction: Instruction) -> ChatRequest:
         gen = self.gen

@@ -109,8 +109,17 @@ class LengthInjection(Strict):
         return self
 
 
+class LlmSelect(Strict):
+    """Ask the backend, per drawn instruction, whether it calls for long output (a step of the job, so the
+    answer is checkpointed in the run directory and paid once; a "no" rejects the job as `llm_selector`)."""
+
+    model: str | None = None  # default: backend.model
+    max_tokens: int = Field(8, ge=1)
+
+
 class PoolsConfig(Strict):
     sources: list[PoolSource] = Field(min_length=1)
+    llm_select: LlmSelect | None = None
     languages: list[str] | None = None  # keep only these (e.g. [en, zh]); null keeps all
     select: Selection | None = None  # null keeps every instruction of the sources
     lang_weights: dict[str, float] = Field(default_factory=dict)  # mixing weights per language (default 1)

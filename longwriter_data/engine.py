@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .agentwrite import AgentWrite, JobFailed
+from .agentwrite import AgentWrite, JobFailed, NotSelected
 from .backend import ChatRequest, Completion
 from .config import BuildConfig
 from .dedupe import NearDuplicates, decode, encode, signature
@@ -49,7 +49,8 @@ class Engine:
         self.store = store
         self.state = state
         self.progress = progress
-        self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model)
+        self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model,
+                                config.pools.llm_select)
         self.summary = BuildSummary()
         self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
         counts = state.counts
@@ -203,6 +204,8 @@ class Engine:
         except JobFailed as exc:
             record["reason"] = exc.reason
             record["detail"] = str(exc)
+        except NotSelected as exc:
+            record.update(status="rejected", reason="llm_selector", detail=str(exc))
         else:
             sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                             paragraphs=result.paragraphs, planned_words=result.plan.total_words,

@@ -146,3 +146,22 @@ def test_extend_short_lengthens_short_drafts_before_filtering(tmp_path, server):
     steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
     assert sorted(s["extends"] for s in steps if "extends" in s) == [1, 2, 3]
     assert record["usage"]["requests"] == 1 + 3 + 3
+
+
+def test_llm_selector_asks_once_per_instruction_and_rejects_the_nos(tmp_path, server):
+    prompts = ["Write a 1200-word essay about rivers.", "Write a 1200-word essay about lakes. [[notlong]]",
+               "请写一篇1200字的文章，介绍长江。"]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    config = write_config(tmp_path, server.base_url, pool, target=3, filters={"min_words": 1000},
+                          pools={"sources": [{"path": str(pool)}], "llm_select": {}})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    records = {r["prompt"]: r for r in jobs(tmp_path / "run")}
+    assert (records[prompts[1]]["status"], records[prompts[1]]["reason"]) == ("rejected", "llm_selector")
+    assert records[prompts[0]]["status"] == records[prompts[2]]["status"] == "accepted"
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert sorted(s["text"] for s in steps if s["step"] == -1) == ["no", "yes", "是"]  # cached in the run dir
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["reasons"]["rejected"] == {"llm_selector": 1}
+    requests = server.stats()["requests"]
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # a re-run asks nothing again
+    assert server.stats()["requests"] == requests
