@@ -104,16 +104,16 @@ class TokenBucket:
 
 
 def _throttlers(requests_per_minute: float) -> list[Throttler]:
-    """The minute's budget as a hard sliding window, and 99% of it over ~6 s windows so it is spread out.
+    """99% of the budget as a hard sliding minute, and the same rate over ~6 s windows so it is spread out.
 
-    Ten 6 s windows make a minute, so the short window alone keeps any 60 s at 99% of the budget: the 1% is a
-    margin for requests that reach the provider a little later than they left. asyncio-throttle polls (every
-    50 ms here), which costs about another 1% of the budget."""
+    The 1% is a margin for requests that reach the provider a little later or earlier than they left us, so the
+    provider never counts more than its budget in any minute. asyncio-throttle polls (every 50 ms here), which
+    costs about another 1%."""
     rate = 0.99 * requests_per_minute
     per_window = max(1, round(rate / 10))
     poll = min(0.5, max(0.05, 3 / requests_per_minute))
     return [
-        Throttler(rate_limit=max(1, int(requests_per_minute)), period=60.0, retry_interval=poll),
+        Throttler(rate_limit=max(1, int(rate)), period=60.0, retry_interval=poll),
         Throttler(rate_limit=per_window, period=per_window * 60 / rate, retry_interval=poll),
     ]
 
