@@ -59,9 +59,11 @@ _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来�
 _DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong)\]\]")
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
-_SPLIT = {
-    "en": ("The writing instruction is as follows:\n\n", "\n\n"),
-    "zh": ("写作指令如下：\n\n", "\n\n"),
+_SPLIT = {  # where the instruction starts and ends in each prompt (it may hold blank lines itself)
+    "en": ("The writing instruction is as follows:\n\n", "\n\nPlease break it down"),
+    "en_json": ("The writing instruction is as follows:\n\n", "\n\nAnswer with a JSON object"),
+    "zh": ("写作指令如下：\n\n", "\n\n请按照以下格式"),
+    "zh_json": ("写作指令如下：\n\n", "\n\n请只输出"),
     "write_en": ("Writing instruction:\n\n", "\n\nWriting steps:"),
     "write_zh": ("写作指令：\n\n", "\n\n写作步骤："),
 }
@@ -220,7 +222,8 @@ class FakeServer:
         is_write = is_extend or "Already written text:" in prompt or "已写文本：" in prompt
         zh = prompt.startswith(("你是", "我需要", "请把", "下面这条指令"))
         lang = "zh" if zh else "en"
-        instruction = _between(prompt, *_SPLIT[f"write_{lang}" if is_write else lang])
+        plan_kind = f"{lang}_json" if ("Answer with a JSON object" in prompt or "请只输出如下形式的JSON" in prompt) else lang
+        instruction = _between(prompt, *_SPLIT[f"write_{lang}" if is_write else plan_kind])
         directives = set(_DIRECTIVE.findall(instruction))
         if "fail" in directives:
             return web.json_response({"error": {"message": "injected failure", "type": "server_error"}}, status=500)
