@@ -112,9 +112,11 @@ def _throttlers(requests_per_minute: float) -> list[Throttler]:
     rate = 0.99 * requests_per_minute
     per_window = max(1, round(rate / 10))
     poll = min(0.5, max(0.05, 3 / requests_per_minute))
+    # The hard minute comes last: a slot is logged when taken, so it must be taken right before the request
+    # leaves, not before a wait at another throttler.
     return [
-        Throttler(rate_limit=max(1, int(rate)), period=60.0, retry_interval=poll),
         Throttler(rate_limit=per_window, period=per_window * 60 / rate, retry_interval=poll),
+        Throttler(rate_limit=max(1, int(rate)), period=60.0, retry_interval=poll),
     ]
 
 
