@@ -110,31 +110,46 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, instructio
     policy = RetryPolicy(max_retries=engine_config.max_retries, timeout_s=engine_config.request_timeout_s,
                          base_delay_s=engine_config.retry_base_delay_s, max_delay_s=engine_config.retry_max_delay_s)
     bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
+    shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
     try:
         async with open_backend(config) as backend:
             limits = Limits(config.engine)
             attempt = functools.partial(limits.call, backend.complete)
             send = functools.partial(complete_with_retries, attempt, policy=policy)
             engine = Engine(config, store, state, send, bar, limits)
-            _install_signals(engine, config.engine.shutdown_grace_s)
+            shutdown.attach(engine)
             return await engine.run(instructions)
     finally:
         bar.close()
 
 
-def _install_signals(engine: Engine, grace_s: float) -> None:
-    """First Ctrl-C (or SIGTERM) drains gracefully; a second one exits at once (everything on disk stays valid)."""
-    loop = asyncio.get_running_loop()
+class _Shutdown:
+    """First Ctrl-C (or SIGTERM) drains gracefully; a second one exits at once (everything on disk stays valid).
 
-    def on_signal() -> None:
-        if engine.draining:
+    A signal that arrives while the backend is still starting is remembered: the engine then starts drained."""
+
+    def __init__(self, grace_s: float):
+        self.grace_s = grace_s
+        self.engine: Engine | None = None
+        self.requested = False
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.on_signal)
+
+    def on_signal(self) -> None:
+        if self.requested:
             _say("Second interrupt: exiting now. The run stays resumable.")
             os._exit(130)
-        _say(f"Stopping: no new jobs; waiting up to {grace_s:g}s for requests in flight (Ctrl-C again to quit now).")
-        engine.request_stop(grace_s)
+        self.requested = True
+        _say(f"Stopping: no new jobs; waiting up to {self.grace_s:g}s for requests in flight "
+             "(Ctrl-C again to quit now).")
+        if self.engine is not None:
+            self.engine.request_stop(self.grace_s)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        if self.requested:
+            engine.request_stop(self.grace_s)
 
 
 def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int) -> None:

@@ -104,12 +104,12 @@ class TokenBucket:
 
 
 def _throttlers(requests_per_minute: float) -> list[Throttler]:
-    """99% of the budget as a hard sliding minute, and the same rate over ~6 s windows so it is spread out.
+    """98% of the budget as a hard sliding minute, and the same rate over ~6 s windows so it is spread out.
 
-    The 1% is a margin for requests that reach the provider a little later or earlier than they left us, so the
+    The 2% is a margin for requests that reach the provider a little later or earlier than they left us, so the
     provider never counts more than its budget in any minute. asyncio-throttle polls (every 50 ms here), which
     costs about another 1%."""
-    rate = 0.99 * requests_per_minute
+    rate = 0.98 * requests_per_minute
     per_window = max(1, round(rate / 10))
     poll = min(0.5, max(0.05, 3 / requests_per_minute))
     # The hard minute comes last: a slot is logged when taken, so it must be taken right before the request

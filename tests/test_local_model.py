@@ -28,7 +28,9 @@ _STARTED = re.compile(r"Started llama\.cpp server \(pid (\d+)\)")
 
 def local_config(tmp_path: Path, **generation) -> Path:
     pool = tmp_path / "pool.jsonl"
-    pool.write_text(json.dumps({"id": "garden", "prompt": "Write a short guide to growing tomatoes on a balcony."}) + "\n")
+    topics = ("tomatoes on a balcony", "herbs on a windowsill", "strawberries in pots")
+    pool.write_text("".join(json.dumps({"id": f"garden-{i}", "prompt": f"Write a short guide to growing {topic}."}) + "\n"
+                            for i, topic in enumerate(topics)))
     config = {
         "name": "local-test",
         "run_dir": str(tmp_path / "run"),
@@ -38,7 +40,10 @@ def local_config(tmp_path: Path, **generation) -> Path:
         "generation": {"plan_format": "json", "min_paragraphs": 2, "max_paragraphs": 2, "plan_max_tokens": 400,
                        "paragraph_max_tokens": 400, "step_attempts": 4, **generation},
         "pools": [{"path": str(pool)}],
-        "filters": {"min_words": 40, "max_words": 5000},
+        # The pipeline is under test here, not a 135M model's prose: only the length band filters.
+        "filters": {"min_words": 40, "max_words": 5000, "min_length_score": None, "reject_meta_text": False,
+                    "max_repeated_ngram_ratio": 1, "max_paragraph_repetition": 1, "max_duplicate_paragraph_ratio": 1,
+                    "check_language": False, "min_plan_ratio": None, "near_duplicate_threshold": None},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
