@@ -1,0 +1,153 @@
+"""Resume latency: how long `build` takes to send its first new request on a run directory of 6,000 samples.
+
+Writes a synthetic run directory in the format a build writes (config.json, jobs.jsonl with 6,000 accepted jobs of
+~10,000 words, steps.jsonl with their plan and paragraph steps, plus a few half-done jobs), a matching pool and a
+recipe with target 6,010, then starts `python -m longwriter_data build --config X` against the fake server (which
+holds every request, so nothing new is written) and times, per trial: the "Resuming ..." message (state loaded)
+and the first request reaching the server. The build is killed after that. The data is kept in --workdir and
+reused on later runs (the page cache is warm: a cold start reads ~0.7 GB from disk first).
+
+Run: .venv/bin/python scripts/bench_resume.py [--samples 6000] [--words 10000] [--trials 3] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+PARAGRAPH_WORDS = 400
+
+
+def recipe(workdir: Path, base_url: str, target: int) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "bench-resume", "run_dir": str(workdir / "run"), "target": target,
+        "backend": {"base_url": base_url, "api_key_env": None, "model": "fake"},
+        "pools": [{"path": str(workdir / "pool.jsonl")}],
+    }))
+    return path
+
+
+def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
+    """Run directory, pool and recipe, using the package's own config snapshot and draw order."""
+    from longwriter_data.config import load_config
+    from longwriter_data.pools import draw, load_pools, pools_fingerprint
+    from longwriter_data.testing.fake_server import english
+
+    steps = max(1, words // PARAGRAPH_WORDS)
+    with (workdir / "pool.jsonl").open("w") as fh:
+        for i in range(samples + 100):
+            prompt = f"Write essay {i} in {words} words. [[words={words}]]"
+            fh.write(json.dumps({"id": f"r{i}", "prompt": prompt}) + "\n")
+    config = load_config(recipe(workdir, base_url, samples + 10))
+    sources = getattr(config.pools, "sources", config.pools)  # `pools: {sources: [...]}` in newer versions
+    run = config.run_dir
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(sources)}, indent=2))
+    texts = [english(PARAGRAPH_WORDS, seed) for seed in range(97)]  # reused: sizes are what matter here
+    minhashes = output_signatures(texts)
+    plan = [{"main_point": f"Part {i + 1} of the piece, in detail", "words": PARAGRAPH_WORDS} for i in range(steps)]
+    plan_text = "\n\n".join(f"Paragraph {i + 1} - Main Point: {p['main_point']} - Word Count: {p['words']} words"
+                            for i, p in enumerate(plan))
+    with (run / "jobs.jsonl").open("w") as jobs, (run / "steps.jsonl").open("w") as log:
+        for inst in draw(load_pools(sources), config.seed):
+            if inst.seq >= samples + 5:
+                break
+            paragraphs = [texts[(inst.seq + i) % len(texts)] for i in range(steps)]
+            done = steps if inst.seq < samples else 3  # the last 5 jobs are half done
+            for step in range(done + 1):
+                text = plan_text if step == 0 else paragraphs[step - 1]
+                log.write(dumps({"seq": inst.seq, "step": step, "text": text, "finish_reason": "stop",
+                                 "prompt_tokens": 800 + step * 700, "completion_tokens": len(text) // 4,
+                                 "cached_tokens": 0, "prompt_chars": 3200 + step * 2800, "key": f"{inst.seq:020x}",
+                                 "attempts": 1, "seconds": 20.0}))
+            if inst.seq >= samples:
+                continue
+            jobs.write(dumps({
+                "seq": inst.seq, "id": inst.id, "status": "accepted", "reason": None, "prompt": inst.prompt,
+                "lang": inst.lang, "type": None, "required_length": words, "pool": inst.pool, "model": "fake",
+                "plan_model": "fake", "detail": None, "plan": plan, "paragraphs": paragraphs,
+                "paragraph_words": [PARAGRAPH_WORDS] * steps, "planned_words": words, "word_count": words,
+                "usage": {"requests": steps + 1, "prompt_tokens": 400000, "completion_tokens": 14000,
+                          "cached_tokens": 0}, "seconds": 520.0, "wall_seconds": 530.0,
+                **({"minhash": minhashes[inst.seq % len(minhashes)]} if minhashes else {})}))
+    (workdir / "done").write_text("")
+
+
+def output_signatures(texts: list[str]) -> list[str]:
+    """Encoded MinHash signatures as accepted records carry them, where the package filters near-duplicates."""
+    try:
+        from longwriter_data.dedupe import encode, signature
+    except ImportError:  # a version without near-duplicate filtering
+        return []
+    return [encode(signature(" ".join(texts[i: i + 25]))) for i in range(0, len(texts), 5)]
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"  # as store.py writes lines
+
+
+def trial(config: Path, server) -> tuple[float, float | None]:
+    """Seconds from start to the 'Resuming' message and to the first request the server sees."""
+    before = server.stats()["requests"]
+    started = time.monotonic()
+    command = [sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    resumed: list[float] = []
+
+    def watch() -> None:
+        for line in proc.stderr:
+            if line.startswith("Resuming") and not resumed:
+                resumed.append(time.monotonic() - started)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        while server.stats()["requests"] == before:
+            if proc.poll() is not None:
+                raise RuntimeError(f"build exited with status {proc.returncode} before sending a request")
+            time.sleep(0.005)
+        first = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return first, resumed[0] if resumed else None
+
+
+def main() -> None:
+    from longwriter_data.testing.fake_server import FakeServerProcess
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=6000)
+    parser.add_argument("--words", type=int, default=10000)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_resume"))
+    args = parser.parse_args()
+    with FakeServerProcess(latency=3600) as server:  # requests are held, never answered: the run dir stays as it is
+        if not (args.workdir / "done").exists():
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            t0 = time.monotonic()
+            generate(args.workdir, args.samples, args.words, server.base_url)
+            print(f"generated {args.workdir} in {time.monotonic() - t0:.0f}s", flush=True)
+        config = recipe(args.workdir, server.base_url, args.samples + 10)
+        size = sum(f.stat().st_size for f in (args.workdir / "run").glob("*.jsonl")) / 2**20
+        results = [trial(config, server) for _ in range(args.trials)]
+    firsts = [first for first, _ in results]
+    print(f"resume: {args.samples} finished samples ({size:.0f} MiB of logs), target {args.samples + 10}: "
+          f"first new request after {statistics.median(firsts):.2f}s (median of {len(firsts)}: "
+          f"{', '.join(f'{f:.2f}' for f in firsts)}), 'Resuming' message after "
+          f"{', '.join(f'{r:.2f}' if r else '-' for _, r in results)}s; load1={os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
