@@ -17,7 +17,6 @@ from .config import BuildConfig, config_drift, load_config
 from .engine import BuildSummary, Engine
 from .errors import UserError
 from .limits import Limits
-from .export import export_run
 from .pools import PreparedPools, draw
 from .progress import Progress
 from .report import format_report, run_report
@@ -69,6 +68,8 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         _say(f"Interrupted: everything finished so far is saved. Resume with:\n"
              f"  python -m longwriter_data build --config {config_path}")
         return 130
+    from .export import export_run  # imports `datasets` (150 MB, 1.5 s): only once the build is done
+
     rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
     _print_summary(config, summary, report, rows)
     if rows and config.export.hub_repo:  # publish the dataset just exported

@@ -21,8 +21,12 @@ def shingles(text: str, size: int = 5) -> set[bytes]:
     return {" ".join(tokens[i: i + size]).encode() for i in range(len(tokens) - size + 1)}
 
 
+# Every MinHash of a run shares one set of permutations (datasketch would otherwise derive them for each one).
+_PERMUTATIONS = MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
+
+
 def signature(text: str, size: int = 5) -> MinHash:
-    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_PERMUTATIONS)
     minhash.update_batch(list(shingles(text, size)))
     return minhash
 
@@ -34,7 +38,7 @@ def encode(minhash: MinHash) -> str:
 
 def decode(text: str) -> MinHash:
     values = np.frombuffer(base64.b64decode(text), dtype=np.uint32)
-    return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=SCHEME)
+    return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=SCHEME, permutations=_PERMUTATIONS)
 
 
 class NearDuplicates:

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from datasketch import MinHash
+
 from .agentwrite import AgentWrite, JobFailed, NotSelected
 from .backend import ChatRequest, Completion
 from .config import BuildConfig
@@ -162,14 +164,19 @@ class Engine:
         summary.requests += usage.get("requests", 0)
         self.progress.update(self)
 
-    def _judge(self, sample: Sample, record: dict) -> Verdict:
-        """The filters, then near-duplicate outputs against everything accepted so far."""
+    def _judge(self, sample: Sample) -> tuple[Verdict, MinHash | None]:
+        """The filters, and the output's MinHash when it passed them: pure CPU work, run in a worker thread."""
         verdict = judge(sample, self.config.filters)
-        if verdict.status == "accepted" and self.outputs is not None:
-            minhash = signature(sample.text)
-            if self.outputs.check_and_add(minhash):
-                return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
-            record["minhash"] = encode(minhash)
+        needs_signature = verdict.status == "accepted" and self.outputs is not None
+        return verdict, signature(sample.text) if needs_signature else None
+
+    def _deduplicate(self, verdict: Verdict, minhash: MinHash | None, record: dict) -> Verdict:
+        """Near-duplicate outputs against everything accepted so far (on the event loop: one index, no races)."""
+        if minhash is None:
+            return verdict
+        if self.outputs.check_and_add(minhash):
+            return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
+        record["minhash"] = encode(minhash)
         return verdict
 
     @property
@@ -207,10 +214,13 @@ class Engine:
         except NotSelected as exc:
             record.update(status="rejected", reason="llm_selector", detail=str(exc))
         else:
+            paragraph_words = [count_words(p) for p in result.paragraphs]  # the joining blank lines hold no words
             sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                             paragraphs=result.paragraphs, planned_words=result.plan.total_words,
-                            word_count=count_words("\n\n".join(result.paragraphs)))
-            verdict = self._judge(sample, record)
+                            word_count=sum(paragraph_words))
+            # Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing.
+            verdict, minhash = await asyncio.to_thread(self._judge, sample)
+            verdict = self._deduplicate(verdict, minhash, record)
             words = sample.word_count
             record.update(
                 status=verdict.status,
@@ -218,7 +228,7 @@ class Engine:
                 detail=verdict.detail,
                 plan=[{"main_point": s.main_point, "words": s.words} for s in result.plan.steps],
                 paragraphs=result.paragraphs,
-                paragraph_words=[count_words(p) for p in result.paragraphs],
+                paragraph_words=paragraph_words,
                 planned_words=result.plan.total_words,
                 word_count=words,
                 usage={

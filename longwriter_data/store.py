@@ -23,6 +23,11 @@ from pathlib import Path
 from .errors import UserError
 
 _SEQ = re.compile(rb'^\{"seq":\s*(\d+)')
+# A job record begins {"seq":N,"id":"...","status":"..."}; resume needs only that (and an accepted job's MinHash),
+# so it reads line heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these
+# patterns can only match the keys themselves.
+_JOB_HEAD = re.compile(rb'^\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"')
+_MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
 
 
 class GroupCommitLog:
@@ -88,6 +93,27 @@ def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
             except json.JSONDecodeError:
                 raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
                                 "move the run directory aside or repair that line.") from None
+
+
+def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(seq, status, MinHash or None) of every job record, without parsing whole records."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.endswith(b"\n"):
+                return
+            head = _JOB_HEAD.match(line)
+            if head is None:  # written some other way: parse it properly
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
+                                    "move the run directory aside or repair that line.") from None
+                yield record["seq"], record["status"], record.get("minhash")
+                continue
+            minhash = _MINHASH.search(line)
+            yield int(head.group(1)), head.group(2).decode(), minhash.group(1).decode() if minhash else None
 
 
 def repair_tail(path: Path) -> bool:
@@ -178,10 +204,10 @@ class RunStore:
         for path in (self.jobs_path, self.steps_path):
             if repair_tail(path):
                 state.torn.append(path.name)
-        for record in read_jsonl(self.jobs_path):
-            state.status[record["seq"]] = record["status"]
-            if record["status"] == "accepted" and "minhash" in record:
-                state.signatures.append(record["minhash"])
+        for seq, status, minhash in job_heads(self.jobs_path):
+            state.status[seq] = status
+            if status == "accepted" and minhash:
+                state.signatures.append(minhash)
         if retry_failed:
             state.status = {seq: status for seq, status in state.status.items() if status != "failed"}
         for record in read_jsonl(self.steps_path, skip_seqs=set(state.status)):
