@@ -47,14 +47,20 @@ class Sample:
         return "\n\n".join(self.paragraphs)
 
 
+def _tokens(text: str) -> list[str]:
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
 def repetition_ratio(text: str, n: int) -> float:
     """Share of token n-grams that repeat an earlier one: near 0 for prose, near 1 for a looping model."""
-    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    return _repetition(_tokens(text), n)
+
+
+def _repetition(tokens: list[str], n: int) -> float:
     total = len(tokens) - n + 1
     if total <= 0:
         return 0.0
-    grams = {tuple(tokens[i: i + n]) for i in range(total)}
-    return 1 - len(grams) / total
+    return 1 - len({tuple(tokens[i: i + n]) for i in range(total)}) / total
 
 
 def duplicate_paragraph_ratio(paragraphs: list[str]) -> float:
@@ -81,11 +87,12 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     if filters.reject_meta_text and (match := _META.search(sample.text)):
         return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
     ngram = 12 if sample.lang == "zh" else 8
-    ratio = repetition_ratio(sample.text, ngram)
+    tokens = [_tokens(p) for p in sample.paragraphs]  # tokenised once for both repetition checks
+    ratio = _repetition([t for paragraph in tokens for t in paragraph], ngram)
     if ratio > filters.max_repeated_ngram_ratio:
         return Verdict("rejected", "repetition", f"{ratio:.0%} of {ngram}-grams repeat "
                                                   f"(max {filters.max_repeated_ngram_ratio:.0%})")
-    looping = max((repetition_ratio(p, ngram), i) for i, p in enumerate(sample.paragraphs))
+    looping = max((_repetition(t, ngram), i) for i, t in enumerate(tokens))
     if looping[0] > filters.max_paragraph_repetition:
         return Verdict("rejected", "repetition", f"paragraph {looping[1] + 1} loops: {looping[0]:.0%} of its "
                                                   f"{ngram}-grams repeat (max {filters.max_paragraph_repetition:.0%})")

@@ -19,7 +19,8 @@ from .dedupe import NearDuplicates, signature
 from .sources import normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
-_CJK = range(0x4E00, 0xA000)
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_LETTER = re.compile(r"[^\W\d_]")  # any letter, Han characters included (counted in C, not per character)
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class Instruction:
 
 def detect_lang(text: str) -> str:
     """'zh' when a noticeable share of the letters are Han characters, else 'en'."""
-    han = sum(1 for ch in text if ord(ch) in _CJK)
-    letters = sum(1 for ch in text if ch.isalpha())
+    han = len(_HAN.findall(text))
+    letters = len(_LETTER.findall(text))
     return "zh" if letters and han / letters > 0.2 else "en"
 
 
