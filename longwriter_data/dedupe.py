@@ -15,7 +15,7 @@ SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, store
 
 # Near-duplicates share long stretches, so the opening tokens of a text are enough to find them; hashing every
 # shingle of a 30,000-word sample would cost the engine ~100 ms of CPU per sample.
-MAX_TOKENS = 3000
+MAX_TOKENS = 2000
 
 
 def shingles(text: str, size: int = 5) -> set[bytes]:

@@ -56,11 +56,15 @@ def repetition_ratio(text: str, n: int) -> float:
     return _repetition(_tokens(text), n)
 
 
+def _ngrams(tokens: list[str], n: int) -> tuple[set, int]:
+    """The distinct n-grams of a token list, and how many there were in all."""
+    total = max(0, len(tokens) - n + 1)
+    return {tuple(tokens[i: i + n]) for i in range(total)}, total
+
+
 def _repetition(tokens: list[str], n: int) -> float:
-    total = len(tokens) - n + 1
-    if total <= 0:
-        return 0.0
-    return 1 - len({tuple(tokens[i: i + n]) for i in range(total)}) / total
+    unique, total = _ngrams(tokens, n)
+    return 1 - len(unique) / total if total else 0.0
 
 
 def duplicate_paragraph_ratio(paragraphs: list[str]) -> float:
@@ -87,12 +91,14 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     if filters.reject_meta_text and (match := _META.search(sample.text)):
         return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
     ngram = 12 if sample.lang == "zh" else 8
-    tokens = [_tokens(p) for p in sample.paragraphs]  # tokenised once for both repetition checks
-    ratio = _repetition([t for paragraph in tokens for t in paragraph], ngram)
+    # One pass over each paragraph's n-grams serves both checks (n-grams across paragraph breaks are left out).
+    grams = [_ngrams(_tokens(p), ngram) for p in sample.paragraphs]
+    total = sum(count for _, count in grams)
+    ratio = 1 - len(set().union(*(unique for unique, _ in grams))) / total if total else 0.0
     if ratio > filters.max_repeated_ngram_ratio:
         return Verdict("rejected", "repetition", f"{ratio:.0%} of {ngram}-grams repeat "
                                                   f"(max {filters.max_repeated_ngram_ratio:.0%})")
-    looping = max((_repetition(t, ngram), i) for i, t in enumerate(tokens))
+    looping = max(((1 - len(unique) / count if count else 0.0), i) for i, (unique, count) in enumerate(grams))
     if looping[0] > filters.max_paragraph_repetition:
         return Verdict("rejected", "repetition", f"paragraph {looping[1] + 1} loops: {looping[0]:.0%} of its "
                                                   f"{ngram}-grams repeat (max {filters.max_paragraph_repetition:.0%})")
@@ -100,7 +106,7 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     if duplicates > filters.max_duplicate_paragraph_ratio:
         return Verdict("rejected", "repetition", f"{duplicates:.0%} of paragraphs are repeated")
     if filters.check_language:
-        written = detect_lang(sample.text)
+        written = detect_lang(sample.text[:20000])  # the opening 20,000 characters tell the language
         if written != sample.lang:
             return Verdict("rejected", "language_mismatch", f"a {sample.lang} instruction answered in {written}")
     if filters.min_plan_ratio is not None and sample.planned_words:
