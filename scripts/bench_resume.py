@@ -41,27 +41,30 @@ def recipe(workdir: Path, base_url: str, target: int) -> Path:
 def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     """Run directory, pool and recipe, using the package's own config snapshot and draw order."""
     from longwriter_data.config import load_config
-    from longwriter_data.pools import draw, load_pools, pools_fingerprint
+    import tempfile
+
+    from longwriter_data.pools import PreparedPools, draw
     from longwriter_data.testing.fake_server import english
 
     steps = max(1, words // PARAGRAPH_WORDS)
     with (workdir / "pool.jsonl").open("w") as fh:
         for i in range(samples + 100):
-            prompt = f"Write essay {i} in {words} words. [[words={words}]]"
+            # Distinct topics: templated prompts would be skipped as near-duplicate instructions.
+            prompt = f"Write essay {i} about {english(12, i)} in {words} words. [[words={words}]]"
             fh.write(json.dumps({"id": f"r{i}", "prompt": prompt}) + "\n")
     config = load_config(recipe(workdir, base_url, samples + 10))
-    sources = getattr(config.pools, "sources", config.pools)  # `pools: {sources: [...]}` in newer versions
+    pools = PreparedPools(config.pools, Path(tempfile.mkdtemp()))
     run = config.run_dir
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(
-        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools_fingerprint(sources)}, indent=2))
+        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint}, indent=2))
     texts = [english(PARAGRAPH_WORDS, seed) for seed in range(97)]  # reused: sizes are what matter here
     minhashes = output_signatures(texts)
     plan = [{"main_point": f"Part {i + 1} of the piece, in detail", "words": PARAGRAPH_WORDS} for i in range(steps)]
     plan_text = "\n\n".join(f"Paragraph {i + 1} - Main Point: {p['main_point']} - Word Count: {p['words']} words"
                             for i, p in enumerate(plan))
     with (run / "jobs.jsonl").open("w") as jobs, (run / "steps.jsonl").open("w") as log:
-        for inst in draw(load_pools(sources), config.seed):
+        for inst in draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold):
             if inst.seq >= samples + 5:
                 break
             paragraphs = [texts[(inst.seq + i) % len(texts)] for i in range(steps)]
