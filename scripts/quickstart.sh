@@ -11,5 +11,6 @@ echo "Run directory: data/runs/quickstart (jobs.jsonl, steps.jsonl, report.json,
 import datasets
 train = datasets.load_from_disk("data/runs/quickstart/dataset")["train"]
 for row in train:
-    print(f"- {row['id']}: {row['word_count']} words, {row['lang']}: {row['messages'][0]['content'][:70]}...")
+    prompt = " ".join(row["messages"][0]["content"].split())
+    print(f"- {row['id']}: {row['word_count']} words, {row['lang']}: {prompt[:70]}...")
 PY
