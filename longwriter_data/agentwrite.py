@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .answers import answer_problem
+from .answers import answer_problem, trimmed
 from .backend import ChatRequest, Completion, request_key
 from .config import GenerationConfig, LlmSelect
 from .length import count_words
@@ -119,7 +119,7 @@ class AgentWrite:
             record = done.get(step)
             if record is None:
                 request = self._write_request(instruction, plan, paragraphs, index)
-                record = await self._step(step, request, save_step, None)
+                record = await self._step(step, request, save_step, None, trim=self.gen.paragraph_cutoff == "trim")
             records.append(record)
             paragraphs.append(clean_paragraph(record["text"]))
         if self.gen.extend_short:
@@ -150,7 +150,8 @@ class AgentWrite:
                     temperature=self.gen.temperature,
                     extra_body=self.gen.extra_body,
                 )
-                record = await self._step(step, request, save_step, None, extends=index + 1)
+                record = await self._step(step, request, save_step, None, trim=self.gen.paragraph_cutoff == "trim",
+                                          extends=index + 1)
             records.append(record)
             longer = clean_paragraph(record["text"])
             if count_words(longer) > written[index]:
@@ -206,8 +207,10 @@ class AgentWrite:
             return parse_json_plan(text, self.gen.max_paragraphs)
         return parse_text_plan(text, self.gen.max_paragraphs)
 
-    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check, **fields) -> dict:
-        """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it."""
+    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check, trim: bool = False,
+                    **fields) -> dict:
+        """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it.
+        With `trim`, a cut-off answer is kept up to its last complete sentence (finish_reason "trimmed")."""
         problem = ""
         for attempt in range(1, self.gen.step_attempts + 1):
             started = time.monotonic()
@@ -215,6 +218,8 @@ class AgentWrite:
                 completion = await self.send(request)
             except RequestFailed as exc:  # already retried as far as the provider allows
                 raise JobFailed(step, str(exc)) from None
+            if trim and completion.finish_reason == "length":
+                completion = trimmed(completion)
             problem = answer_problem(completion) or ""
             if not problem and check is not None:
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .backend import Completion
 
@@ -38,3 +39,15 @@ def answer_problem(completion: Completion) -> str | None:
 def looks_like_refusal(text: str) -> bool:
     """A refusal or apology at the start of an answer ("I'm sorry, I can't", "抱歉，我无法")."""
     return bool(_REFUSAL.match(text))
+
+
+# The end of a sentence: Latin punctuation before a space, or CJK punctuation; closing quotes stay with it.
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|[.!?][\"'”’)\]]*$|[。！？…][”’」』）]*")
+
+
+def trimmed(completion: Completion) -> Completion:
+    """A cut-off answer kept up to the end of its last complete sentence (empty when it has none)."""
+    end = 0
+    for match in _SENTENCE_END.finditer(completion.text):
+        end = match.end()
+    return replace(completion, text=completion.text[:end], finish_reason="trimmed")

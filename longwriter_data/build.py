@@ -7,13 +7,13 @@ import functools
 import os
 import signal
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from .backend import open_backend
 from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
+from .dedupe import SignatureCache
 from .engine import BuildSummary, Engine
 from .errors import UserError
 from .limits import Limits
@@ -31,13 +31,9 @@ def _say(message: str) -> None:
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
     """Run a build to its end or to an interruption; returns the process exit status."""
     config = load_config(config_path)
-    with tempfile.TemporaryDirectory(prefix="longwriter-pools-") as workdir:
-        # A bad source row fails here, before anything is written to the run directory.
-        pools = PreparedPools(config.pools, Path(workdir))
-        try:
-            return _build(config, config_path, pools, retry_failed, force, progress)
-        finally:
-            pools.close()
+    # A bad source row fails here, before anything is written to the run directory.
+    with PreparedPools(config.pools) as pools:
+        return _build(config, config_path, pools, retry_failed, force, progress)
 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
@@ -54,9 +50,13 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         skipped: Counter = Counter()
         if not state.complete(config.target):
             store.open_logs()
+            minhashes = SignatureCache(store.minhash_cache_path)
             instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped)
-            summary = asyncio.run(_run(config, store, state, instructions, progress))
+                                config.filters.near_duplicate_threshold, skipped, minhashes)
+            try:
+                summary = asyncio.run(_run(config, store, state, instructions, progress))
+            finally:
+                minhashes.close()
         else:
             summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"], failed=counts["failed"])
         report = run_report(store.jobs_path)

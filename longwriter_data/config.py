@@ -54,6 +54,9 @@ class GenerationConfig(Strict):
     # Ask the server for at least this many tokens per planned word of a paragraph (`min_tokens`, understood by
     # vLLM and llama.cpp, not by OpenAI): keeps small models from stopping after a few sentences.
     min_tokens_per_word: float | None = Field(None, gt=0)
+    # A paragraph cut off at paragraph_max_tokens is asked again ("retry"), or kept up to its last complete sentence
+    # ("trim": for small local models that, pushed past their stop by min_tokens, run on until the limit).
+    paragraph_cutoff: Literal["retry", "trim"] = "retry"
     # Self-Lengthen's idea: paragraphs written far below their planned words get one "extend" call each.
     extend_short: bool = False
     extend_below: float = Field(0.7, gt=0, le=1)  # written / planned words under which a paragraph is short

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -66,3 +69,41 @@ class NearDuplicates:
             return True
         self.add(minhash)
         return False
+
+
+class SignatureCache:
+    """Instruction MinHashes by content, kept in a file of the run directory, so that a resumed build replays its
+    draw (which checks every earlier instruction for near-duplicates) without hashing them all again.
+
+    Fixed-size records: a digest of the text, then the signature. It is only a cache: a torn tail is dropped,
+    a missing entry is recomputed, and nothing is fsync'd."""
+
+    RECORD = np.dtype([("digest", "V16"), ("values", "<u4", (NUM_PERM,))])
+
+    def __init__(self, path: Path):
+        self.path = path
+        count = path.stat().st_size // self.RECORD.itemsize if path.exists() else 0
+        records = np.fromfile(path, dtype=self.RECORD, count=count) if count else np.empty(0, self.RECORD)
+        self._values = records["values"]
+        self._index = {digest: i for i, digest in enumerate(records["digest"].tolist())}
+        self._end = count * self.RECORD.itemsize
+        self._fh: BinaryIO | None = None
+
+    def signature(self, text: str, size: int = 5) -> MinHash:
+        key = hashlib.blake2b(f"{size}\n{text}".encode(), digest_size=16).digest()
+        index = self._index.get(key)
+        if index is not None:
+            return MinHash(num_perm=NUM_PERM, hashvalues=self._values[index], scheme=SCHEME,
+                           permutations=_PERMUTATIONS)
+        minhash = signature(text, size)
+        if self._fh is None:
+            self._fh = self.path.open("r+b" if self.path.exists() else "wb")
+            self._fh.truncate(self._end)  # a torn record of a killed build
+            self._fh.seek(self._end)
+        self._fh.write(key + minhash.hashvalues.astype("<u4").tobytes())
+        return minhash
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

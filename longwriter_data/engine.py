@@ -194,6 +194,7 @@ class Engine:
             "seq": instruction.seq,
             "id": instruction.id,
             "status": "failed",
+            "minhash": None,  # an accepted output's signature, set by _deduplicate: near the head, read on resume
             "reason": None,
             "prompt": instruction.prompt,
             "lang": instruction.lang,

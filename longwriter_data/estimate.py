@@ -9,7 +9,6 @@ prefix caching (everything but the newest paragraph is a prefix of the previous 
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,18 +73,14 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
     paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
     wanted = math.ceil(config.target / acceptance)
     total = Estimate()
-    with tempfile.TemporaryDirectory(prefix="longwriter-pools-") as workdir:
-        pools = PreparedPools(config.pools, Path(workdir))
-        try:
-            for instruction in draw(pools, config.seed, config.pools.inject_length,
-                                    config.filters.near_duplicate_threshold):
-                if total.jobs >= wanted:
-                    break
-                words = instruction.required.target if instruction.required else default_words
-                add_job(total, instruction.prompt, instruction.lang, words, paragraph_words,
-                        generation.max_paragraphs, seconds_per_request, tokens_per_second)
-        finally:
-            pools.close()
+    with PreparedPools(config.pools) as pools:
+        for instruction in draw(pools, config.seed, config.pools.inject_length,
+                                config.filters.near_duplicate_threshold):
+            if total.jobs >= wanted:
+                break
+            words = instruction.required.target if instruction.required else default_words
+            add_job(total, instruction.prompt, instruction.lang, words, paragraph_words,
+                    generation.max_paragraphs, seconds_per_request, tokens_per_second)
     return total
 
 

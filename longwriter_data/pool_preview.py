@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -30,37 +29,34 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None = None) -> str:
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
-    with tempfile.TemporaryDirectory(prefix="longwriter-pools-") as workdir:
-        pools = PreparedPools(config.pools, Path(workdir))
-        try:
-            skipped: Counter = Counter()
-            drawn = []
-            by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
-            for instruction in draw(pools, config.seed, config.pools.inject_length,
-                                    config.filters.near_duplicate_threshold, skipped):
-                by_source[instruction.pool] += 1
-                by_lang[instruction.lang] += 1
-                by_type[instruction.type or "(none)"] += 1
-                by_band[band(instruction.required.target if instruction.required else None)] += 1
-                if len(drawn) < samples:
-                    drawn.append(instruction)
-                if limit and sum(by_lang.values()) >= limit:
-                    break
-            total = sum(by_lang.values())
-            lines = [f"{config.name}: {total} instructions to draw (target {config.target} accepted samples)."]
-            if total < config.target:
-                lines.append(f"Warning: fewer instructions than the target; the pools will run dry first.")
-            lines += _table("Per source:", by_source, total)
-            lines += _table("Per language:", by_lang, total)
-            lines += _table("Per type:", by_type, total)
-            lines += _table("Per required length (words; 'none' = no length asked):", by_band, total)
-            dropped = pools.dropped + skipped
-            lines.append("Dropped by selection rules:" + ("" if dropped else " none"))
-            lines += [f"  {rule}: {count}" for rule, count in dropped.most_common()]
-            lines.append(f"First {len(drawn)} in draw order:")
-            for instruction in drawn:
-                text = instruction.prompt.replace("\n", " ")
-                lines.append(f"  [{instruction.lang}] {instruction.id}: {text[:110]}{'...' if len(text) > 110 else ''}")
-            return "\n".join(lines)
-        finally:
-            pools.close()
+    with PreparedPools(config.pools) as pools:
+        skipped: Counter = Counter()
+        drawn = []
+        by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
+        for instruction in draw(pools, config.seed, config.pools.inject_length,
+                                config.filters.near_duplicate_threshold, skipped):
+            by_source[instruction.pool] += 1
+            by_lang[instruction.lang] += 1
+            by_type[instruction.type or "(none)"] += 1
+            by_band[band(instruction.required.target if instruction.required else None)] += 1
+            if len(drawn) < samples:
+                drawn.append(instruction)
+            if limit and sum(by_lang.values()) >= limit:
+                break
+        total = sum(by_lang.values())
+        lines = [f"{config.name}: {total} instructions to draw (target {config.target} accepted samples)."]
+        if total < config.target:
+            lines.append("Warning: fewer instructions than the target; the pools will run dry first.")
+        lines += _table("Per source:", by_source, total)
+        lines += _table("Per language:", by_lang, total)
+        lines += _table("Per type:", by_type, total)
+        lines += _table("Per required length (words; 'none' = no length asked):", by_band, total)
+        dropped = pools.dropped + skipped
+        lines.append("Dropped by selection rules:" + ("" if dropped else " none"))
+        lines += [f"  {rule}: {count}" for rule, count in dropped.most_common()]
+        lines.append(f"First {len(drawn)} in draw order:")
+        for instruction in drawn:
+            text = instruction.prompt.replace("\n", " ")
+            lines.append(f"  [{instruction.lang}] {instruction.id}: {text[:110]}{'...' if len(text) > 110 else ''}")
+        return "\n".join(lines)
+

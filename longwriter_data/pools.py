@@ -8,6 +8,7 @@ import json
 import math
 import random
 import re
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import LengthInjection, PoolsConfig, PoolSource, Selection
-from .dedupe import NearDuplicates, signature
+from .dedupe import NearDuplicates, SignatureCache, signature
 from .sources import normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
@@ -73,17 +74,19 @@ def selection_problem(record: dict, rules: Selection) -> str | None:
 
 class PreparedPools:
     """Every source streamed once through field mapping, language and selection rules and exact dedupe, into
-    one normalized JSONL work file; only byte offsets, grouped by (source, language, type), stay in memory."""
+    one normalized JSONL work file; only byte offsets, grouped by (source, language, type), stay in memory.
 
-    def __init__(self, config: PoolsConfig, workdir: Path):
+    The work file is an unnamed temporary file: it vanishes with the process, even one killed with SIGKILL."""
+
+    def __init__(self, config: PoolsConfig):
         self.config = config
-        self.path = workdir / "instructions.jsonl"
         self.strata: dict[tuple[int, str, str], array] = {}
         self.kept: Counter = Counter()  # per source name
         self.dropped: Counter = Counter()  # per rule
         seen: set[bytes] = set()
         digest = hashlib.blake2b(digest_size=16)
-        with self.path.open("wb") as out:
+        self._fh = out = tempfile.TemporaryFile(prefix="longwriter-pools-")
+        try:
             for index, source in enumerate(config.sources):
                 name = source_name(source)
                 stem = Path(source.path).stem if source.path else source.hf.rstrip("/").split("/")[-1]
@@ -102,8 +105,10 @@ class PreparedPools:
                     out.write(line)
                     digest.update(line)
                     self.kept[name] += 1
+        except BaseException:
+            out.close()
+            raise
         self.fingerprint = digest.hexdigest()
-        self._fh = self.path.open("rb")
 
     def _problem(self, source: PoolSource, record: dict, seen: set[bytes]) -> str | None:
         config = self.config
@@ -135,6 +140,12 @@ class PreparedPools:
     def close(self) -> None:
         self._fh.close()
 
+    def __enter__(self) -> PreparedPools:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 _INJECTED = {"en": "\n\nThe answer should be about {n} words long.", "zh": "\n\n全文约{n}字。"}
 
@@ -159,12 +170,14 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
 
 
 def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = None,
-         near_duplicates: float | None = None, skipped: Counter | None = None) -> Iterator[Instruction]:
+         near_duplicates: float | None = None, skipped: Counter | None = None,
+         minhashes: SignatureCache | None = None) -> Iterator[Instruction]:
     """Yield instructions in the run's fixed order: a (source, language, type) group chosen by its mixing
     weight, then that group's next instruction in a seeded shuffle.
 
     With `near_duplicates` (a MinHash Jaccard threshold), an instruction too similar to one drawn before is
-    skipped (counted in `skipped`); the order stays a function of the seed and the pools alone."""
+    skipped (counted in `skipped`); the order stays a function of the seed and the pools alone. `minhashes`
+    remembers instruction signatures across builds of a run directory."""
     seen = NearDuplicates(near_duplicates) if near_duplicates else None
     rng = random.Random(seed)
     keys = sorted(pools.strata)
@@ -184,10 +197,12 @@ def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = No
         record = pools.read(orders[chosen][cursors[chosen]])
         cursors[chosen] += 1
         prompt = record["prompt"]
-        if seen is not None and seen.check_and_add(signature(prompt, size=3)):
-            if skipped is not None:
-                skipped["near_duplicate_instruction"] += 1
-            continue
+        if seen is not None:
+            minhash = minhashes.signature(prompt, size=3) if minhashes else signature(prompt, size=3)
+            if seen.check_and_add(minhash):
+                if skipped is not None:
+                    skipped["near_duplicate_instruction"] += 1
+                continue
         length = record.get("length")
         instruction = Instruction(
             seq=seq,

@@ -5,6 +5,7 @@ Layout:
   steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
+  instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
   lock          held (flock) by the build using the directory
 """
 
@@ -23,10 +24,11 @@ from pathlib import Path
 from .errors import UserError
 
 _SEQ = re.compile(rb'^\{"seq":\s*(\d+)')
-# A job record begins {"seq":N,"id":"...","status":"..."}; resume needs only that (and an accepted job's MinHash),
-# so it reads line heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these
-# patterns can only match the keys themselves.
-_JOB_HEAD = re.compile(rb'^\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"')
+# A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
+# heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these patterns can only match
+# the keys themselves. Records of older versions carry the MinHash at the end: _MINHASH finds it there.
+_JOB_HEAD = re.compile(rb'^\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
+                       rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
 _MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
 
 
@@ -88,11 +90,15 @@ def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
                 match = _SEQ.match(line)
                 if match and int(match.group(1)) in skip_seqs:
                     continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
-                                "move the run directory aside or repair that line.") from None
+            yield _parse(path, number, line)
+
+
+def _parse(path: Path, number: int, line: bytes) -> dict:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
+                        "move the run directory aside or repair that line.") from None
 
 
 def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
@@ -105,15 +111,14 @@ def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
                 return
             head = _JOB_HEAD.match(line)
             if head is None:  # written some other way: parse it properly
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
-                                    "move the run directory aside or repair that line.") from None
+                record = _parse(path, number, line)
                 yield record["seq"], record["status"], record.get("minhash")
                 continue
-            minhash = _MINHASH.search(line)
-            yield int(head.group(1)), head.group(2).decode(), minhash.group(1).decode() if minhash else None
+            status, minhash = head.group(2).decode(), head.group(4)
+            if head.group("minhash_key") is None and status == "accepted":
+                found = _MINHASH.search(line, head.end())
+                minhash = found.group(1) if found else None
+            yield int(head.group(1)), status, minhash.decode() if minhash else None
 
 
 def repair_tail(path: Path) -> bool:
@@ -176,6 +181,7 @@ class RunStore:
         self.steps_path = run_dir / "steps.jsonl"
         self.config_path = run_dir / "config.json"
         self.report_path = run_dir / "report.json"
+        self.minhash_cache_path = run_dir / "instruction_minhashes.bin"
         self._lock_fh = None
         self.steps: GroupCommitLog | None = None
         self.jobs: GroupCommitLog | None = None

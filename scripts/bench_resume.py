@@ -41,7 +41,6 @@ def recipe(workdir: Path, base_url: str, target: int) -> Path:
 def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     """Run directory, pool and recipe, using the package's own config snapshot and draw order."""
     from longwriter_data.config import load_config
-    import tempfile
 
     from longwriter_data.pools import PreparedPools, draw
     from longwriter_data.testing.fake_server import english
@@ -53,7 +52,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
             prompt = f"Write essay {i} about {english(12, i)} in {words} words. [[words={words}]]"
             fh.write(json.dumps({"id": f"r{i}", "prompt": prompt}) + "\n")
     config = load_config(recipe(workdir, base_url, samples + 10))
-    pools = PreparedPools(config.pools, Path(tempfile.mkdtemp()))
+    pools = PreparedPools(config.pools)
     run = config.run_dir
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(

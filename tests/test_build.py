@@ -1,5 +1,7 @@
 """`build` end to end through the real openai client against the loopback fake server."""
 
+import json
+
 import datasets
 import pytest
 
@@ -100,6 +102,26 @@ def test_json_plan_mode_yields_the_same_kind_of_samples(tmp_path, server):
     records = jobs(tmp_path / "run")
     assert [r["status"] for r in records] == ["accepted", "accepted"]
     assert all(step["words"] == 400 for r in records for step in r["plan"])
+
+
+@pytest.mark.parametrize("cutoff", ["retry", "trim"])
+def test_cut_off_paragraphs_are_retried_or_trimmed_to_their_last_sentence(tmp_path, server, cutoff):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a 2400-word essay about storms. [[cutoff]]",
+                                                 "写一篇2400字的文章，谈谈风暴。[[cutoff]]"])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"check_language": False},
+                          generation={"paragraph_cutoff": cutoff, "step_attempts": 2})
+    assert build(config) == 0
+    records = jobs(tmp_path / "run")
+    if cutoff == "retry":
+        assert [(r["status"], r["reason"]) for r in records] == [("failed", "paragraph_failed")] * 2
+        assert all("cut off" in r["detail"] for r in records)
+        return
+    assert [r["status"] for r in records] == ["accepted", "accepted"]
+    for record in records:
+        assert all(p.endswith((".", "。")) for p in record["paragraphs"]), record["paragraphs"][0][-40:]
+        assert not any("ran on past" in p or "一直写下去" in p for p in record["paragraphs"])
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert {s["finish_reason"] for s in steps if s["step"] > 0} == {"trimmed"}
 
 
 def test_pools_running_dry_ends_the_build_with_what_it_has(tmp_path, server, capsys):

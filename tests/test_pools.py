@@ -7,10 +7,7 @@ from tests.conftest import write_pool
 
 
 def load_pools(sources, tmp_path=None, **options):
-    import tempfile
-    from pathlib import Path
-
-    return PreparedPools(PoolsConfig(sources=sources, **options), Path(tempfile.mkdtemp()))
+    return PreparedPools(PoolsConfig(sources=sources, **options))
 
 
 @pytest.mark.parametrize(

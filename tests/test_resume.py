@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -204,3 +203,61 @@ def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(statu
     from longwriter_data.store import RunState
 
     assert RunState(status=status).complete(target) is complete
+
+
+def test_job_heads_read_the_minhash_at_the_head_and_in_records_of_older_versions(tmp_path):
+    from longwriter_data.store import job_heads
+
+    path = tmp_path / "jobs.jsonl"
+    lines = [
+        {"seq": 0, "id": "a", "status": "accepted", "minhash": "AAAA", "paragraphs": ["x" * 100]},
+        {"seq": 1, "id": 'b"q', "status": "rejected", "minhash": None, "reason": "too_short"},
+        {"seq": 2, "id": "c", "status": "accepted", "paragraphs": ['"minhash":"fake"'], "minhash": "BBBB"},  # older
+        {"status": "failed", "seq": 3, "id": "d"},  # keys in another order: parsed whole
+    ]
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
+    assert list(job_heads(path)) == [(0, "accepted", "AAAA"), (1, "rejected", None), (2, "accepted", "BBBB"),
+                                     (3, "failed", None)]
+
+
+def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_order(tmp_path, server):
+    from collections import Counter
+
+    from longwriter_data.config import load_config
+    from longwriter_data.dedupe import SignatureCache, signature
+    from longwriter_data.pools import PreparedPools, draw
+
+    prompts = [f"Write a 1200-word essay about subject {i}, {'x ' * i}." for i in range(8)]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    config = load_config(write_config(tmp_path, server.base_url, pool, target=3,
+                                      filters={"min_words": 1000, "near_duplicate_threshold": 0.9}))
+    cache_path = tmp_path / "minhashes.bin"
+
+    def drawn(cache: SignatureCache | None) -> tuple[list[str], Counter]:
+        skipped: Counter = Counter()
+        with PreparedPools(config.pools) as pools:
+            order = [i.prompt for i in draw(pools, config.seed, None, 0.9, skipped, cache)]
+        if cache:
+            cache.close()
+        return order, skipped
+
+    fresh, _ = drawn(None)
+    assert drawn(SignatureCache(cache_path))[0] == fresh
+    assert cache_path.stat().st_size == len(prompts) * SignatureCache.RECORD.itemsize
+    with cache_path.open("ab") as fh:
+        fh.write(b"torn")
+    assert drawn(SignatureCache(cache_path))[0] == fresh  # all from the cache, the torn tail ignored
+    assert cache_path.stat().st_size % SignatureCache.RECORD.itemsize == 4  # nothing new was written
+
+    # The cache really is read: give the second instruction drawn the first one's signature, and it is skipped.
+    first = signature(fresh[0], size=3).hashvalues
+    cache = SignatureCache(cache_path)
+    cache._values[cache._index[_cache_key(fresh[1])]] = first
+    order, skipped = drawn(cache)
+    assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
+
+
+def _cache_key(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(f"3\n{text}".encode(), digest_size=16).digest()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +27,7 @@ ROWS = [
 
 def prepared(sources: list[dict], **options) -> PreparedPools:
     config = PoolsConfig(sources=[PoolSource(**s) for s in sources], **options)
-    return PreparedPools(config, Path(tempfile.mkdtemp()))
+    return PreparedPools(config)
 
 
 def drawn(pools: PreparedPools, seed: int = 0) -> list:
