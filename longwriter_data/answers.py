@@ -24,6 +24,8 @@ def answer_problem(completion: Completion) -> str | None:
     """Why this answer must not be used (a short reason), or None when it is usable."""
     if completion.finish_reason == "length":
         return "cut off (finish_reason=length)"
+    if completion.finish_reason == "unreadable":
+        return "the server's answer was not a chat completion"
     if completion.finish_reason == "content_filter":
         return "blocked by the provider's content filter"
     text = completion.text.strip()

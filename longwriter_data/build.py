@@ -1,4 +1,5 @@
-"""`build`: validate the recipe, open (or resume) the run directory, run the engine, export the dataset."""
+"""`build`: validate the recipe, open (or resume) the run directory, synthesize instructions when the recipe asks
+for them, run the engine, export the dataset."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 from .backend import open_backend
 from .commands import push_command
@@ -22,6 +24,7 @@ from .progress import Progress
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .store import RunState, RunStore
+from .synthesis import Synthesis
 
 
 def _say(message: str) -> None:
@@ -48,19 +51,22 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         _announce(config, state)
         counts = state.counts
         skipped: Counter = Counter()
-        if not state.complete(config.target):
-            store.open_logs()
-            minhashes = SignatureCache(store.minhash_cache_path)
-            instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes)
-            try:
-                summary = asyncio.run(_run(config, store, state, instructions, progress))
-            finally:
-                minhashes.close()
-        else:
-            summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"], failed=counts["failed"])
+        minhashes = SignatureCache(store.minhash_cache_path)
+        try:
+            # What synthesized.jsonl already holds, derived without a request.
+            synthesis = Synthesis(config, pools, minhashes) if config.pools.synthesize else None
+            if not state.complete(config.target):
+                store.open_logs()
+                summary = asyncio.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
+            else:
+                summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"],
+                                       failed=counts["failed"])
+        finally:
+            minhashes.close()
         report = run_report(store.jobs_path)
         report["skipped_instructions"] = dict(skipped)
+        if synthesis is not None:
+            report["synthesis"] = synthesis.report()
         store.save_report(report)
     finally:
         store.close()
@@ -106,32 +112,51 @@ def _announce(config: BuildConfig, state: RunState) -> None:
              f"{counts['failed']} failed, {len(state.steps)} in progress, {remaining} remaining.")
 
 
-async def _run(config: BuildConfig, store: RunStore, state: RunState, instructions, show: bool) -> BuildSummary:
+async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: PreparedPools,
+               synthesis: Synthesis | None, skipped: Counter, minhashes: SignatureCache, show: bool) -> BuildSummary:
+    """Inside one backend session: synthesize instructions when the recipe asks for them, then draw and write."""
     engine_config = config.engine
     policy = RetryPolicy(max_retries=engine_config.max_retries, timeout_s=engine_config.request_timeout_s,
                          base_delay_s=engine_config.retry_base_delay_s, max_delay_s=engine_config.retry_max_delay_s)
-    bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
     shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
+    bar = None
     try:
         async with open_backend(config) as backend:
             limits = Limits(config.engine)
             attempt = functools.partial(limits.call, backend.complete)
             send = functools.partial(complete_with_retries, attempt, policy=policy)
+            if synthesis is not None:
+                shutdown.attach(synthesis)
+                await synthesis.run(send)  # the same retries and budgets as the jobs' requests
+                _say(synthesis.summary_line())
+                if synthesis.interrupted:
+                    return BuildSummary(interrupted=True)
+                synthesis.add_to_pools()
+            # Drawn only now: the draw order depends on every instruction, the synthesized ones included.
+            instructions = draw(pools, config.seed, config.pools.inject_length,
+                                config.filters.near_duplicate_threshold, skipped, minhashes)
+            bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
             engine = Engine(config, store, state, send, bar, limits)
             shutdown.attach(engine)
             return await engine.run(instructions)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+
+
+class _Stoppable(Protocol):
+    def request_stop(self, grace_s: float) -> None: ...
 
 
 class _Shutdown:
     """First Ctrl-C (or SIGTERM) drains gracefully; a second one exits at once (everything on disk stays valid).
 
-    A signal that arrives while the backend is still starting is remembered: the engine then starts drained."""
+    It stops what runs at the time: synthesis, then the engine. A signal that arrives while the backend is still
+    starting is remembered: what is attached next then starts drained."""
 
     def __init__(self, grace_s: float):
         self.grace_s = grace_s
-        self.engine: Engine | None = None
+        self.running: _Stoppable | None = None
         self.requested = False
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -144,13 +169,13 @@ class _Shutdown:
         self.requested = True
         _say(f"Stopping: no new jobs; waiting up to {self.grace_s:g}s for requests in flight "
              "(Ctrl-C again to quit now).")
-        if self.engine is not None:
-            self.engine.request_stop(self.grace_s)
+        if self.running is not None:
+            self.running.request_stop(self.grace_s)
 
-    def attach(self, engine: Engine) -> None:
-        self.engine = engine
+    def attach(self, running: _Stoppable) -> None:
+        self.running = running
         if self.requested:
-            engine.request_stop(self.grace_s)
+            running.request_stop(self.grace_s)
 
 
 def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int) -> None:

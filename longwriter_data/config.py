@@ -40,6 +40,9 @@ class EngineConfig(Strict):
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     shutdown_grace_s: float = Field(20, ge=0)
+    # Processes that judge finished samples (filters, MinHash): off the event loop's GIL, so hundreds of requests
+    # in flight keep flowing. null: one when max_jobs >= 64, else a thread of the build's own process.
+    judge_processes: int | None = Field(None, ge=0)
 
 
 class GenerationConfig(Strict):
@@ -120,6 +123,27 @@ class LlmSelect(Strict):
     max_tokens: int = Field(8, ge=1)
 
 
+# LongBench-Write's seven task types, spelled as the shipped seed pools spell them.
+LONGBENCH_TYPES = ("Literature and Creative Writing", "Academic and Monograph", "Popular Science", "Functional Writing",
+                   "News Report", "Community Forum", "Education and Training")
+
+
+class SynthesizeConfig(Strict):
+    """Grow a small pool with the backend: new long-form writing requests in the style of pool examples, per type
+    and language, deduplicated against the pool and kept in the run directory, so a resume reuses them."""
+
+    count: int = Field(ge=1)  # new instructions wanted (kept after deduplication)
+    per_request: int = Field(10, ge=1, le=100)  # asked per call: more pays for the examples fewer times
+    examples: int = Field(5, ge=0)  # pool instructions shown per call as models of style
+    types: list[str] = Field(default_factory=lambda: list(LONGBENCH_TYPES), min_length=1)  # taken in turn
+    # Taken in turn; the templates are English and Chinese. Default: pools.languages, else [en].
+    languages: list[Literal["en", "zh"]] | None = Field(None, min_length=1)
+    model: str | None = None  # default: backend.model
+    temperature: float = Field(1.0, ge=0, le=2)  # high: variety matters more here than in the writing itself
+    max_tokens: int = Field(2048, ge=64)
+    weight: float = Field(1.0, gt=0)  # mixing weight of the synthesized instructions, as one more source
+
+
 class PoolsConfig(Strict):
     sources: list[PoolSource] = Field(min_length=1)
     llm_select: LlmSelect | None = None
@@ -128,6 +152,7 @@ class PoolsConfig(Strict):
     lang_weights: dict[str, float] = Field(default_factory=dict)  # mixing weights per language (default 1)
     type_weights: dict[str, float] = Field(default_factory=dict)  # ... and per type
     inject_length: LengthInjection | None = None
+    synthesize: SynthesizeConfig | None = None  # null: draw only what the sources hold
 
 
 class FiltersConfig(Strict):

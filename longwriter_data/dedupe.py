@@ -45,7 +45,11 @@ def encode(minhash: MinHash) -> str:
 
 
 def decode(text: str) -> MinHash:
-    values = np.frombuffer(base64.b64decode(text), dtype=np.uint32)
+    return from_values(np.frombuffer(base64.b64decode(text), dtype=np.uint32))
+
+
+def from_values(values: np.ndarray) -> MinHash:
+    """A MinHash from its hash values (stored, or computed in another process)."""
     return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=SCHEME, permutations=_PERMUTATIONS)
 
 
@@ -93,8 +97,7 @@ class SignatureCache:
         key = hashlib.blake2b(f"{size}\n{text}".encode(), digest_size=16).digest()
         index = self._index.get(key)
         if index is not None:
-            return MinHash(num_perm=NUM_PERM, hashvalues=self._values[index], scheme=SCHEME,
-                           permutations=_PERMUTATIONS)
+            return from_values(self._values[index])
         minhash = signature(text, size)
         if self._fh is None:
             self._fh = self.path.open("r+b" if self.path.exists() else "wb")

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import multiprocessing
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from datasketch import MinHash
+import numpy as np
 
 from .agentwrite import AgentWrite, JobFailed, NotSelected
 from .backend import ChatRequest, Completion
 from .config import BuildConfig
-from .dedupe import NearDuplicates, decode, encode, signature
-from .filters import Sample, Verdict, judge
+from .dedupe import NearDuplicates, decode, encode, from_values
+from .filters import Sample, Verdict, judge_and_sign
 from .length import count_words
 from .limits import Limits
 from .pools import Instruction
@@ -64,6 +67,10 @@ class Engine:
         if self.outputs:
             for encoded in state.signatures:
                 self.outputs.add(decode(encoded))
+        processes = config.engine.judge_processes
+        if processes is None:
+            processes = 1 if config.engine.max_jobs >= 64 else 0
+        self._judges = _judge_processes(processes) if processes else None
         self.in_flight: dict[int, asyncio.Task] = {}
         self.requests_in_flight = 0
         self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
@@ -102,6 +109,8 @@ class Engine:
         target, max_jobs = self.config.target, self.config.engine.max_jobs
         pending = (inst for inst in instructions if inst.seq not in self.state.status)
         upcoming: Instruction | None = None
+        if self._judges:
+            self._judges.submit(int)  # start the worker now: its imports overlap the first round of requests
         try:
             while True:
                 while not self.draining and len(self.in_flight) < max_jobs:
@@ -133,6 +142,8 @@ class Engine:
                 task.cancel()
             if self.in_flight:
                 await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+            if self._judges:
+                self._judges.shutdown(cancel_futures=True)
             self.progress.update(self)
         return self.summary
 
@@ -164,16 +175,18 @@ class Engine:
         summary.requests += usage.get("requests", 0)
         self.progress.update(self)
 
-    def _judge(self, sample: Sample) -> tuple[Verdict, MinHash | None]:
-        """The filters, and the output's MinHash when it passed them: pure CPU work, run in a worker thread."""
-        verdict = judge(sample, self.config.filters)
-        needs_signature = verdict.status == "accepted" and self.outputs is not None
-        return verdict, signature(sample.text) if needs_signature else None
+    async def _judge(self, sample: Sample) -> tuple[Verdict, np.ndarray | None]:
+        """Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing."""
+        work = (judge_and_sign, sample, self.config.filters, self.outputs is not None)
+        if self._judges:
+            return await asyncio.get_running_loop().run_in_executor(self._judges, *work)
+        return await asyncio.to_thread(*work)
 
-    def _deduplicate(self, verdict: Verdict, minhash: MinHash | None, record: dict) -> Verdict:
+    def _deduplicate(self, verdict: Verdict, values: np.ndarray | None, record: dict) -> Verdict:
         """Near-duplicate outputs against everything accepted so far (on the event loop: one index, no races)."""
-        if minhash is None:
+        if values is None:
             return verdict
+        minhash = from_values(values)
         if self.outputs.check_and_add(minhash):
             return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
         record["minhash"] = encode(minhash)
@@ -219,9 +232,8 @@ class Engine:
             sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                             paragraphs=result.paragraphs, planned_words=result.plan.total_words,
                             word_count=sum(paragraph_words))
-            # Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing.
-            verdict, minhash = await asyncio.to_thread(self._judge, sample)
-            verdict = self._deduplicate(verdict, minhash, record)
+            verdict, values = await self._judge(sample)
+            verdict = self._deduplicate(verdict, values, record)
             words = sample.word_count
             record.update(
                 status=verdict.status,
@@ -243,3 +255,10 @@ class Engine:
         record["wall_seconds"] = round(time.monotonic() - started, 3)
         await self.store.jobs.append(record)
         return record
+
+
+def _judge_processes(count: int) -> ProcessPoolExecutor:
+    """Worker processes for judging samples: fresh interpreters (forking a process that runs threads is unsafe)
+    that ignore Ctrl-C, which the terminal sends to them too: the build's own handler decides what stops."""
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from .answers import looks_like_refusal
 from .config import FiltersConfig
+from .dedupe import signature
 from .length import RequiredLength, length_score_range
 from .pools import detect_lang
 
@@ -115,3 +118,10 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
             return Verdict("rejected", "below_plan", f"{words} words written for {sample.planned_words} planned "
                                                       f"({ratio:.0%} < {filters.min_plan_ratio:.0%})")
     return ACCEPTED
+
+
+def judge_and_sign(sample: Sample, filters: FiltersConfig, sign: bool) -> tuple[Verdict, np.ndarray | None]:
+    """The verdict, and when the sample passed (and `sign`) its MinHash values for the near-duplicate check:
+    all the CPU work a finished sample needs, in one call that a worker process can run."""
+    verdict = judge(sample, filters)
+    return verdict, signature(sample.text).hashvalues if sign and verdict.status == "accepted" else None

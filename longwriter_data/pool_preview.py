@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import load_config
 from .pools import PreparedPools, draw
+from .synthesis import Synthesis, synthesized_path
 
 BANDS = ((0, 2000, "<2k"), (2000, 4000, "2k-4k"), (4000, 8000, "4k-8k"), (8000, 16000, "8k-16k"),
          (16000, 32001, "16k-32k"), (32001, 10**12, ">32k"))
@@ -30,6 +31,17 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
     with PreparedPools(config.pools) as pools:
+        notes = []
+        synthesize = config.pools.synthesize
+        if synthesize:  # only what the run directory already holds: a preview never calls the backend
+            synthesis = Synthesis(config, pools)
+            added = synthesis.add_to_pools()
+            path = synthesized_path(config.run_dir)
+            if synthesis.records:
+                notes.append(f"Including {added} synthesized instructions from {path} ({synthesize.count} wanted).")
+            else:
+                notes.append(f"pools.synthesize: the build will first have the backend write {synthesize.count} more "
+                             f"instructions (none in {path} yet).")
         skipped: Counter = Counter()
         drawn = []
         by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
@@ -44,7 +56,7 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
             if limit and sum(by_lang.values()) >= limit:
                 break
         total = sum(by_lang.values())
-        lines = [f"{config.name}: {total} instructions to draw (target {config.target} accepted samples)."]
+        lines = [f"{config.name}: {total} instructions to draw (target {config.target} accepted samples).", *notes]
         if total < config.target:
             lines.append("Warning: fewer instructions than the target; the pools will run dry first.")
         lines += _table("Per source:", by_source, total)

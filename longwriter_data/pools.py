@@ -6,22 +6,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import LengthInjection, PoolsConfig, PoolSource, Selection
+from .config import LengthInjection, PoolsConfig, Selection
 from .dedupe import NearDuplicates, SignatureCache, signature
 from .sources import normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-_LETTER = re.compile(r"[^\W\d_]")  # any letter, Han characters included (counted in C, not per character)
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+_LETTER = re.compile(r"[^\W\d_]+")  # runs of letters, Han characters included: few matches, counted in C
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Instruction:
 
 def detect_lang(text: str) -> str:
     """'zh' when a noticeable share of the letters are Han characters, else 'en'."""
-    han = len(_HAN.findall(text))
-    letters = len(_LETTER.findall(text))
+    han = sum(map(len, _HAN.findall(text)))
+    letters = sum(map(len, _LETTER.findall(text)))
     return "zh" if letters and han / letters > 0.2 else "en"
 
 
@@ -81,49 +82,73 @@ class PreparedPools:
     def __init__(self, config: PoolsConfig):
         self.config = config
         self.strata: dict[tuple[int, str, str], array] = {}
+        self.names = [source_name(source) for source in config.sources]  # per source index; add() appends
+        self.weights = [source.weight for source in config.sources]
         self.kept: Counter = Counter()  # per source name
         self.dropped: Counter = Counter()  # per rule
-        seen: set[bytes] = set()
+        self.seen: set[bytes] = set()  # digests of every prompt kept, for exact dedupe across sources
         digest = hashlib.blake2b(digest_size=16)
-        self._fh = out = tempfile.TemporaryFile(prefix="longwriter-pools-")
+        self._fh = tempfile.TemporaryFile(prefix="longwriter-pools-")
         try:
             for index, source in enumerate(config.sources):
-                name = source_name(source)
                 stem = Path(source.path).stem if source.path else source.hf.rstrip("/").split("/")[-1]
                 for row, (where, raw) in enumerate(raw_records(source), start=1):
                     record = normalized(source, where, raw)
-                    problem = self._problem(source, record, seen)
-                    if problem:
-                        self.dropped[problem] += 1
-                        continue
                     record.setdefault("id", f"{stem}:{row}")
-                    record.setdefault("lang", detect_lang(record["prompt"]))
-                    record["source"] = index
-                    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-                    key = (index, record["lang"], record.get("type") or "")
-                    self.strata.setdefault(key, array("q")).append(out.tell())
-                    out.write(line)
-                    digest.update(line)
-                    self.kept[name] += 1
+                    line = self._admit(index, record, source.select)
+                    if line:
+                        digest.update(line)
         except BaseException:
-            out.close()
+            self._fh.close()
             raise
+        # Only the configured sources: what add() appends later is derived from them and the run directory.
         self.fingerprint = digest.hexdigest()
 
-    def _problem(self, source: PoolSource, record: dict, seen: set[bytes]) -> str | None:
+    def add(self, name: str, records: Iterable[dict], weight: float) -> int:
+        """Append records ({prompt, id, lang?, type?, length?}) as one more source with its own mixing weight,
+        through the same rules as the configured sources; returns how many were kept."""
+        index = len(self.names)
+        self.names.append(name)
+        self.weights.append(weight)
+        self._fh.seek(0, os.SEEK_END)  # read() may have moved the shared handle
+        return sum(1 for record in records if self._admit(index, dict(record), select=True))
+
+    def _admit(self, index: int, record: dict, select: bool) -> bytes | None:
+        """Append a record to the work file and its stratum, or count why not; the line written, or None."""
+        problem = self.problem(record, select)
+        if problem:
+            self.dropped[problem] += 1
+            return None
+        self.seen.add(_digest(record["prompt"]))
+        record.setdefault("lang", detect_lang(record["prompt"]))
+        record["source"] = index
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        key = (index, record["lang"], record.get("type") or "")
+        self.strata.setdefault(key, array("q")).append(self._fh.tell())
+        self._fh.write(line)
+        self.kept[self.names[index]] += 1
+        return line
+
+    def problem(self, record: dict, select: bool = True) -> str | None:
+        """Why a record may not join the pools (a rule name: language, selection, exact duplicate), or None.
+        Nothing is remembered: synthesis asks this of candidates before it keeps them."""
         config = self.config
         lang = record.get("lang") or detect_lang(record["prompt"])
         if config.languages and lang not in config.languages:
             return "language"
-        if config.select and source.select:
+        if config.select and select:
             problem = selection_problem(record, config.select)
             if problem:
                 return problem
-        digest = hashlib.blake2b(record["prompt"].encode(), digest_size=12).digest()
-        if digest in seen:  # an instruction already drawable elsewhere is used once only
+        if _digest(record["prompt"]) in self.seen:  # an instruction already drawable elsewhere is used once only
             return "exact_duplicate"
-        seen.add(digest)
         return None
+
+    def records(self) -> Iterator[dict]:
+        """Every record of the pools, stratum by stratum."""
+        for offsets in self.strata.values():
+            for offset in offsets:
+                yield self.read(offset)
 
     def __len__(self) -> int:
         return sum(len(offsets) for offsets in self.strata.values())
@@ -135,7 +160,7 @@ class PreparedPools:
     def weight(self, key: tuple[int, str, str]) -> float:
         source, lang, kind = key
         config = self.config
-        return config.sources[source].weight * config.lang_weights.get(lang, 1.0) * config.type_weights.get(kind, 1.0)
+        return self.weights[source] * config.lang_weights.get(lang, 1.0) * config.type_weights.get(kind, 1.0)
 
     def close(self) -> None:
         self._fh.close()
@@ -145,6 +170,10 @@ class PreparedPools:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _digest(prompt: str) -> bytes:
+    return hashlib.blake2b(prompt.encode(), digest_size=12).digest()
 
 
 _INJECTED = {"en": "\n\nThe answer should be about {n} words long.", "zh": "\n\n全文约{n}字。"}
@@ -211,7 +240,7 @@ def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = No
             lang=record["lang"],
             type=record.get("type"),
             length=length,
-            pool=source_name(pools.config.sources[record["source"]]),
+            pool=pools.names[record["source"]],
             required=RequiredLength(length, length) if length else required_length(prompt),
         )
         yield inject_length(instruction, injection, seed) if injection else instruction

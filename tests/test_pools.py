@@ -62,3 +62,19 @@ def test_sequence_numbers_and_metadata(tmp_path):
 @pytest.mark.parametrize("text, lang", [("Write a story", "en"), ("写一个故事", "zh"), ("请用中文写 a story about 猫和狗的友谊", "zh")])
 def test_language_detection(text, lang):
     assert detect_lang(text) == lang
+
+
+def test_added_records_are_drawn_as_one_more_source_through_the_same_rules(tmp_path):
+    path = write_pool(tmp_path / "p.jsonl", ["Write a long essay about rivers.", "Write a long essay about lakes."])
+    pools = load_pools([PoolSource(path=path)], languages=["en"])
+    fingerprint = pools.fingerprint
+    added = pools.add("extra", [{"id": "x:1", "prompt": "Write a long essay about seas.", "type": "Popular Science"},
+                                {"id": "x:2", "prompt": "Write a long essay about rivers."},
+                                {"id": "x:3", "prompt": "写一篇关于海洋的长文。"}], weight=2.0)
+    assert added == 1 and pools.dropped == {"exact_duplicate": 1, "language": 1}
+    assert pools.fingerprint == fingerprint  # drift is judged on the configured sources only
+    drawn = {i.prompt: i for i in draw(pools, 0)}
+    assert len(drawn) == 3
+    seas = drawn["Write a long essay about seas."]
+    assert (seas.pool, seas.id, seas.type) == ("extra", "x:1", "Popular Science")
+    assert pools.weight((1, "en", "Popular Science")) == 2.0

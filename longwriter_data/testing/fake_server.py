@@ -19,6 +19,13 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[notlong]]  the LLM selection question is answered "no"
   [[cutoff]]   paragraphs run on past their length and stop mid-sentence, with finish_reason "length"
 
+Instruction synthesis prompts (prompts/synthesize_*.txt) get the number of new writing requests asked for, of
+the asked type and language, distinct and deterministic for a given prompt ("Write a 2800-word academic paper
+about ..."), as JSON when a schema is asked for, else as numbered lines. Directives in a shown example:
+  [[dupes]]     the last four requests (of six or more) are the first example verbatim, the first example with a
+                word added, the first request again, and the second request with a word added
+  [[otherlang]] one more request, in the other language
+
 Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for storm tests:
   rate_limit   HTTP 429 with Retry-After (or retry-after-ms)    server_error  HTTP 500, 502 or 503
   hang         no answer for --hang-s seconds                     drop          connection closed, no answer
@@ -68,6 +75,19 @@ _SPLIT = {  # where the instruction starts and ends in each prompt (it may hold 
     "write_en": ("Writing instruction:\n\n", "\n\nWriting steps:"),
     "write_zh": ("写作指令：\n\n", "\n\n写作步骤："),
 }
+_SYNTHESIZE = {  # the opening words of each synthesis template, and where it names the count and the type
+    "en": ("Here are examples of writing requests", re.compile(r'Write (\d+) new writing requests of the type "([^"]*)"')),
+    "zh": ("以下是用户向写作助手提出过的写作请求示例", re.compile(r"写出(\d+)条新的写作请求，类型为“([^”]*)”")),
+}
+_KINDS = {  # what a synthesized request asks for, per LongBench-Write type
+    "Literature and Creative Writing": ("short story", "短篇小说"),
+    "Academic and Monograph": ("academic paper", "学术论文"),
+    "Popular Science": ("popular science article", "科普文章"),
+    "Functional Writing": ("project proposal", "项目方案"),
+    "News Report": ("news feature", "新闻特稿"),
+    "Community Forum": ("forum post", "论坛长帖"),
+    "Education and Training": ("training guide", "培训教程"),
+}
 
 
 def _seed(text: str) -> int:
@@ -115,6 +135,7 @@ class FakeServer:
         self.fault_counts: Counter = Counter()
         self.per_prompt: Counter = Counter()
         self.requests = 0
+        self.synthesis = 0  # synthesis requests served
         self.in_flight = 0
         self.max_in_flight = 0
         self.armed: tuple[int, int, int] | None = None  # (pid, after n requests, signal)
@@ -137,6 +158,7 @@ class FakeServer:
             "max_in_flight": self.max_in_flight,
             "per_prompt": dict(self.per_prompt) if request.query.get("keys") else None,
             "repeated": sum(1 for n in self.per_prompt.values() if n > 1),
+            "synthesis": self.synthesis,
             "faults": dict(self.fault_counts),
             "times": self.times if request.query.get("times") else None,
         })
@@ -145,7 +167,7 @@ class FakeServer:
         self.per_prompt.clear()
         self.fault_counts.clear()
         self.times.clear()
-        self.requests = self.max_in_flight = 0
+        self.requests = self.max_in_flight = self.synthesis = 0
         return web.json_response({"ok": True})
 
     async def arm(self, request: web.Request) -> web.Response:
@@ -168,6 +190,7 @@ class FakeServer:
             self.requests += 1
             self.times.append(time.time())
             self.per_prompt[key] += 1
+            self.synthesis += prompt.startswith(tuple(opening for opening, _ in _SYNTHESIZE.values()))
             if self.armed and self.requests >= self.armed[1]:
                 pid, _, signum = self.armed
                 self.armed = None
@@ -219,6 +242,9 @@ class FakeServer:
         return web.json_response(completion(body, prompt, text))
 
     def answer(self, body: dict, prompt: str) -> web.Response:
+        for lang, (opening, asked) in _SYNTHESIZE.items():
+            if prompt.startswith(opening):
+                return web.json_response(completion(body, prompt, self.synthesized(body, prompt, lang, asked)))
         is_extend = "Expand the paragraph to about" in prompt or "请把这一段扩写到约" in prompt
         is_write = is_extend or "Already written text:" in prompt or "已写文本：" in prompt
         zh = prompt.startswith(("你是", "我需要", "请把", "下面这条指令"))
@@ -269,6 +295,20 @@ class FakeServer:
             text += f" As an AI language model, I wrote this part. (Paragraph 2 - Word Count: {words} words)"
         return text
 
+    def synthesized(self, body: dict, prompt: str, lang: str, asked: re.Pattern) -> str:
+        count, kind = asked.search(prompt).groups()
+        examples = re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)
+        seed = _seed(prompt)
+        items = [_writing_request(lang, kind, seed + i, i) for i in range(int(count))]
+        if any("[[dupes]]" in example for example in examples) and len(items) >= 6:
+            thanks = "谢谢" if lang == "zh" else " Thanks."
+            items[-4:] = [examples[0], examples[0] + thanks, items[0], items[1] + thanks]
+        if any("[[otherlang]]" in example for example in examples):
+            items.append(_writing_request("en" if lang == "zh" else "zh", kind, seed - 1, 0))
+        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            return json.dumps({"instructions": items}, ensure_ascii=False)
+        return "Here are the new requests:\n\n" + "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1))
+
     def plan(self, body: dict, instruction: str, directives: set, lang: str) -> str:
         if "badplan" in directives:
             return "Sure! Here is an outline with some ideas but no counts."
@@ -286,6 +326,15 @@ class FakeServer:
         return "\n\n".join(
             f"Paragraph {i + 1} - Main Point: Part {i + 1} of the piece - Word Count: {each} words" for i in range(count)
         )
+
+
+def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
+    """A synthesized long-form request of a type, with a random topic: never a near-duplicate of another."""
+    words = (2400, 2800, 3200)[index % 3]
+    noun_en, noun_zh = _KINDS.get(kind, ("report", "报告"))
+    if lang == "zh":
+        return f"写一篇{words}字的{noun_zh}，主题是{chinese(10, seed).rstrip('。')}。"
+    return f"Write a {words}-word {noun_en} about {english(8, seed).rstrip('.').lower()}."
 
 
 def completion(body: dict, prompt: str, text: str) -> dict:

@@ -1,0 +1,226 @@
+"""Instruction synthesis: a small pool grown with the backend, deduplicated, stored in the run directory, resumable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from longwriter_data.cli import main
+from longwriter_data.config import BuildConfig, load_config
+from longwriter_data.pools import PreparedPools
+from longwriter_data.synthesis import Synthesis, parse_instructions
+from longwriter_data.testing.fake_server import FakeServerProcess
+from tests.conftest import jobs, write_config, write_pool
+
+POOL = [
+    {"prompt": "Write a 2400-word essay on how river deltas form, shift and disappear, for curious adults.",
+     "type": "Popular Science"},
+    {"prompt": "Write a 2400-word short story about a night-shift baker who finds a letter baked into a loaf.",
+     "type": "Literature and Creative Writing"},
+    {"prompt": "Write a 2400-word guide to planning a community garden on a vacant city lot, step by step.",
+     "type": "Functional Writing"},
+]
+
+
+def build(config: Path) -> int:
+    return main(["build", "--config", str(config), "--no-progress"])
+
+
+def synthesizing(folder: Path, base_url: str, pool: list = POOL, target: int = 1, filters: dict | None = None,
+                 **synthesize) -> Path:
+    """A recipe in `folder` with a small pool and `pools.synthesize` (12 wanted unless `count` says otherwise)."""
+    folder.mkdir(exist_ok=True)
+    path = write_pool(folder / "pool.jsonl", pool)
+    return write_config(folder, base_url, path, target=target, filters=filters or {},
+                        pools={"sources": [{"path": str(path)}], "synthesize": {"count": 12, **synthesize}})
+
+
+def stored(run_dir: Path) -> list[dict]:
+    path = run_dir / "synthesized.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def kept(config: Path) -> list[tuple[str, str]]:
+    """The synthesized instructions a run directory yields, as the build derives them (no request is sent)."""
+    recipe = load_config(config)
+    with PreparedPools(recipe.pools) as pools:
+        return [(record["id"], record["prompt"]) for record in Synthesis(recipe, pools).kept]
+
+
+def test_a_small_pool_is_grown_and_the_build_reaches_its_target_with_synthesized_instructions(tmp_path, server,
+                                                                                                capsys):
+    config = synthesizing(tmp_path, server.base_url, target=10, per_request=5)
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    records = stored(run_dir)
+    assert sorted(r["k"] for r in records) == [0, 1, 2]  # 15 written for 12 wanted: no fourth request
+    assert {r["k"]: r["type"] for r in records} == {0: "Literature and Creative Writing", 1: "Academic and Monograph",
+                                                     2: "Popular Science"}
+    assert all(len(r["instructions"]) == 5 and r["lang"] == "en" and r["prompt_tokens"] > 0 for r in records)
+    accepted = [r for r in jobs(run_dir) if r["status"] == "accepted"]
+    assert len(accepted) >= 10
+    assert sum(r["pool"] == "synthesized" for r in accepted) >= 7  # the pool itself has only 3
+    assert all(r["id"].startswith("synthesized:") for r in accepted if r["pool"] == "synthesized")
+    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
+    assert {key: report[key] for key in ("requests", "new_requests", "written", "kept", "dropped")} == {
+        "requests": 3, "new_requests": 3, "written": 15, "kept": 12, "dropped": {"beyond_count": 3}}
+    err = capsys.readouterr().err
+    assert ("Synthesized instructions: 12 kept of 15 written (3 beyond the count), 3 requests (3 new this run)."
+            in err)
+    assert server.stats()["synthesis"] == 3
+    assert main(["pools", "--config", str(config)]) == 0
+    preview = capsys.readouterr().out
+    assert "Including 12 synthesized instructions from" in preview and "synthesized  " in preview
+
+
+def test_a_rerun_reuses_the_stored_instructions_without_a_synthesis_request(tmp_path, server, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, per_request=5)
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    before = (run_dir / "synthesized.jsonl").read_bytes()
+    server.reset()
+    config.write_text(config.read_text().replace("target: 2", "target: 6"))
+    capsys.readouterr()
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 0
+    assert (run_dir / "synthesized.jsonl").read_bytes() == before
+    assert "3 requests (0 new this run)" in capsys.readouterr().err
+    assert sum(r["status"] == "accepted" for r in jobs(run_dir)) >= 6
+
+    recipe = yaml.safe_load(config.read_text())  # what is synthesized belongs to the recipe's generative part
+    recipe["pools"]["synthesize"]["count"] = 20
+    config.write_text(yaml.safe_dump(recipe))
+    assert build(config) == 2
+    assert "pools.synthesize.count: 12 -> 20" in capsys.readouterr().err
+
+
+def test_duplicates_of_the_pool_and_among_answers_and_other_languages_are_dropped_and_counted(tmp_path, server,
+                                                                                              capsys):
+    pool = [{**record, "prompt": record["prompt"] + " [[dupes]] [[otherlang]]"} for record in POOL]
+    config = synthesizing(tmp_path, server.base_url, pool=pool, count=4, per_request=6, examples=1,
+                          filters={"near_duplicate_threshold": 0.8})
+    assert build(config) == 0
+    # Each answer: 2 new requests, the example verbatim and with a word added, the first new request again, the
+    # second with a word added, and one in Chinese. The second answer's first two complete the count.
+    report = json.loads((tmp_path / "run" / "report.json").read_text())["synthesis"]
+    assert (report["requests"], report["written"], report["kept"]) == (2, 14, 4)
+    assert report["dropped"] == {"exact_duplicate": 2, "near_duplicate": 2, "language": 1, "beyond_count": 5}
+    assert ("4 kept of 14 written (4 duplicates, 1 other language, 5 beyond the count), 2 requests"
+            in capsys.readouterr().err)
+    prompts = [prompt for _, prompt in kept(config)]
+    assert len(set(prompts)) == 4 and not any("[[dupes]]" in p or "Thanks" in p for p in prompts)
+
+
+@pytest.fixture(scope="module")
+def reference(fake_server, tmp_path_factory) -> list[tuple[str, str]]:
+    """The instructions an uninterrupted synthesis keeps (12 wanted, 2 a request): what every resume must match."""
+    config = synthesizing(tmp_path_factory.mktemp("reference"), fake_server.base_url, per_request=2)
+    fake_server.reset()
+    assert build(config) == 0
+    assert fake_server.stats()["synthesis"] == 6
+    return kept(config)
+
+
+def test_a_resumed_synthesis_sends_only_missing_requests_and_keeps_the_same_instructions(tmp_path, reference,
+                                                                                          server):
+    config = synthesizing(tmp_path, server.base_url, per_request=2)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # The first request answered, the sixth torn while it was being written.
+    first = json.dumps({"k": 0, "lang": "en", "type": "Literature and Creative Writing",
+                        "instructions": [prompt for _, prompt in reference[:2]]})
+    (run_dir / "synthesized.jsonl").write_text(first + "\n" + '{"k": 5, "lang": "e')
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 5
+    assert sorted(r["k"] for r in stored(run_dir)) == [0, 1, 2, 3, 4, 5]
+    assert kept(config) == reference
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    with FakeServerProcess(latency=0.1) as server:
+        yield server
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGKILL, -signal.SIGKILL)])
+def test_an_interrupted_synthesis_resumes_to_the_same_instructions(tmp_path, reference, slow_server, signum, status):
+    config = synthesizing(tmp_path, slow_server.base_url, per_request=2)
+    run = [sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"]
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow_server.arm(proc.pid, 5, signum)  # 4 requests at once, then the fifth once the first is answered
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    run_dir = tmp_path / "run"
+    answered = len(stored(run_dir))
+    assert answered >= 1 and jobs(run_dir) == []  # stopped before any job, each finished request on disk
+    slow_server.reset()
+    resumed = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert slow_server.stats()["synthesis"] == 6 - answered
+    assert kept(config) == reference
+
+
+@pytest.mark.parametrize(
+    "answer, instructions",
+    [
+        ('{"instructions": ["Write a novel.", "Write a report."]}', ["Write a novel.", "Write a report."]),
+        ('["Write a novel.", "Write a report."]', ["Write a novel.", "Write a report."]),
+        ('Sure! Here they are:\n```json\n{"instructions": ["Write a novel."]}\n```\nEnjoy.', ["Write a novel."]),
+        ("Here are two requests:\n\n1. Write a novel.\n2) **Write a report.**\n", ["Write a novel.", "Write a report."]),
+        ('- "Write a novel."\n* Write a report.\nThat is all.', ["Write a novel.", "Write a report."]),
+        ("1、写一部小说。\n（2）写一篇报告。", ["写一部小说。", "写一篇报告。"]),
+        ('Use [[brackets]] freely:\n1. Write a 3,000-word [draft] essay.', ["Write a 3,000-word [draft] essay."]),
+        ('{"instructions": []}\n1. Write a novel.', ["Write a novel."]),
+        ("I'm not sure what you mean.", []),
+    ],
+)
+def test_answers_are_parsed_as_json_embedded_json_or_numbered_lines(answer, instructions):
+    assert parse_instructions(answer) == instructions
+
+
+def test_requests_take_languages_and_types_in_turn_with_examples_of_their_language(tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", [
+        *({"prompt": f"Write a 3000-word story number {i}.", "type": "Literature and Creative Writing"}
+          for i in range(4)),
+        *({"prompt": f"写一篇3000字的小说，第{i}篇。", "type": "Literature and Creative Writing"} for i in range(4)),
+        {"prompt": "写一篇3000字的科普文章。", "type": "Popular Science"},
+    ])
+    config = BuildConfig.model_validate({
+        "name": "t", "run_dir": str(tmp_path / "run"), "target": 1,
+        "pools": {"sources": [{"path": str(pool)}], "languages": ["en", "zh"],
+                  "synthesize": {"count": 5, "examples": 2, "types": ["Literature and Creative Writing",
+                                                                      "Popular Science"]}}})
+    with PreparedPools(config.pools) as pools:
+        synthesis = Synthesis(config, pools)
+        asked = [synthesis.request(k) for k in range(5)]
+        again = synthesis.request(3)
+    assert [(lang, kind[:3]) for _, lang, kind in asked] == [("en", "Lit"), ("zh", "Lit"), ("en", "Pop"),
+                                                             ("zh", "Pop"), ("en", "Lit")]
+    assert again[0] == asked[3][0]  # deterministic
+    for request, lang, kind in asked:
+        assert request.json_schema["properties"]["instructions"]["maxItems"] == 10
+        assert f'"{kind}"' in request.prompt or f"“{kind}”" in request.prompt
+        shown = [line for line in request.prompt.splitlines() if line[:3] in ("1. ", "2. ")]
+        assert len(shown) == 2 and all(("写" in line) == (lang == "zh") for line in shown)
+    assert "Popular Science" in asked[3][0].prompt and "写一篇3000字的科普文章。" in asked[3][0].prompt  # same type
+    assert "写一篇3000字的小说" in asked[3][0].prompt  # too few of the type: the language's others fill in
+
+
+def test_a_bad_synthesize_key_names_file_line_and_key(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a long essay about rivers."])
+    config = tmp_path / "config.yaml"
+    run_dir = tmp_path / "run"
+    config.write_text(f"name: t\nrun_dir: {run_dir}\ntarget: 1\npools:\n  sources: [{{path: {pool}}}]\n"
+                      "  synthesize:\n    count: 5\n    per_requets: 3\n", encoding="utf-8")
+    assert build(config) == 2
+    assert "config.yaml:8: pools.synthesize.per_requets: unknown key" in capsys.readouterr().err
+    config.write_text(config.read_text().replace("per_requets: 3", "languages: [fr]"), encoding="utf-8")
+    assert build(config) == 2
+    assert "config.yaml:8: pools.synthesize.languages[0]: Input should be 'en' or 'zh'" in capsys.readouterr().err
+    assert not run_dir.exists()
