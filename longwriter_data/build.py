@@ -134,7 +134,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
                 synthesis.add_to_pools()
             # Drawn only now: the draw order depends on every instruction, the synthesized ones included.
             instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes)
+                                config.filters.near_duplicate_threshold, skipped, minhashes, done=state.status)
             bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
             engine = Engine(config, store, state, send, bar, limits)
             shutdown.attach(engine)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
 NUM_PERM = 128
@@ -48,9 +48,10 @@ def decode(text: str) -> MinHash:
     return from_values(np.frombuffer(base64.b64decode(text), dtype=np.uint32))
 
 
-def from_values(values: np.ndarray) -> MinHash:
-    """A MinHash from its hash values (stored, or computed in another process)."""
-    return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=SCHEME, permutations=_PERMUTATIONS)
+def from_values(values: np.ndarray) -> LeanMinHash:
+    """A MinHash from its hash values (stored, or computed in another process), in datasketch's read-only
+    form: a fraction of the cost of a full one, which a resume pays for each of thousands of samples."""
+    return LeanMinHash(seed=1, hashvalues=values, scheme=SCHEME)  # seed 1: MinHash's default, used by signature()
 
 
 class NearDuplicates:

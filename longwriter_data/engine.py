@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import multiprocessing
-import signal
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +22,7 @@ import numpy as np
 
 from .agentwrite import AgentWrite, JobFailed, NotSelected
 from .backend import ChatRequest, Completion
+from .children import die_with_parent
 from .config import BuildConfig
 from .dedupe import NearDuplicates, decode, encode, from_values
 from .filters import Sample, Verdict, judge_and_sign
@@ -62,11 +63,7 @@ class Engine:
         self.summary.accepted = counts["accepted"]
         self.summary.rejected = counts["rejected"]
         self.summary.failed = counts["failed"]
-        threshold = config.filters.near_duplicate_threshold
-        self.outputs = NearDuplicates(threshold) if threshold else None
-        if self.outputs:
-            for encoded in state.signatures:
-                self.outputs.add(decode(encoded))
+        self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = config.engine.judge_processes
         if processes is None:
             processes = 1 if config.engine.max_jobs >= 64 else 0
@@ -125,6 +122,7 @@ class Engine:
                     self.in_flight[upcoming.seq] = task
                     task.add_done_callback(lambda t, seq=upcoming.seq: finished.put_nowait((seq, t)))
                     upcoming = None
+                    await asyncio.sleep(0)  # the job's first request leaves now, not after the whole round is drawn
                 if not self.in_flight:
                     break
                 seq, task = await finished.get()
@@ -175,9 +173,19 @@ class Engine:
         summary.requests += usage.get("requests", 0)
         self.progress.update(self)
 
+    def _output_index(self) -> NearDuplicates:
+        """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
+        run of thousands of samples sends its first requests before it pays for this."""
+        if self._outputs is None:
+            self._outputs = NearDuplicates(self.config.filters.near_duplicate_threshold)
+            for encoded in self.state.signatures:
+                self._outputs.add(decode(encoded))
+        return self._outputs
+
     async def _judge(self, sample: Sample) -> tuple[Verdict, np.ndarray | None]:
         """Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing."""
-        work = (judge_and_sign, sample, self.config.filters, self.outputs is not None)
+        sign = self.config.filters.near_duplicate_threshold is not None
+        work = (judge_and_sign, sample, self.config.filters, sign)
         if self._judges:
             return await asyncio.get_running_loop().run_in_executor(self._judges, *work)
         return await asyncio.to_thread(*work)
@@ -187,7 +195,7 @@ class Engine:
         if values is None:
             return verdict
         minhash = from_values(values)
-        if self.outputs.check_and_add(minhash):
+        if self._output_index().check_and_add(minhash):
             return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
         record["minhash"] = encode(minhash)
         return verdict
@@ -259,6 +267,6 @@ class Engine:
 
 def _judge_processes(count: int) -> ProcessPoolExecutor:
     """Worker processes for judging samples: fresh interpreters (forking a process that runs threads is unsafe)
-    that ignore Ctrl-C, which the terminal sends to them too: the build's own handler decides what stops."""
-    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    that leave Ctrl-C to the build and die with it, even when it is killed outright."""
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                               initargs=(os.getpid(),))

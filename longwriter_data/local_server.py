@@ -7,10 +7,9 @@ and by the kernel (PR_SET_PDEATHSIG) if this process is killed outright, so no s
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +19,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .children import die_with_parent
 from .config import BackendConfig
 from .errors import UserError
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_PR_SET_PDEATHSIG = 1
 
 
 def default_model_path() -> Path:
@@ -45,13 +44,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask the kernel to SIGTERM us when the parent dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us itself
 
 
 class LocalServer:
@@ -87,7 +79,7 @@ class LocalServer:
             "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
         ]
         self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=functools.partial(die_with_parent, os.getpid()))
         try:
             self._wait_until_ready()
         except BaseException:

@@ -12,7 +12,7 @@ import re
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -200,13 +200,14 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
 
 def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = None,
          near_duplicates: float | None = None, skipped: Counter | None = None,
-         minhashes: SignatureCache | None = None) -> Iterator[Instruction]:
+         minhashes: SignatureCache | None = None, done: Container[int] = ()) -> Iterator[Instruction]:
     """Yield instructions in the run's fixed order: a (source, language, type) group chosen by its mixing
     weight, then that group's next instruction in a seeded shuffle.
 
     With `near_duplicates` (a MinHash Jaccard threshold), an instruction too similar to one drawn before is
     skipped (counted in `skipped`); the order stays a function of the seed and the pools alone. `minhashes`
-    remembers instruction signatures across builds of a run directory."""
+    remembers instruction signatures across builds of a run directory. Places in `done` (jobs finished by an
+    earlier build) keep their place in the order but are not yielded, nor read when nothing needs their text."""
     seen = NearDuplicates(near_duplicates) if near_duplicates else None
     rng = random.Random(seed)
     keys = sorted(pools.strata)
@@ -223,14 +224,21 @@ def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = No
         if not live:
             return
         chosen = rng.choices(live, weights=[weights[i] for i in live])[0]
-        record = pools.read(orders[chosen][cursors[chosen]])
+        offset = orders[chosen][cursors[chosen]]
         cursors[chosen] += 1
+        if seen is None and seq in done:
+            seq += 1
+            continue
+        record = pools.read(offset)
         prompt = record["prompt"]
         if seen is not None:
             minhash = minhashes.signature(prompt, size=3) if minhashes else signature(prompt, size=3)
             if seen.check_and_add(minhash):
                 if skipped is not None:
                     skipped["near_duplicate_instruction"] += 1
+                continue
+            if seq in done:
+                seq += 1
                 continue
         length = record.get("length")
         instruction = Instruction(

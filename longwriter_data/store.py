@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import mmap
 import os
 import re
 from collections import Counter
@@ -23,11 +24,11 @@ from pathlib import Path
 
 from .errors import UserError
 
-_SEQ = re.compile(rb'^\{"seq":\s*(\d+)')
+_SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
 # A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
 # heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these patterns can only match
 # the keys themselves. Records of older versions carry the MinHash at the end: _MINHASH finds it there.
-_JOB_HEAD = re.compile(rb'^\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
+_JOB_HEAD = re.compile(rb'\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
                        rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
 _MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
 
@@ -75,22 +76,30 @@ class GroupCommitLog:
         self._fh.close()
 
 
+def _lines(path: Path) -> Iterator[tuple[mmap.mmap, int, int, int]]:
+    """(map, start, end, line number) of each complete line of a file, found by memchr in a memory map: a
+    resume matches the heads of gigabytes of records without copying them. A torn last line is left out."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        start, number = 0, 1
+        while (end := mm.find(b"\n", start)) != -1:
+            yield mm, start, end, number
+            start, number = end + 1, number + 1
+
+
 def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
-    """Records of a log; a torn last line (the process died mid-write) is skipped, never an error.
+    """Records of a log; a torn last line (the process died mid-write) is skipped, never an error
+    (repair_tail() cuts it before anything is appended).
 
     Lines of jobs in `skip_seqs` are not parsed at all: resuming a large run reads only what it needs.
     """
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.endswith(b"\n"):
-                return  # torn tail: repair_tail() cuts it before anything is appended
-            if skip_seqs:
-                match = _SEQ.match(line)
-                if match and int(match.group(1)) in skip_seqs:
-                    continue
-            yield _parse(path, number, line)
+    for mm, start, end, number in _lines(path):
+        if skip_seqs:
+            match = _SEQ.match(mm, start, end)
+            if match and int(match.group(1)) in skip_seqs:
+                continue
+        yield _parse(path, number, mm[start:end])
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict:
@@ -103,22 +112,17 @@ def _parse(path: Path, number: int, line: bytes) -> dict:
 
 def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
     """(seq, status, MinHash or None) of every job record, without parsing whole records."""
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.endswith(b"\n"):
-                return
-            head = _JOB_HEAD.match(line)
-            if head is None:  # written some other way: parse it properly
-                record = _parse(path, number, line)
-                yield record["seq"], record["status"], record.get("minhash")
-                continue
-            status, minhash = head.group(2).decode(), head.group(4)
-            if head.group("minhash_key") is None and status == "accepted":
-                found = _MINHASH.search(line, head.end())
-                minhash = found.group(1) if found else None
-            yield int(head.group(1)), status, minhash.decode() if minhash else None
+    for mm, start, end, number in _lines(path):
+        head = _JOB_HEAD.match(mm, start, end)
+        if head is None:  # written some other way: parse it properly
+            record = _parse(path, number, mm[start:end])
+            yield record["seq"], record["status"], record.get("minhash")
+            continue
+        status, minhash = head.group(2).decode(), head.group(4)
+        if head.group("minhash_key") is None and status == "accepted":
+            found = _MINHASH.search(mm, head.end(), end)
+            minhash = found.group(1) if found else None
+        yield int(head.group(1)), status, minhash.decode() if minhash else None
 
 
 def repair_tail(path: Path) -> bool:

@@ -43,7 +43,13 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     from longwriter_data.config import load_config
 
     from longwriter_data.pools import PreparedPools, draw
+    from longwriter_data.store import RunStore
     from longwriter_data.testing.fake_server import english
+
+    try:  # the instruction MinHash cache a build keeps in its run directory, where the package has one
+        from longwriter_data.dedupe import SignatureCache
+    except ImportError:
+        SignatureCache = None
 
     steps = max(1, words // PARAGRAPH_WORDS)
     with (workdir / "pool.jsonl").open("w") as fh:
@@ -62,8 +68,11 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     plan = [{"main_point": f"Part {i + 1} of the piece, in detail", "words": PARAGRAPH_WORDS} for i in range(steps)]
     plan_text = "\n\n".join(f"Paragraph {i + 1} - Main Point: {p['main_point']} - Word Count: {p['words']} words"
                             for i, p in enumerate(plan))
+    cache = SignatureCache(RunStore(run).minhash_cache_path) if SignatureCache else None
+    drawn = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
+                 *((None, cache) if cache else ()))
     with (run / "jobs.jsonl").open("w") as jobs, (run / "steps.jsonl").open("w") as log:
-        for inst in draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold):
+        for inst in drawn:
             if inst.seq >= samples + 5:
                 break
             paragraphs = [texts[(inst.seq + i) % len(texts)] for i in range(steps)]
@@ -77,13 +86,16 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
             if inst.seq >= samples:
                 continue
             jobs.write(dumps({
-                "seq": inst.seq, "id": inst.id, "status": "accepted", "reason": None, "prompt": inst.prompt,
+                "seq": inst.seq, "id": inst.id, "status": "accepted",
+                **({"minhash": minhashes[inst.seq % len(minhashes)]} if minhashes else {}),
+                "reason": None, "prompt": inst.prompt,
                 "lang": inst.lang, "type": None, "required_length": words, "pool": inst.pool, "model": "fake",
                 "plan_model": "fake", "detail": None, "plan": plan, "paragraphs": paragraphs,
                 "paragraph_words": [PARAGRAPH_WORDS] * steps, "planned_words": words, "word_count": words,
                 "usage": {"requests": steps + 1, "prompt_tokens": 400000, "completion_tokens": 14000,
-                          "cached_tokens": 0}, "seconds": 520.0, "wall_seconds": 530.0,
-                **({"minhash": minhashes[inst.seq % len(minhashes)]} if minhashes else {})}))
+                          "cached_tokens": 0}, "seconds": 520.0, "wall_seconds": 530.0}))
+    if cache:
+        cache.close()
     (workdir / "done").write_text("")
 
 

@@ -261,3 +261,50 @@ def _cache_key(text: str) -> bytes:
     import hashlib
 
     return hashlib.blake2b(f"3\n{text}".encode(), digest_size=16).digest()
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment holds `marker`: a build and every process it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass  # gone, or not ours to read
+    return found
+
+
+def _exits_within(pid: int, timeout: float) -> bool:
+    import os
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
+    import os
+    import uuid
+
+    config = config_for(tmp_path, slow_server, "workers")
+    config.write_text(config.read_text().replace("max_jobs: 4", "max_jobs: 4\n  judge_processes: 1"))
+    marker = f"LONGWRITER_TEST_MARK={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"],
+                            env={**os.environ, name: value}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slow_server.arm(proc.pid, 24, signal.SIGSTOP)  # after some jobs finished: the worker is running
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    children = [pid for pid in _processes_with(marker) if pid != proc.pid]
+    assert children, "the build should have started a judging worker"
+    proc.kill()
+    proc.wait()
+    assert all(_exits_within(pid, timeout=30) for pid in children)
