@@ -1,15 +1,21 @@
-"""Near-duplicate detection with MinHash LSH (datasketch), for instructions and for outputs."""
+"""Near-duplicate detection with MinHash LSH (datasketch), for instructions and for outputs.
+
+datasketch is imported on first use, not with this module: it loads scipy (~0.7 s), and a resumed build sends its
+first requests before it needs a MinHash."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHash
 
 _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
 NUM_PERM = 128
@@ -29,12 +35,18 @@ def shingles(text: str, size: int = 5) -> set[bytes]:
     return {" ".join(tokens[i: i + size]).encode() for i in range(len(tokens) - size + 1)}
 
 
-# Every MinHash of a run shares one set of permutations (datasketch would otherwise derive them for each one).
-_PERMUTATIONS = MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
+@functools.cache
+def _permutations() -> tuple:
+    """One set of permutations for every MinHash of a run (datasketch would otherwise derive them for each one)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
 
 
 def signature(text: str, size: int = 5) -> MinHash:
-    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_PERMUTATIONS)
+    from datasketch import MinHash
+
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations())
     minhash.update_batch(list(shingles(text, size)))
     return minhash
 
@@ -51,6 +63,8 @@ def decode(text: str) -> MinHash:
 def from_values(values: np.ndarray) -> LeanMinHash:
     """A MinHash from its hash values (stored, or computed in another process), in datasketch's read-only
     form: a fraction of the cost of a full one, which a resume pays for each of thousands of samples."""
+    from datasketch import LeanMinHash
+
     return LeanMinHash(seed=1, hashvalues=values, scheme=SCHEME)  # seed 1: MinHash's default, used by signature()
 
 
@@ -58,6 +72,8 @@ class NearDuplicates:
     """Remembers what was kept and says whether a new text is a near-duplicate (Jaccard >= threshold) of it."""
 
     def __init__(self, threshold: float):
+        from datasketch import MinHashLSH
+
         self.lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
         self._count = 0
 

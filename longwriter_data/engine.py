@@ -104,25 +104,36 @@ class Engine:
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
         finished: asyncio.Queue = asyncio.Queue()
         target, max_jobs = self.config.target, self.config.engine.max_jobs
-        pending = (inst for inst in instructions if inst.seq not in self.state.status)
+        resumed = self._resumed()
+        resumed_jobs = iter(resumed.values())
+        drawn = (inst for inst in instructions if inst.seq not in self.state.status and inst.seq not in resumed)
         upcoming: Instruction | None = None
+        replayed = not self.state.status  # a resumed run's first draw replays the draw of every finished job
         if self._judges:
             self._judges.submit(int)  # start the worker now: its imports overlap the first round of requests
         try:
             while True:
                 while not self.draining and len(self.in_flight) < max_jobs:
-                    upcoming = upcoming or next(pending, None)
+                    upcoming = upcoming or next(resumed_jobs, None)
+                    if upcoming is None and not replayed:
+                        # In a thread, so the resumed jobs' requests leave while this takes a second or more.
+                        upcoming = await asyncio.to_thread(next, drawn, None)
+                        replayed = True
+                        continue
+                    upcoming = upcoming or next(drawn, None)
                     if upcoming is None:
                         self.summary.exhausted = True
                         break
                     cutoff = self._cutoff(target)
                     if cutoff is not None and upcoming.seq > cutoff:
+                        if upcoming.seq in resumed:  # out of draw order: later ones may still be needed
+                            upcoming = None
+                            continue
                         break  # the dataset is known: later jobs cannot enter it
                     task = asyncio.create_task(self._job(upcoming))
                     self.in_flight[upcoming.seq] = task
                     task.add_done_callback(lambda t, seq=upcoming.seq: finished.put_nowait((seq, t)))
                     upcoming = None
-                    await asyncio.sleep(0)  # the job's first request leaves now, not after the whole round is drawn
                 if not self.in_flight:
                     break
                 seq, task = await finished.get()
@@ -144,6 +155,16 @@ class Engine:
                 self._judges.shutdown(cancel_futures=True)
             self.progress.update(self)
         return self.summary
+
+    def _resumed(self) -> dict[int, Instruction]:
+        """Jobs a killed build left half done, from the instruction their first step stored: they are started
+        before the draw is replayed, so a resumed build of thousands of samples sends requests at once."""
+        resumed = {}
+        for seq in sorted(self.state.steps):
+            stored = next((s["instruction"] for s in self.state.steps[seq].values() if "instruction" in s), None)
+            if stored is not None:
+                resumed[seq] = Instruction.from_record(seq, stored)
+        return resumed
 
     def _cutoff(self, target: int) -> int | None:
         """The draw position of the target-th accepted job, once there are that many: the dataset's last row.
@@ -209,6 +230,8 @@ class Engine:
         done = self.state.steps.pop(instruction.seq, {})
 
         async def save_step(record: dict) -> None:
+            if record["step"] <= 0:  # the selection question or the plan: the job's first step on disk
+                record = {**record, "instruction": instruction.to_record()}
             await self.store.steps.append({"seq": instruction.seq, **record})
 
         record = {

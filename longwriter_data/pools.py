@@ -13,7 +13,7 @@ import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .config import LengthInjection, PoolsConfig, Selection
@@ -38,6 +38,17 @@ class Instruction:
     pool: str = ""
     required: RequiredLength | None = None  # from the pool's `length`, the prompt's own words, or injection
     injected: bool = False
+
+    def to_record(self) -> dict:
+        """What a job's first step stores, so a resumed build restarts the job without replaying the draw."""
+        record = asdict(self)
+        del record["seq"]
+        return record
+
+    @classmethod
+    def from_record(cls, seq: int, record: dict) -> Instruction:
+        required = record.get("required")
+        return cls(seq=seq, **{**record, "required": RequiredLength(**required) if required else None})
 
 
 def detect_lang(text: str) -> str:

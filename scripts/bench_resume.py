@@ -42,7 +42,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     """Run directory, pool and recipe, using the package's own config snapshot and draw order."""
     from longwriter_data.config import load_config
 
-    from longwriter_data.pools import PreparedPools, draw
+    from longwriter_data.pools import Instruction, PreparedPools, draw
     from longwriter_data.store import RunStore
     from longwriter_data.testing.fake_server import english
 
@@ -69,6 +69,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     plan_text = "\n\n".join(f"Paragraph {i + 1} - Main Point: {p['main_point']} - Word Count: {p['words']} words"
                             for i, p in enumerate(plan))
     cache = SignatureCache(RunStore(run).minhash_cache_path) if SignatureCache else None
+    stores_instruction = hasattr(Instruction, "to_record")  # a job's plan step names its instruction
     drawn = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
                  *((None, cache) if cache else ()))
     with (run / "jobs.jsonl").open("w") as jobs, (run / "steps.jsonl").open("w") as log:
@@ -82,7 +83,8 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
                 log.write(dumps({"seq": inst.seq, "step": step, "text": text, "finish_reason": "stop",
                                  "prompt_tokens": 800 + step * 700, "completion_tokens": len(text) // 4,
                                  "cached_tokens": 0, "prompt_chars": 3200 + step * 2800, "key": f"{inst.seq:020x}",
-                                 "attempts": 1, "seconds": 20.0}))
+                                 "attempts": 1, "seconds": 20.0,
+                                 **({"instruction": inst.to_record()} if step == 0 and stores_instruction else {})}))
             if inst.seq >= samples:
                 continue
             jobs.write(dumps({

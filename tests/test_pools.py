@@ -78,3 +78,13 @@ def test_added_records_are_drawn_as_one_more_source_through_the_same_rules(tmp_p
     seas = drawn["Write a long essay about seas."]
     assert (seas.pool, seas.id, seas.type) == ("extra", "x:1", "Popular Science")
     assert pools.weight((1, "en", "Popular Science")) == 2.0
+
+
+def test_an_instruction_survives_the_record_its_first_step_stores():
+    from longwriter_data.length import RequiredLength
+    from longwriter_data.pools import Instruction
+
+    for required in (RequiredLength(3000, 5000), None):
+        instruction = Instruction(seq=7, id="a:1", prompt="写一篇报告。", lang="zh", type="News Report", length=None,
+                                  pool="seed_zh", required=required, injected=required is not None)
+        assert Instruction.from_record(7, instruction.to_record()) == instruction
