@@ -68,7 +68,9 @@ class Engine:
         if processes is None:
             processes = 1 if config.engine.max_jobs >= 64 else 0
         self._judges = _judge_processes(processes) if processes else None
-        self.in_flight: dict[int, asyncio.Task] = {}
+        self.in_flight: dict[int, asyncio.Task] = {}  # every unfinished job, judged or not
+        self.generating: set[int] = set()  # ... of which these still send requests: at most max_jobs
+        self._slot_freed: asyncio.Queue | None = None
         self.requests_in_flight = 0
         self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
         self.draining = False
@@ -102,7 +104,8 @@ class Engine:
             task.cancel()
 
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
-        finished: asyncio.Queue = asyncio.Queue()
+        finished: asyncio.Queue = asyncio.Queue()  # (seq, task) when a job ends; (seq, None) when it stops sending
+        self._slot_freed = finished
         target, max_jobs = self.config.target, self.config.engine.max_jobs
         resumed = self._resumed()
         resumed_jobs = iter(resumed.values())
@@ -113,7 +116,8 @@ class Engine:
             self._judges.submit(int)  # start the worker now: its imports overlap the first round of requests
         try:
             while True:
-                while not self.draining and len(self.in_flight) < max_jobs:
+                # A job being judged sends nothing: its slot goes to a new job (up to max_jobs more waiting to be judged).
+                while not self.draining and len(self.generating) < max_jobs and len(self.in_flight) < 2 * max_jobs:
                     upcoming = upcoming or next(resumed_jobs, None)
                     if upcoming is None and not replayed:
                         # In a thread, so the resumed jobs' requests leave while this takes a second or more.
@@ -132,11 +136,15 @@ class Engine:
                         break  # the dataset is known: later jobs cannot enter it
                     task = asyncio.create_task(self._job(upcoming))
                     self.in_flight[upcoming.seq] = task
+                    self.generating.add(upcoming.seq)
                     task.add_done_callback(lambda t, seq=upcoming.seq: finished.put_nowait((seq, t)))
                     upcoming = None
                 if not self.in_flight:
                     break
                 seq, task = await finished.get()
+                self.generating.discard(seq)
+                if task is None:
+                    continue
                 del self.in_flight[seq]
                 if task.cancelled():
                     continue
@@ -252,7 +260,10 @@ class Engine:
         }
         started = time.monotonic()
         try:
-            result = await self.agent.run(instruction, done, save_step)
+            try:
+                result = await self.agent.run(instruction, done, save_step)
+            finally:
+                self._slot_freed.put_nowait((instruction.seq, None))
         except JobFailed as exc:
             record["reason"] = exc.reason
             record["detail"] = str(exc)

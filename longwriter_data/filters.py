@@ -23,6 +23,8 @@ _META = re.compile(
     r"|段落\s*\d+\s*[-—:：]|字数要求|主要内容\s*[:：]|作为(?:一个)?(?:AI|人工智能)",
     re.IGNORECASE | re.MULTILINE,
 )
+# Every _META match contains one of these (lower-cased): most texts contain none, and skip the regex (~3 ms).
+_META_HINTS = ("paragraph", "word", "point", "as an ai", "段落", "字数要求", "主要内容", "作为")
 _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z]+")
 
 
@@ -51,7 +53,7 @@ class Sample:
 
 
 def _tokens(text: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(text)]
+    return _TOKEN.findall(text.lower())
 
 
 def repetition_ratio(text: str, n: int) -> float:
@@ -68,6 +70,11 @@ def _ngrams(tokens: list[str], n: int) -> tuple[set, int]:
 def _repetition(tokens: list[str], n: int) -> float:
     unique, total = _ngrams(tokens, n)
     return 1 - len(unique) / total if total else 0.0
+
+
+def _has_meta_hint(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _META_HINTS)
 
 
 def duplicate_paragraph_ratio(paragraphs: list[str]) -> float:
@@ -91,7 +98,7 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     refused = next((i for i, p in enumerate(sample.paragraphs) if looks_like_refusal(p)), None)
     if refused is not None:
         return Verdict("rejected", "refusal", f"paragraph {refused + 1} is a refusal or apology")
-    if filters.reject_meta_text and (match := _META.search(sample.text)):
+    if filters.reject_meta_text and _has_meta_hint(sample.text) and (match := _META.search(sample.text)):
         return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
     ngram = 12 if sample.lang == "zh" else 8
     # One pass over each paragraph's n-grams serves both checks (n-grams across paragraph breaks are left out).

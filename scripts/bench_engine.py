@@ -5,8 +5,9 @@ Starts the fake server in its own process with a fixed latency, then (each in a 
   2. sends the same N x (P+1) requests, P+1 in a row per job, C jobs at once, with a bare `openai.AsyncOpenAI`
      on `DefaultAioHttpClient` (max_retries=0, pool of C connections), prompts of the same sizes.
 Prints one line: wall time vs the critical path ceil(N/C) x (P+1) x latency, CPU ms per request of both, their
-ratio, the builder's peak RSS, and the load average. Wall/CPU/RSS of the builder are taken up to the start of
-export (the dataset export that ends a build is reported apart); imports are excluded on both sides.
+ratio, the builder's peak RSS, and the load average. Wall/CPU/RSS of the builder are taken up to the end of the
+engine (the dataset export that ends a build is reported apart); imports are excluded on both sides. The
+builder's CPU is its own process's: the worker process that judges samples is reported apart (judge_cpu).
 
 Run: .venv/bin/python scripts/bench_engine.py [--jobs 2000] [--paragraphs 8] [--concurrency 500] [--latency 2]
 """
@@ -35,24 +36,26 @@ def rss_mb() -> float:
 
 
 def child_build(config_path: str) -> dict:
-    """Run the real build; measure up to the moment export starts (wrapped), then let export run."""
+    """Run the real build; measure up to the end of the engine (its `_run` wrapped), then let export run.
+
+    The export module is not imported here: it loads `datasets` (~150 MB), which a build loads only once the
+    engine is done, and the engine's peak memory is what this measures."""
     from longwriter_data import build as build_module
-    from longwriter_data import export as export_module
 
     marks: dict = {"rss_after_imports_mb": rss_mb()}
-    real_export = export_module.export_run
+    real_run = build_module._run
 
-    def timed_export(*args, **kwargs):
+    async def timed_run(*args, **kwargs):
+        summary = await real_run(*args, **kwargs)
         marks.update(wall_s=time.monotonic() - t0, cpu_s=time.process_time() - c0, rss_mb=rss_mb())
-        e0 = time.monotonic()
-        rows = real_export(*args, **kwargs)
-        marks.update(export_s=time.monotonic() - e0, rss_with_export_mb=rss_mb())
-        return rows
+        return summary
 
-    export_module.export_run = timed_export  # build imports it from there when the build is done
+    build_module._run = timed_run
     t0, c0 = time.monotonic(), time.process_time()
     status = build_module.build(config_path, progress=False)
-    marks["status"] = status
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging worker, joined when the engine ends
+    marks.update(status=status, export_s=time.monotonic() - t0 - marks["wall_s"], rss_with_export_mb=rss_mb(),
+                 judge_cpu_s=children.ru_utime + children.ru_stime)
     return marks
 
 
@@ -141,7 +144,8 @@ def bench(jobs: int, paragraphs: int, concurrency: int, latency: float) -> str:
     return (f"jobs={jobs} paragraphs={paragraphs} C={concurrency} latency={latency:g}s requests={requests} "
             f"wall={built['wall_s']:.1f}s ideal={ideal:.1f}s efficiency={ideal / built['wall_s']:.3f} "
             f"bare_wall={bare['wall_s']:.1f}s builder_cpu={build_ms:.2f}ms/req bare_cpu={bare_ms:.2f}ms/req "
-            f"overhead={build_ms / bare_ms:.2f}x builder_rss={built['rss_mb']:.0f}MB "
+            f"overhead={build_ms / bare_ms:.2f}x judge_cpu={1000 * built['judge_cpu_s'] / requests:.2f}ms/req "
+            f"builder_rss={built['rss_mb']:.0f}MB "
             f"(after imports {built['rss_after_imports_mb']:.0f}MB, with export {built['rss_with_export_mb']:.0f}MB, "
             f"export {built['export_s']:.1f}s) bare_rss={bare['rss_mb']:.0f}MB "
             f"server_cpu={1000 * server_cpu / requests:.2f}ms/req load1={load_before:.2f}->{load_after:.2f}")
