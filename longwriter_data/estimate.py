@@ -9,6 +9,7 @@ prefix caching (everything but the newest paragraph is a prefix of the previous 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +44,15 @@ def _tokens_per_word(lang: str) -> float:
     return approx_tokens(sample) / (10 if lang == "en" else 100)
 
 
-def add_job(total: Estimate, prompt: str, lang: str, words: int, paragraph_words: int, max_paragraphs: int,
-            seconds_per_request: float, tokens_per_second: float) -> None:
+def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, paragraph_words: int,
+            max_paragraphs: int, seconds_per_request: float = 1.0, tokens_per_second: float = 50.0) -> None:
     lang = "zh" if lang == "zh" else "en"
     paragraphs = max(1, min(max_paragraphs, round(words / paragraph_words)))
     per_paragraph = words / paragraphs * _tokens_per_word(lang)
     line = (f"段落1 - 主要内容：{_POINT[lang]} - 字数要求：500字" if lang == "zh"
             else f"Paragraph 1 - Main Point: {_POINT[lang]} - Word Count: 500 words")
     plan = paragraphs * approx_tokens(line)
-    instruction = approx_tokens(prompt)
+    instruction = instruction_tokens
     write_fixed = approx_tokens(TEMPLATES[f"write_{lang}"]) + instruction + plan + approx_tokens(line)
     total.jobs += 1
     total.requests += 1 + paragraphs
@@ -79,8 +80,20 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
             if total.jobs >= wanted:
                 break
             words = instruction.required.target if instruction.required else default_words
-            add_job(total, instruction.prompt, instruction.lang, words, paragraph_words,
+            add_job(total, approx_tokens(instruction.prompt), instruction.lang, words, paragraph_words,
                     generation.max_paragraphs, seconds_per_request, tokens_per_second)
+    return total
+
+
+def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None]], default_words: int = 5000,
+                  paragraph_words: int | None = None) -> Estimate:
+    """What `estimate` would have predicted for jobs already run (instruction tokens, language, required words):
+    `inspect` sets it beside what they cost."""
+    generation = config.generation
+    paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
+    total = Estimate()
+    for instruction_tokens, lang, words in jobs:
+        add_job(total, instruction_tokens, lang, words or default_words, paragraph_words, generation.max_paragraphs)
     return total
 
 

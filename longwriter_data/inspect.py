@@ -107,6 +107,36 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     return lines
 
 
+def estimate_lines(scan: Scan) -> list[str]:
+    """What `estimate` predicts for the jobs this run finished, beside what they cost: how far to trust it."""
+    finished = [job for job in scan.jobs if job.instruction_tokens]
+    if scan.kind != "run" or not scan.config or not finished:
+        return []
+    from .config import BuildConfig
+    from .estimate import estimate_jobs
+
+    config = BuildConfig.model_validate(scan.config)
+    predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
+                                        else None) for job in finished))
+    usage = scan.usage
+
+    def row(name: str, guess: float, spent: float, money: bool = False) -> str:
+        show = _dollars if money else (lambda value: f"{value:,.0f}")
+        change = f"{(spent - guess) / guess:+.0%}" if guess else "n/a"
+        return f"  {name:<14} {show(guess):>14} {show(spent):>14}   {change}"
+
+    lines = [f"Estimate vs spent, for the {len(finished):,} finished jobs"
+             + (f" (spent includes {scan.in_progress} jobs in progress)" if scan.in_progress else "") + ":",
+             f"  {'':<14} {'predicted':>14} {'spent':>14}   spent vs predicted",
+             row("requests", predicted.requests, usage.requests),
+             row("input tokens", predicted.input_tokens, usage.prompt_tokens),
+             row("output tokens", predicted.output_tokens, usage.completion_tokens)]
+    cost = usage.cost(scan.prices)
+    if cost is not None:
+        lines.append(row("cost", predicted.cost(scan.prices, caching=usage.cached_tokens > 0), cost, money=True))
+    return lines
+
+
 def histogram_lines(report: LengthReport) -> list[str]:
     """Horizontal bars, one per log-scaled bin, stacked by status, with the 2k and 32k edges drawn across."""
     peak = max((sum(counts.values()) for counts in report.histogram), default=0) or 1
@@ -151,6 +181,8 @@ def render_text(scan: Scan) -> str:
             lines += format_table(required_table(report), indent="  ")
         lines.append("")
     lines += usage_lines(scan)
+    if comparison := estimate_lines(scan):
+        lines += [""] + comparison
     return "\n".join(lines)
 
 

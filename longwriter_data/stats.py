@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import PricesConfig
 from .errors import UserError
-from .length import RequiredLength, length_score_range, required_length
+from .length import RequiredLength, approx_tokens, length_score_range, required_length
 from .store import read_jsonl
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
@@ -67,6 +67,7 @@ class Job:
     words: int | None = None  # None when the job wrote nothing (failed)
     required: RequiredLength | None = None
     offset: int = -1  # byte offset of the record in jobs.jsonl: export reads the text from there
+    instruction_tokens: int = 0  # runs: the instruction's size, for inspect's estimate-vs-spent comparison
 
     @property
     def score(self) -> float | None:
@@ -148,7 +149,8 @@ def _required(record: dict) -> RequiredLength | None:
 def _job(record: dict, offset: int) -> Job:
     return Job(seq=record["seq"], status=record["status"], reason=record.get("reason"),
                lang=record.get("lang") or "en", type=record.get("type"), words=record.get("word_count"),
-               required=_required(record), offset=offset)
+               required=_required(record), offset=offset,
+               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0)
 
 
 def scan_run(run_dir: Path) -> Scan:

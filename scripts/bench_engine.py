@@ -10,6 +10,7 @@ engine (the dataset export that ends a build is reported apart); imports are exc
 builder's CPU is its own process's: the worker process that judges samples is reported apart (judge_cpu).
 
 Run: .venv/bin/python scripts/bench_engine.py [--jobs 2000] [--paragraphs 8] [--concurrency 500] [--latency 2]
+     [--no-bare]
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench(jobs: int, paragraphs: int, concurrency: int, latency: float) -> str:
+def bench(jobs: int, paragraphs: int, concurrency: int, latency: float, with_bare: bool = True) -> str:
     from longwriter_data.testing.fake_server import FakeServerProcess
 
     with tempfile.TemporaryDirectory(prefix="bench_engine.") as tmp, FakeServerProcess(latency=latency) as server:
@@ -135,20 +136,22 @@ def bench(jobs: int, paragraphs: int, concurrency: int, latency: float) -> str:
         server_cpu = cpu_of(server.proc.pid) - s0
         requests = server.stats()["requests"]
         server.reset()
-        bare = in_child("--child-bare", server.base_url, str(jobs), str(paragraphs), str(concurrency))
-        bare_requests = server.stats()["requests"]
+        if with_bare:
+            bare = in_child("--child-bare", server.base_url, str(jobs), str(paragraphs), str(concurrency))
+            bare["ms"] = 1000 * bare["cpu_s"] / server.stats()["requests"]
         load_after = os.getloadavg()[0]
 
     ideal = math.ceil(jobs / concurrency) * (paragraphs + 1) * latency
-    build_ms, bare_ms = 1000 * built["cpu_s"] / requests, 1000 * bare["cpu_s"] / bare_requests
+    build_ms = 1000 * built["cpu_s"] / requests
+    compared = (f"bare_wall={bare['wall_s']:.1f}s bare_efficiency={ideal / bare['wall_s']:.3f} "
+                f"builder_cpu={build_ms:.2f}ms/req bare_cpu={bare['ms']:.2f}ms/req overhead={build_ms / bare['ms']:.2f}x "
+                if with_bare else f"builder_cpu={build_ms:.2f}ms/req (bare loop skipped) ")
     return (f"jobs={jobs} paragraphs={paragraphs} C={concurrency} latency={latency:g}s requests={requests} "
-            f"wall={built['wall_s']:.1f}s ideal={ideal:.1f}s efficiency={ideal / built['wall_s']:.3f} "
-            f"bare_wall={bare['wall_s']:.1f}s builder_cpu={build_ms:.2f}ms/req bare_cpu={bare_ms:.2f}ms/req "
-            f"overhead={build_ms / bare_ms:.2f}x judge_cpu={1000 * built['judge_cpu_s'] / requests:.2f}ms/req "
-            f"builder_rss={built['rss_mb']:.0f}MB "
+            f"wall={built['wall_s']:.1f}s ideal={ideal:.1f}s efficiency={ideal / built['wall_s']:.3f} {compared}"
+            f"judge_cpu={1000 * built['judge_cpu_s'] / requests:.2f}ms/req builder_rss={built['rss_mb']:.0f}MB "
             f"(after imports {built['rss_after_imports_mb']:.0f}MB, with export {built['rss_with_export_mb']:.0f}MB, "
-            f"export {built['export_s']:.1f}s) bare_rss={bare['rss_mb']:.0f}MB "
-            f"server_cpu={1000 * server_cpu / requests:.2f}ms/req load1={load_before:.2f}->{load_after:.2f}")
+            f"export {built['export_s']:.1f}s)" + (f" bare_rss={bare['rss_mb']:.0f}MB" if with_bare else "")
+            + f" server_cpu={1000 * server_cpu / requests:.2f}ms/req load1={load_before:.2f}->{load_after:.2f}")
 
 
 def main() -> None:
@@ -163,8 +166,9 @@ def main() -> None:
     parser.add_argument("--paragraphs", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare-client loop (memory runs at large N)")
     args = parser.parse_args()
-    print(bench(args.jobs, args.paragraphs, args.concurrency, args.latency), flush=True)
+    print(bench(args.jobs, args.paragraphs, args.concurrency, args.latency, not args.no_bare), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,21 @@ def test_estimate_command_prints_cost_with_and_without_prefix_caching(tmp_path, 
     assert "bound by requests_per_minute" in out
     assert main(["estimate", "--config", str(config_path), "--acceptance", "1.5"]) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_inspect_sets_the_estimate_beside_what_the_run_spent(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, server.base_url, pool, target=len(PROMPTS), filters={"min_words": 0},
+                               prices={"input": 2.5, "cached_input": 1.25, "output": 10.0},
+                               generation={"paragraph_word_range": [300, 500]})
+    assert main(["build", "--config", str(config_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert f"Estimate vs spent, for the {len(PROMPTS)} finished jobs:" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[out.splitlines().index(
+        next(l for l in out.splitlines() if l.startswith("Estimate vs spent"))) + 2:] if line.strip()}
+    for name in ("requests", "input", "output"):
+        change = rows[name].split()[-1]
+        assert abs(int(change.rstrip("%"))) <= 15, rows[name]
+    assert "$" in rows["cost"]

@@ -87,7 +87,7 @@ def test_token_bucket_reserves_then_settles_with_real_usage():
 
 
 STORM = {"rate_limit": 0.08, "server_error": 0.06, "hang": 0.02, "drop": 0.04, "truncate": 0.05, "empty": 0.04,
-         "refuse": 0.04, "error_text": 0.04}
+         "refuse": 0.04, "error_text": 0.04, "garbled": 0.04}
 
 
 def test_build_survives_a_storm_of_every_fault_and_exports_only_clean_samples(tmp_path):
@@ -111,7 +111,7 @@ def test_build_survives_a_storm_of_every_fault_and_exports_only_clean_samples(tm
         assert record["paragraph_words"] == [step["words"] for step in record["plan"]]
     for row in datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]:
         text = row["messages"][1]["content"]
-        assert "sorry" not in text and "抱歉" not in text and "Error" not in text
+        assert "sorry" not in text and "抱歉" not in text and "Error" not in text and "<html" not in text
 
 
 def test_a_wrong_api_key_stops_the_run_at_once_with_a_clear_message(tmp_path, capsys, monkeypatch):

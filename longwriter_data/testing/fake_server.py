@@ -31,6 +31,7 @@ Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for 
   hang         no answer for --hang-s seconds                     drop          connection closed, no answer
   truncate     half an answer with finish_reason "length"         empty         an empty answer
   refuse       a refusal                                          error_text    an error message as content
+  garbled      HTTP 200 whose body is not a chat completion (a proxy's HTML page)
 `--api-key KEY` answers 401 to any other key.
 
 Run: python -m longwriter_data.testing.fake_server [--port 0] [--latency 0.0] [--fault rate_limit=0.1 ...]
@@ -120,7 +121,7 @@ def _between(text: str, start: str, end: str) -> str:
     return text[head: tail if tail >= 0 else None]
 
 
-FAULTS = ("rate_limit", "server_error", "hang", "drop", "truncate", "empty", "refuse", "error_text")
+FAULTS = ("rate_limit", "server_error", "hang", "drop", "truncate", "empty", "refuse", "error_text", "garbled")
 
 
 class FakeServer:
@@ -233,6 +234,8 @@ class FakeServer:
             data["choices"][0]["message"]["content"] = content[: len(content) // 2]
             data["choices"][0]["finish_reason"] = "length"
             return web.json_response(data)
+        if fault == "garbled":
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         text = {
             "empty": "",
             "refuse": "抱歉，我无法完成这个请求。" if prompt.startswith(("你是", "我需要", "请把")) else
