@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,33 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "build":
-            from .build import build
-
-            return build(args.config, retry_failed=args.retry_failed, force=args.force, progress=not args.no_progress)
-        if args.command == "pools":
-            from .pool_preview import preview_pools
-
-            print(preview_pools(args.config, samples=args.samples))
-            return 0
-        if args.command == "estimate":
-            from .estimate import estimate_command
-
-            print(estimate_command(args.config, args.acceptance, args.default_words, args.paragraph_words,
-                                   args.tokens_per_second))
-            return 0
-        if args.command == "export":
-            from .commands import export_command
-
-            return export_command(args.run_dir, args.out, args.format, args.test_size)
-        if args.command == "inspect":
-            from .commands import inspect_command
-
-            return inspect_command(args.path, args.png)
-        if args.command == "push":
-            from .commands import push_command
-
-            return push_command(args.run_dir, args.repo_id, args.private, args.revision)
+        status = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is handled below
+        return status
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -88,4 +65,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `inspect RUN | head`: the reader left; say nothing more, exit like other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        from .build import build
+
+        return build(args.config, retry_failed=args.retry_failed, force=args.force, progress=not args.no_progress)
+    if args.command == "pools":
+        from .pool_preview import preview_pools
+
+        print(preview_pools(args.config, samples=args.samples))
+        return 0
+    if args.command == "estimate":
+        from .estimate import estimate_command
+
+        print(estimate_command(args.config, args.acceptance, args.default_words, args.paragraph_words,
+                               args.tokens_per_second))
+        return 0
+    if args.command == "export":
+        from .commands import export_command
+
+        return export_command(args.run_dir, args.out, args.format, args.test_size)
+    if args.command == "inspect":
+        from .commands import inspect_command
+
+        return inspect_command(args.path, args.png)
+    if args.command == "push":
+        from .commands import push_command
+
+        return push_command(args.run_dir, args.repo_id, args.private, args.revision)
     return 0

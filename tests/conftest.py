@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,15 @@ def write_config(tmp_path: Path, base_url: str, pool: Path, **overrides) -> Path
 def jobs(run_dir: Path) -> list[dict]:
     path = run_dir / "jobs.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Block until a process that is not our child exits (pidfd: no polling); False if it outlives `timeout`."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+
+from tests.conftest import wait_for_exit
 
 pytestmark = pytest.mark.local_model
 
@@ -58,18 +59,6 @@ def start_build(config: Path) -> tuple[subprocess.Popen, int]:
         if match := _STARTED.search(line):
             return proc, int(match.group(1))
     raise AssertionError(f"the build never started its server (exit {proc.wait()})")
-
-
-def wait_for_exit(pid: int, timeout: float) -> bool:
-    """Block until a process that is not our child exits (pidfd: no polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def test_local_model_writes_a_sample_end_to_end_and_stops_its_server(tmp_path):

@@ -15,7 +15,7 @@ import yaml
 
 from longwriter_data.cli import main
 from longwriter_data.testing.fake_server import FakeServerProcess
-from tests.conftest import jobs, write_config, write_pool
+from tests.conftest import jobs, wait_for_exit, write_config, write_pool
 
 # 24 instructions, every fourth one rejected as too short: the target needs more jobs than it keeps.
 PROMPTS = [f"Write a 1200-word essay about subject {i}.{' [[short]]' if i % 4 == 3 else ''}" for i in range(24)]
@@ -276,20 +276,6 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def _exits_within(pid: int, timeout: float) -> bool:
-    import os
-    import select
-
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
-
-
 def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
     import os
     import uuid
@@ -307,4 +293,4 @@ def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
     assert children, "the build should have started a judging worker"
     proc.kill()
     proc.wait()
-    assert all(_exits_within(pid, timeout=30) for pid in children)
+    assert all(wait_for_exit(pid, timeout=30) for pid in children)

@@ -163,3 +163,16 @@ def test_pools_command_previews_the_mix(tmp_path, capsys):
     assert "Per language:" in out and "Per type:" in out
     assert "Per required length" in out and "2k-4k" in out and "Warning: fewer instructions than the target" in out
     assert not (tmp_path / "run").exists()  # a preview writes nothing
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """`pools --config X | head -1`: no traceback about a broken pipe, and the status other tools give."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "pools", "--config", "configs/6k.yaml",
+                             "--samples", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"longwriter-6k:")
+    proc.stdout.close()  # the output is far larger than a pipe holds: the command meets the closed pipe
+    assert proc.wait(timeout=120) == 141
+    assert b"Traceback" not in proc.stderr.read()
