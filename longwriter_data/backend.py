@@ -76,8 +76,11 @@ class OpenAIBackend:
             response = json.loads(raw)
             choice = response["choices"][0]
             usage = response.get("usage") or {}
+            content = choice["message"].get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError("content is not text")
             return Completion(
-                text=choice["message"].get("content") or "",
+                text=content,
                 finish_reason=choice.get("finish_reason") or "stop",
                 prompt_tokens=usage.get("prompt_tokens") or 0,
                 completion_tokens=usage.get("completion_tokens") or 0,

@@ -125,6 +125,7 @@ class SignatureCache:
         self._values = records["values"]
         self._index = {digest: i for i, digest in enumerate(records["digest"].tolist())}
         self._end = count * self.RECORD.itemsize
+        self._added: dict[bytes, np.ndarray] = {}  # written by this build: asked for again by later users
         self._fh: BinaryIO | None = None
 
     def signature(self, text: str, size: int = 5) -> MinHash:
@@ -132,12 +133,16 @@ class SignatureCache:
         index = self._index.get(key)
         if index is not None:
             return from_values(self._values[index])
+        if key in self._added:
+            return from_values(self._added[key])
         minhash = signature(text, size)
         if self._fh is None:
             self._fh = self.path.open("r+b" if self.path.exists() else "wb")
             self._fh.truncate(self._end)  # a torn record of a killed build
             self._fh.seek(self._end)
-        self._fh.write(key + minhash.hashvalues.astype("<u4").tobytes())
+        values = minhash.hashvalues.astype("<u4")
+        self._fh.write(key + values.tobytes())
+        self._added[key] = values
         return minhash
 
     def close(self) -> None:

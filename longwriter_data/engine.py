@@ -12,10 +12,12 @@ import asyncio
 import heapq
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,7 +113,7 @@ class Engine:
         resumed_jobs = iter(resumed.values())
         drawn = (inst for inst in instructions if inst.seq not in self.state.status and inst.seq not in resumed)
         upcoming: Instruction | None = None
-        replayed = not self.state.status  # a resumed run's first draw replays the draw of every finished job
+        replayed = not (self.state.status or resumed)  # a resumed run's first draw replays every finished job's
         if self._judges:
             self._judges.submit(int)  # start the worker now: its imports overlap the first round of requests
         try:
@@ -160,7 +162,7 @@ class Engine:
             if self.in_flight:
                 await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
             if self._judges:
-                self._judges.shutdown(cancel_futures=True)
+                self._judges.shutdown(wait=False, cancel_futures=True)  # not on the event loop: Ctrl-C stays live
             self.progress.update(self)
         return self.summary
 
@@ -216,7 +218,10 @@ class Engine:
         sign = self.config.filters.near_duplicate_threshold is not None
         work = (judge_and_sign, sample, self.config.filters, sign)
         if self._judges:
-            return await asyncio.get_running_loop().run_in_executor(self._judges, *work)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._judges, *work)
+            except BrokenProcessPool:  # the worker was killed (a signal to the whole group, the OOM killer)
+                self._judges = None
         return await asyncio.to_thread(*work)
 
     def _deduplicate(self, verdict: Verdict, values: np.ndarray | None, record: dict) -> Verdict:
@@ -301,6 +306,7 @@ class Engine:
 
 def _judge_processes(count: int) -> ProcessPoolExecutor:
     """Worker processes for judging samples: fresh interpreters (forking a process that runs threads is unsafe)
-    that leave Ctrl-C to the build and die with it, even when it is killed outright."""
+    that leave signals sent to the whole process group to the build, and die with it even when it is killed
+    outright (SIGKILL: they ignore SIGTERM). A worker killed anyway is replaced by a thread (see _judge)."""
     return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), signal.SIGKILL, (signal.SIGINT, signal.SIGTERM)))

@@ -109,11 +109,12 @@ class _Keeper:
             self.next_k += 1
 
     def _take(self, record: dict) -> None:
+        stopped = self.done  # for good: answers stored after the stop (requests cancelled then) change nothing
         before = len(self.kept)
         for index, text in enumerate(record["instructions"]):
             self.written += 1
-            if len(self.kept) >= self.count:
-                self.dropped["beyond_count"] += 1
+            if stopped or len(self.kept) >= self.count:
+                self.dropped["beyond_count" if len(self.kept) >= self.count else "after_stop"] += 1
                 continue
             candidate = {"id": f"{SOURCE_NAME}:{record['k']}:{index}", "prompt": text, "lang": record["lang"],
                          "type": record["type"]}
@@ -122,7 +123,8 @@ class _Keeper:
                 self.dropped[problem] += 1
             else:
                 self.kept.append(candidate)
-        self.dry = 0 if len(self.kept) > before or len(self.kept) >= self.count else self.dry + 1
+        if not stopped:
+            self.dry = 0 if len(self.kept) > before or len(self.kept) >= self.count else self.dry + 1
 
     def _problem(self, candidate: dict) -> str | None:
         prompt = candidate["prompt"]

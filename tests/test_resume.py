@@ -294,3 +294,27 @@ def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
     proc.kill()
     proc.wait()
     assert all(wait_for_exit(pid, timeout=30) for pid in children)
+
+
+def test_a_killed_judging_worker_is_replaced_and_the_build_finishes(tmp_path, slow_server):
+    import os
+    import uuid
+
+    config = config_for(tmp_path, slow_server, "worker-killed")
+    config.write_text(config.read_text().replace("max_jobs: 4", "max_jobs: 4\n  judge_processes: 1"))
+    marker = f"LONGWRITER_TEST_MARK={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"],
+                            env={**os.environ, name: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow_server.arm(proc.pid, 20, signal.SIGSTOP)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    workers = [pid for pid in _processes_with(marker) if pid != proc.pid]
+    assert workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+    assert all(wait_for_exit(pid, timeout=30) for pid in workers)
+    os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert sum(r["status"] == "accepted" for r in jobs(config.parent / "run")) >= 10

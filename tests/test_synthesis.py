@@ -224,3 +224,21 @@ def test_a_bad_synthesize_key_names_file_line_and_key(tmp_path, capsys):
     assert build(config) == 2
     assert "config.yaml:8: pools.synthesize.languages[0]: Input should be 'en' or 'zh'" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_a_synthesis_that_stopped_dry_stays_stopped_whatever_is_stored_after(tmp_path):
+    """Requests cancelled at the stop may still land in the file: a re-run must not keep their instructions,
+    or the synthesized pool, and with it the draw order, would change under finished jobs."""
+    from longwriter_data.synthesis import DRY_STREAK, _Keeper
+
+    pool = write_pool(tmp_path / "pool.jsonl", POOL)
+    config = BuildConfig.model_validate({"name": "t", "run_dir": str(tmp_path / "run"), "target": 1,
+                                         "pools": {"sources": [{"path": str(pool)}], "synthesize": {"count": 5}}})
+    with PreparedPools(config.pools) as pools:
+        keeper = _Keeper(pools, count=5, threshold=None, minhashes=None)
+        for k in range(DRY_STREAK):
+            keeper.offer({"k": k, "lang": "en", "type": "News Report", "instructions": []})
+        assert keeper.done
+        keeper.offer({"k": DRY_STREAK, "lang": "en", "type": "News Report",
+                      "instructions": ["Write a 3000-word report on the new tram line and what it changed."]})
+    assert keeper.done and keeper.kept == [] and keeper.dropped == {"after_stop": 1}
