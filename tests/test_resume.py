@@ -276,45 +276,41 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
+def _stopped_build_with_a_worker(tmp_path: Path, server, name: str, after: int) -> tuple[subprocess.Popen, list[int]]:
+    """A build with a judging worker, stopped (SIGSTOP, sent by the fake server) after `after` requests, and the
+    processes it started, found by a marker in their environment."""
     import os
     import uuid
 
-    config = config_for(tmp_path, slow_server, "workers")
+    config = config_for(tmp_path, server, name)
     config.write_text(config.read_text().replace("max_jobs: 4", "max_jobs: 4\n  judge_processes: 1"))
     marker = f"LONGWRITER_TEST_MARK={uuid.uuid4().hex}"
-    name, value = marker.split("=")
+    key, value = marker.split("=")
     proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"],
-                            env={**os.environ, name: value}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    slow_server.arm(proc.pid, 24, signal.SIGSTOP)  # after some jobs finished: the worker is running
+                            env={**os.environ, key: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.arm(proc.pid, after, signal.SIGSTOP)
     _, status = os.waitpid(proc.pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status)
     children = [pid for pid in _processes_with(marker) if pid != proc.pid]
     assert children, "the build should have started a judging worker"
+    return proc, children
+
+
+def test_judging_workers_die_with_a_killed_build(tmp_path, slow_server):
+    proc, children = _stopped_build_with_a_worker(tmp_path, slow_server, "workers", after=24)
     proc.kill()
-    proc.wait()
+    proc.communicate()
     assert all(wait_for_exit(pid, timeout=30) for pid in children)
 
 
 def test_a_killed_judging_worker_is_replaced_and_the_build_finishes(tmp_path, slow_server):
     import os
-    import uuid
 
-    config = config_for(tmp_path, slow_server, "worker-killed")
-    config.write_text(config.read_text().replace("max_jobs: 4", "max_jobs: 4\n  judge_processes: 1"))
-    marker = f"LONGWRITER_TEST_MARK={uuid.uuid4().hex}"
-    name, value = marker.split("=")
-    proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"],
-                            env={**os.environ, name: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    slow_server.arm(proc.pid, 20, signal.SIGSTOP)
-    _, status = os.waitpid(proc.pid, os.WUNTRACED)
-    assert os.WIFSTOPPED(status)
-    workers = [pid for pid in _processes_with(marker) if pid != proc.pid]
-    assert workers
+    proc, workers = _stopped_build_with_a_worker(tmp_path, slow_server, "worker-killed", after=20)
     for pid in workers:
         os.kill(pid, signal.SIGKILL)  # as the OOM killer would
     assert all(wait_for_exit(pid, timeout=30) for pid in workers)
     os.kill(proc.pid, signal.SIGCONT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert sum(r["status"] == "accepted" for r in jobs(config.parent / "run")) >= 10
+    assert sum(r["status"] == "accepted" for r in jobs(tmp_path / "worker-killed" / "run")) >= 10
