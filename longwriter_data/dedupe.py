@@ -92,11 +92,8 @@ class NearDuplicates:
         values = np.asarray(minhash.hashvalues, dtype=np.uint32)[: self.bands * self.rows]
         return [hash(band.tobytes()) for band in values.reshape(self.bands, self.rows)]
 
-    def seen(self, minhash: MinHash) -> bool:
-        return any(key in kept for key, kept in zip(self._keys(minhash), self._kept))
-
-    def add(self, minhash: MinHash) -> None:
-        for key, kept in zip(self._keys(minhash), self._kept):
+    def add(self, minhash: MinHash, keys: list[int] | None = None) -> None:
+        for key, kept in zip(keys or self._keys(minhash), self._kept):
             kept.add(key)
 
     def check_and_add(self, minhash: MinHash) -> bool:
@@ -104,8 +101,7 @@ class NearDuplicates:
         keys = self._keys(minhash)
         if any(key in kept for key, kept in zip(keys, self._kept)):
             return True
-        for key, kept in zip(keys, self._kept):
-            kept.add(key)
+        self.add(minhash, keys)
         return False
 
 
@@ -122,27 +118,22 @@ class SignatureCache:
         self.path = path
         count = path.stat().st_size // self.RECORD.itemsize if path.exists() else 0
         records = np.fromfile(path, dtype=self.RECORD, count=count) if count else np.empty(0, self.RECORD)
-        self._values = records["values"]
-        self._index = {digest: i for i, digest in enumerate(records["digest"].tolist())}
+        self._known: dict[bytes, np.ndarray] = dict(zip(records["digest"].tolist(), records["values"]))
         self._end = count * self.RECORD.itemsize
-        self._added: dict[bytes, np.ndarray] = {}  # written by this build: asked for again by later users
         self._fh: BinaryIO | None = None
 
     def signature(self, text: str, size: int = 5) -> MinHash:
         key = hashlib.blake2b(f"{size}\n{text}".encode(), digest_size=16).digest()
-        index = self._index.get(key)
-        if index is not None:
-            return from_values(self._values[index])
-        if key in self._added:
-            return from_values(self._added[key])
+        values = self._known.get(key)
+        if values is not None:
+            return from_values(values)
         minhash = signature(text, size)
         if self._fh is None:
             self._fh = self.path.open("r+b" if self.path.exists() else "wb")
             self._fh.truncate(self._end)  # a torn record of a killed build
             self._fh.seek(self._end)
-        values = minhash.hashvalues.astype("<u4")
+        values = self._known[key] = minhash.hashvalues.astype("<u4")
         self._fh.write(key + values.tobytes())
-        self._added[key] = values
         return minhash
 
     def close(self) -> None:

@@ -72,7 +72,7 @@ class Engine:
         self._judges = _judge_processes(processes) if processes else None
         self.in_flight: dict[int, asyncio.Task] = {}  # every unfinished job, judged or not
         self.generating: set[int] = set()  # ... of which these still send requests: at most max_jobs
-        self._slot_freed: asyncio.Queue | None = None
+        self._finished: asyncio.Queue | None = None  # (seq, task) when a job ends; (seq, None) when it stops sending
         self.requests_in_flight = 0
         self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
         self.draining = False
@@ -106,8 +106,7 @@ class Engine:
             task.cancel()
 
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
-        finished: asyncio.Queue = asyncio.Queue()  # (seq, task) when a job ends; (seq, None) when it stops sending
-        self._slot_freed = finished
+        self._finished = finished = asyncio.Queue()
         target, max_jobs = self.config.target, self.config.engine.max_jobs
         resumed = self._resumed()
         resumed_jobs = iter(resumed.values())
@@ -268,7 +267,7 @@ class Engine:
             try:
                 result = await self.agent.run(instruction, done, save_step)
             finally:
-                self._slot_freed.put_nowait((instruction.seq, None))
+                self._finished.put_nowait((instruction.seq, None))
         except JobFailed as exc:
             record["reason"] = exc.reason
             record["detail"] = str(exc)

@@ -8,6 +8,7 @@ prefix caching (everything but the newest paragraph is a prefix of the previous 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ def _tokens_per_word(lang: str) -> float:
 
 
 def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, paragraph_words: int,
-            max_paragraphs: int, seconds_per_request: float = 1.0, tokens_per_second: float = 50.0) -> None:
+            max_paragraphs: int, seconds_per_request: float, tokens_per_second: float) -> None:
     lang = "zh" if lang == "zh" else "en"
     paragraphs = max(1, min(max_paragraphs, round(words / paragraph_words)))
     per_paragraph = words / paragraphs * _tokens_per_word(lang)
@@ -70,30 +71,25 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
              paragraph_words: int | None = None, tokens_per_second: float = 50.0,
              seconds_per_request: float = 1.0) -> Estimate:
     """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost."""
-    generation = config.generation
-    paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
     wanted = math.ceil(config.target / acceptance)
-    total = Estimate()
     with PreparedPools(config.pools) as pools:
-        for instruction in draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold):
-            if total.jobs >= wanted:
-                break
-            words = instruction.required.target if instruction.required else default_words
-            add_job(total, approx_tokens(instruction.prompt), instruction.lang, words, paragraph_words,
-                    generation.max_paragraphs, seconds_per_request, tokens_per_second)
-    return total
+        instructions = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold)
+        jobs = ((approx_tokens(i.prompt), i.lang, i.required.target if i.required else None) for i in instructions)
+        return estimate_jobs(config, itertools.islice(jobs, wanted), default_words, paragraph_words,
+                             tokens_per_second, seconds_per_request)
 
 
 def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None]], default_words: int = 5000,
-                  paragraph_words: int | None = None) -> Estimate:
-    """What `estimate` would have predicted for jobs already run (instruction tokens, language, required words):
-    `inspect` sets it beside what they cost."""
+                  paragraph_words: int | None = None, tokens_per_second: float = 50.0,
+                  seconds_per_request: float = 1.0) -> Estimate:
+    """The prediction for these jobs (instruction tokens, language, required words or None): for the draw before a
+    build, and for the jobs a run finished, which `inspect` sets beside what they cost."""
     generation = config.generation
     paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
     total = Estimate()
     for instruction_tokens, lang, words in jobs:
-        add_job(total, instruction_tokens, lang, words or default_words, paragraph_words, generation.max_paragraphs)
+        add_job(total, instruction_tokens, lang, words or default_words, paragraph_words, generation.max_paragraphs,
+                seconds_per_request, tokens_per_second)
     return total
 
 

@@ -237,20 +237,20 @@ def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = No
         chosen = rng.choices(live, weights=[weights[i] for i in live])[0]
         offset = orders[chosen][cursors[chosen]]
         cursors[chosen] += 1
-        if seen is None and seq in done:
-            seq += 1
-            continue
-        record = pools.read(offset)
-        prompt = record["prompt"]
-        if seen is not None:
+        record = None
+        if seen is not None:  # every instruction's text is needed: it decides which ones hold a place
+            record = pools.read(offset)
+            prompt = record["prompt"]
             minhash = minhashes.signature(prompt, size=3) if minhashes else signature(prompt, size=3)
             if seen.check_and_add(minhash):
                 if skipped is not None:
                     skipped["near_duplicate_instruction"] += 1
                 continue
-            if seq in done:
-                seq += 1
-                continue
+        if seq in done:
+            seq += 1
+            continue
+        record = record or pools.read(offset)
+        prompt = record["prompt"]
         length = record.get("length")
         instruction = Instruction(
             seq=seq,
