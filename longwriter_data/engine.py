@@ -307,5 +307,10 @@ def _judge_processes(count: int) -> ProcessPoolExecutor:
     """Worker processes for judging samples: fresh interpreters (forking a process that runs threads is unsafe)
     that leave signals sent to the whole process group to the build, and die with it even when it is killed
     outright (SIGKILL: they ignore SIGTERM). A worker killed anyway is replaced by a thread (see _judge)."""
-    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
-                               initargs=(os.getpid(), signal.SIGKILL, (signal.SIGINT, signal.SIGTERM)))
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_judge_worker,
+                               initargs=(os.getpid(),))
+
+
+def _judge_worker(parent_pid: int) -> None:
+    die_with_parent(parent_pid, signal.SIGKILL, (signal.SIGINT, signal.SIGTERM))
+    os.nice(10)

@@ -16,10 +16,13 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+
+
 def approx_tokens(text: str) -> int:
     """Tokens a BPE tokenizer needs, roughly: 4 characters each, Han characters 1.5 each (for budgets and
     estimates; the provider's `usage` is the truth)."""
-    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    han = 0 if text.isascii() else len(text) - len(_HAN.sub("", text))  # C speed: prompts run to 100k characters
     return int((len(text) - han) / 4 + han / 1.5) + 1
 
 

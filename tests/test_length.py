@@ -6,6 +6,7 @@ import pytest
 
 from longwriter_data.length import (
     RequiredLength,
+    approx_tokens,
     count_words,
     length_score,
     length_score_range,
@@ -230,3 +231,14 @@ def test_length_score_range_scores_against_the_nearer_bound(words: int, score: f
 )
 def test_count_words_counts_cjk_characters_and_latin_runs(text: str, words: int) -> None:
     assert count_words(text) == words
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("", 1),
+    ("word " * 40, 51),  # 200 characters / 4
+    ("中文" * 30, 41),  # 60 Han characters / 1.5
+    ("中文，abcd" * 10, 26),  # 20 Han (13.3) + 50 others (12.5)
+    ("café «naïve» ", 4),  # not ASCII, no Han: 13 characters / 4
+])
+def test_approx_tokens_counts_han_characters_apart(text, tokens):
+    assert approx_tokens(text) == tokens

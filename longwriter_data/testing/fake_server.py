@@ -341,6 +341,7 @@ def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
 
 
 def completion(body: dict, prompt: str, text: str) -> dict:
+    prompt_tokens, completion_tokens = approx_tokens(prompt), approx_tokens(text)
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -348,9 +349,9 @@ def completion(body: dict, prompt: str, text: str) -> dict:
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {
-            "prompt_tokens": approx_tokens(prompt),
-            "completion_tokens": approx_tokens(text),
-            "total_tokens": approx_tokens(prompt) + approx_tokens(text),
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         },
     }
 
