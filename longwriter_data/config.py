@@ -41,7 +41,8 @@ class EngineConfig(Strict):
     tokens_per_minute: float | None = Field(None, gt=0)
     shutdown_grace_s: float = Field(20, ge=0)
     # Processes that judge finished samples (filters, MinHash): off the event loop's GIL, so hundreds of requests
-    # in flight keep flowing. null: one when max_jobs >= 64, else a thread of the build's own process.
+    # in flight keep flowing. null: up to two when max_jobs >= 64 (the second starts only when samples wait for the
+    # first), else a thread of the build's own process.
     judge_processes: int | None = Field(None, ge=0)
 
 

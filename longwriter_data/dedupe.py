@@ -9,6 +9,7 @@ import base64
 import functools
 import hashlib
 import re
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
 NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
+# Shingles are hashed with CRC-32, not datasketch's default SHA-1: a quarter of the cost of a sample's judging, and
+# affine32 mixes every input hash (murmur3's finalizer) before its permutations. Part of every cached signature.
+SHINGLE_HASH = "crc32"
 
 
 # Near-duplicates share long stretches, so the opening tokens of a text are enough to find them; hashing every
@@ -29,10 +33,10 @@ MAX_TOKENS = 2000
 
 def shingles(text: str, size: int = 5) -> set[bytes]:
     """Overlapping word (or CJK character) n-grams of the lower-cased text's first MAX_TOKENS tokens."""
-    tokens = [t.lower() for t in _TOKEN.findall(text[: MAX_TOKENS * 8])][:MAX_TOKENS]
+    tokens = _TOKEN.findall(text[: MAX_TOKENS * 8].lower())[:MAX_TOKENS]
     if len(tokens) <= size:
         return {" ".join(tokens).encode()}
-    return {" ".join(tokens[i: i + size]).encode() for i in range(len(tokens) - size + 1)}
+    return set(map(str.encode, map(" ".join, zip(*(tokens[i:] for i in range(size))))))  # no slice per shingle
 
 
 @functools.cache
@@ -46,7 +50,7 @@ def _permutations() -> tuple:
 def signature(text: str, size: int = 5) -> MinHash:
     from datasketch import MinHash
 
-    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations())
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations(), hashfunc=zlib.crc32)
     minhash.update_batch(list(shingles(text, size)))
     return minhash
 
@@ -122,8 +126,13 @@ class SignatureCache:
         self._end = count * self.RECORD.itemsize
         self._fh: BinaryIO | None = None
 
+    @staticmethod
+    def key(text: str, size: int) -> bytes:
+        """What a signature is cached under: the text, and how it was hashed (an older run's entries never match)."""
+        return hashlib.blake2b(f"{SHINGLE_HASH} {size}\n{text}".encode(), digest_size=16).digest()
+
     def signature(self, text: str, size: int = 5) -> MinHash:
-        key = hashlib.blake2b(f"{size}\n{text}".encode(), digest_size=16).digest()
+        key = self.key(text, size)
         values = self._known.get(key)
         if values is not None:
             return from_values(values)

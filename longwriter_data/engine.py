@@ -28,7 +28,6 @@ from .children import die_with_parent
 from .config import BuildConfig
 from .dedupe import NearDuplicates, decode, encode, from_values
 from .filters import Sample, Verdict, judge_and_sign
-from .length import count_words
 from .limits import Limits
 from .pools import Instruction
 from .progress import Progress
@@ -68,7 +67,7 @@ class Engine:
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = config.engine.judge_processes
         if processes is None:
-            processes = 1 if config.engine.max_jobs >= 64 else 0
+            processes = 2 if config.engine.max_jobs >= 64 else 0
         self._judges = _judge_processes(processes) if processes else None
         self.in_flight: dict[int, asyncio.Task] = {}  # every unfinished job, judged or not
         self.generating: set[int] = set()  # ... of which these still send requests: at most max_jobs
@@ -212,7 +211,7 @@ class Engine:
                 self._outputs.add(decode(encoded))
         return self._outputs
 
-    async def _judge(self, sample: Sample) -> tuple[Verdict, np.ndarray | None]:
+    async def _judge(self, sample: Sample) -> tuple[Verdict, list[int], np.ndarray | None]:
         """Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing."""
         sign = self.config.filters.near_duplicate_threshold is not None
         work = (judge_and_sign, sample, self.config.filters, sign)
@@ -274,13 +273,10 @@ class Engine:
         except NotSelected as exc:
             record.update(status="rejected", reason="llm_selector", detail=str(exc))
         else:
-            paragraph_words = [count_words(p) for p in result.paragraphs]  # the joining blank lines hold no words
             sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
-                            paragraphs=result.paragraphs, planned_words=result.plan.total_words,
-                            word_count=sum(paragraph_words))
-            verdict, values = await self._judge(sample)
+                            paragraphs=result.paragraphs, planned_words=result.plan.total_words)
+            verdict, paragraph_words, values = await self._judge(sample)
             verdict = self._deduplicate(verdict, values, record)
-            words = sample.word_count
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,
@@ -289,7 +285,7 @@ class Engine:
                 paragraphs=result.paragraphs,
                 paragraph_words=paragraph_words,
                 planned_words=result.plan.total_words,
-                word_count=words,
+                word_count=sum(paragraph_words),  # the joining blank lines hold no words
                 usage={
                     "requests": len(result.steps),
                     "prompt_tokens": sum(s["prompt_tokens"] for s in result.steps),

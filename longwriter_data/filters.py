@@ -7,6 +7,7 @@ which holds the accepted set (see dedupe.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import numpy as np
 from .answers import looks_like_refusal
 from .config import FiltersConfig
 from .dedupe import signature
-from .length import RequiredLength, length_score_range
+from .length import RequiredLength, length_score_range, words_of
 from .pools import detect_lang
 
 _META = re.compile(
@@ -25,7 +26,6 @@ _META = re.compile(
 )
 # Every _META match contains one of these (lower-cased): most texts contain none, and skip the regex (~3 ms).
 _META_HINTS = ("paragraph", "word", "point", "as an ai", "段落", "字数要求", "主要内容", "作为")
-_TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -45,20 +45,33 @@ class Sample:
     required: RequiredLength | None
     paragraphs: list[str]
     planned_words: int
-    word_count: int
 
     @property
     def text(self) -> str:
         return "\n\n".join(self.paragraphs)
 
+    @functools.cached_property
+    def words(self) -> list[list[str]]:
+        """Each paragraph's words: one pass serves the word counts and the repetition checks (in the judging
+        worker, not on the event loop)."""
+        return [words_of(p) for p in self.paragraphs]
 
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    @property
+    def paragraph_words(self) -> list[int]:
+        return [len(w) for w in self.words]
+
+    @property
+    def word_count(self) -> int:
+        return sum(self.paragraph_words)
+
+
+def _lowered(words: list[str]) -> list[str]:
+    return " ".join(words).lower().split()  # one call, not one per word: words hold no spaces
 
 
 def repetition_ratio(text: str, n: int) -> float:
     """Share of token n-grams that repeat an earlier one: near 0 for prose, near 1 for a looping model."""
-    return _repetition(_tokens(text), n)
+    return _repetition(_lowered(words_of(text)), n)
 
 
 def _ngrams(tokens: list[str], n: int) -> tuple[set, int]:
@@ -102,7 +115,7 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
         return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
     ngram = 12 if sample.lang == "zh" else 8
     # One pass over each paragraph's n-grams serves both checks (n-grams across paragraph breaks are left out).
-    grams = [_ngrams(_tokens(p), ngram) for p in sample.paragraphs]
+    grams = [_ngrams(_lowered(w), ngram) for w in sample.words]
     total = sum(count for _, count in grams)
     ratio = 1 - len(set().union(*(unique for unique, _ in grams))) / total if total else 0.0
     if ratio > filters.max_repeated_ngram_ratio:
@@ -127,8 +140,10 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     return ACCEPTED
 
 
-def judge_and_sign(sample: Sample, filters: FiltersConfig, sign: bool) -> tuple[Verdict, np.ndarray | None]:
-    """The verdict, and when the sample passed (and `sign`) its MinHash values for the near-duplicate check:
-    all the CPU work a finished sample needs, in one call that a worker process can run."""
+def judge_and_sign(sample: Sample, filters: FiltersConfig,
+                   sign: bool) -> tuple[Verdict, list[int], np.ndarray | None]:
+    """The verdict, each paragraph's word count, and when the sample passed (and `sign`) its MinHash values for
+    the near-duplicate check: all the CPU work a finished sample needs, in one call that a worker process can run."""
     verdict = judge(sample, filters)
-    return verdict, signature(sample.text).hashvalues if sign and verdict.status == "accepted" else None
+    values = signature(sample.text).hashvalues if sign and verdict.status == "accepted" else None
+    return verdict, sample.paragraph_words, values

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 _WORD = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]|[A-Za-z]+")
 
 
+def words_of(text: str) -> list[str]:
+    """The words LongBench-Write counts: each CJK character, each run of Latin letters."""
+    return _WORD.findall(text)
+
+
 def count_words(text: str) -> int:
     """Count words as LongBench-Write does: each CJK character is one word, each run of Latin letters one word."""
     return len(_WORD.findall(text))

@@ -6,8 +6,9 @@ Starts the fake server in its own process with a fixed latency, then (each in a 
      on `DefaultAioHttpClient` (max_retries=0, pool of C connections), prompts of the same sizes.
 Prints one line: wall time vs the critical path ceil(N/C) x (P+1) x latency, CPU ms per request of both, their
 ratio, the builder's peak RSS, and the load average. Wall/CPU/RSS of the builder are taken up to the end of the
-engine (the dataset export that ends a build is reported apart); imports are excluded on both sides. The
-builder's CPU is its own process's: the worker process that judges samples is reported apart (judge_cpu).
+engine (the dataset export that ends a build is reported apart); imports are excluded on both sides (datasketch,
+which the build imports on first use, included). The builder's CPU is its own process's: the worker processes
+that judge samples are reported apart (judge_cpu).
 
 Run: .venv/bin/python scripts/bench_engine.py [--jobs 2000] [--paragraphs 8] [--concurrency 500] [--latency 2]
      [--no-bare]
@@ -41,6 +42,8 @@ def child_build(config_path: str) -> dict:
 
     The export module is not imported here: it loads `datasets` (~150 MB), which a build loads only once the
     engine is done, and the engine's peak memory is what this measures."""
+    import datasketch  # noqa: F401  (imported by the build on first use; imports are not the engine's throughput)
+
     from longwriter_data import build as build_module
 
     marks: dict = {"rss_after_imports_mb": rss_mb()}
@@ -54,7 +57,7 @@ def child_build(config_path: str) -> dict:
     build_module._run = timed_run
     t0, c0 = time.monotonic(), time.process_time()
     status = build_module.build(config_path, progress=False)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging worker, joined when the engine ends
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging workers, joined when the engine ends
     marks.update(status=status, export_s=time.monotonic() - t0 - marks["wall_s"], rss_with_export_mb=rss_mb(),
                  judge_cpu_s=children.ru_utime + children.ru_stime)
     return marks

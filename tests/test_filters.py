@@ -11,7 +11,7 @@ from longwriter_data.cli import main
 from longwriter_data.config import FiltersConfig, LengthInjection
 from longwriter_data.dedupe import NearDuplicates, signature
 from longwriter_data.filters import Sample, judge, repetition_ratio
-from longwriter_data.length import RequiredLength, count_words, required_length
+from longwriter_data.length import RequiredLength, required_length
 from longwriter_data.pools import Instruction, inject_length
 from longwriter_data.testing.fake_server import chinese, english
 from tests.conftest import jobs, write_config, write_pool
@@ -22,7 +22,7 @@ CLEAN_ZH = [chinese(500, seed) for seed in range(5)]
 
 def sample(paragraphs=CLEAN_EN, lang="en", required=None, planned=2500) -> Sample:
     return Sample(prompt="Write an essay.", lang=lang, required=required, paragraphs=list(paragraphs),
-                  planned_words=planned, word_count=count_words("\n\n".join(paragraphs)))
+                  planned_words=planned)
 
 
 @pytest.mark.parametrize(
@@ -114,8 +114,10 @@ SAME = ["Write a 2400-word essay about harbours. [[same=h]]", "Write a 2400-word
 
 
 def test_a_build_with_bad_outputs_mixed_in_exports_none_of_them_and_reports_each_reason(tmp_path, server, capsys):
-    good = [f"Write a 2400-word essay about city number {i}." for i in range(4)]
-    near_copy = "Write a 2400-word essay about city number 0, please."
+    good = [f"Write a 2400-word essay about {topic}." for topic in (
+        "the long history of the city of Paris and the bridges over its river", "coral reefs in warming seas",
+        "why medieval guilds mattered", "learning to play the violin as an adult")]
+    near_copy = good[0].replace(".", ", please.")  # Jaccard 0.94 on 3-word shingles
     pool = write_pool(tmp_path / "pool.jsonl", [*BAD, *SAME, *good, near_copy])
     config = write_config(tmp_path, server.base_url, pool, target=20, engine={"max_jobs": 1},
                           generation={"max_paragraphs": 80}, filters={"near_duplicate_threshold": 0.8})

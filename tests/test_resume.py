@@ -252,15 +252,9 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     # The cache really is read: give the second instruction drawn the first one's signature, and it is skipped.
     first = signature(fresh[0], size=3).hashvalues
     cache = SignatureCache(cache_path)
-    cache._known[_cache_key(fresh[1])] = first
+    cache._known[SignatureCache.key(fresh[1], size=3)] = first
     order, skipped = drawn(cache)
     assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
-
-
-def _cache_key(text: str) -> bytes:
-    import hashlib
-
-    return hashlib.blake2b(f"3\n{text}".encode(), digest_size=16).digest()
 
 
 def _processes_with(marker: str) -> list[int]:
