@@ -76,8 +76,7 @@ def repetition_ratio(text: str, n: int) -> float:
 
 def _ngrams(tokens: list[str], n: int) -> tuple[set, int]:
     """The distinct n-grams of a token list, and how many there were in all."""
-    total = max(0, len(tokens) - n + 1)
-    return {tuple(tokens[i: i + n]) for i in range(total)}, total
+    return set(zip(*(tokens[i:] for i in range(n)))), max(0, len(tokens) - n + 1)  # zip: no slice per n-gram
 
 
 def _repetition(tokens: list[str], n: int) -> float:
