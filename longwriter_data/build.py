@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -57,7 +60,8 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
             synthesis = Synthesis(config, pools, minhashes) if config.pools.synthesize else None
             if not state.complete(config.target):
                 store.open_logs()
-                summary = asyncio.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
+                with _fewer_collections():
+                    summary = asyncio.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
             else:
                 summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"],
                                        failed=counts["failed"])
@@ -81,6 +85,23 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
     if rows and config.export.hub_repo:  # publish the dataset just exported
         return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The engine holds many objects for the whole build (jobs in flight, their text, indexes) and makes many
+    short-lived ones per request. With CPython's default thresholds the garbage collector took ~7% of the event
+    loop's time at 500 jobs in flight, in pauses of up to 0.17 s: objects alive at the start (modules, config,
+    pools) are frozen out of collection, and young collections run 70 times less often (a few MB more garbage
+    waits). The settings are restored when the engine ends."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bool) -> None:
