@@ -5,7 +5,7 @@ Starts the fake server in its own process with a fixed latency, then (each in a 
   2. sends the same N x (P+1) requests, P+1 in a row per job, C jobs at once, with a bare `openai.AsyncOpenAI`
      on `DefaultAioHttpClient` (max_retries=0, pool of C connections), prompts of the same sizes.
 Prints one line: wall time vs the critical path ceil(N/C) x (P+1) x latency, CPU ms per request of both, their
-ratio, the builder's peak RSS, and the load average. Wall/CPU/RSS of the builder are taken up to the end of the
+ratio, the builder's peak RSS, the load average, and the share of CPU time stolen by the hypervisor during each. Wall/CPU/RSS of the builder are taken up to the end of the
 engine (the dataset export that ends a build is reported apart); imports are excluded on both sides (datasketch,
 which the build imports on first use, included). The builder's CPU is its own process's: the worker processes
 that judge samples are reported apart (judge_cpu).
@@ -117,6 +117,18 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time by kind (user, nice, system, idle, iowait, irq, softirq, steal), in ticks."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def stolen(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to other machines in between: on a virtual machine, the main
+    source of noise from run to run."""
+    spent = [b - a for a, b in zip(before, after)]
+    return spent[7] / max(1, sum(spent))
+
+
 def bench(jobs: int, paragraphs: int, concurrency: int, latency: float, with_bare: bool = True) -> str:
     from longwriter_data.testing.fake_server import FakeServerProcess
 
@@ -133,15 +145,17 @@ def bench(jobs: int, paragraphs: int, concurrency: int, latency: float, with_bar
             "engine": {"max_jobs": concurrency, "max_retries": 0},
             "pools": [{"path": str(pool)}], "filters": {"min_words": 0},
         }))
-        load_before = os.getloadavg()[0]
+        load_before, times = os.getloadavg()[0], cpu_times()
         s0 = cpu_of(server.proc.pid)
         built = in_child("--child-build", str(config))
         server_cpu = cpu_of(server.proc.pid) - s0
+        built["steal"], times = stolen(times, cpu_times()), cpu_times()
         requests = server.stats()["requests"]
         server.reset()
         if with_bare:
             bare = in_child("--child-bare", server.base_url, str(jobs), str(paragraphs), str(concurrency))
             bare["ms"] = 1000 * bare["cpu_s"] / server.stats()["requests"]
+            bare["steal"] = stolen(times, cpu_times())
         load_after = os.getloadavg()[0]
 
     ideal = math.ceil(jobs / concurrency) * (paragraphs + 1) * latency
@@ -154,7 +168,8 @@ def bench(jobs: int, paragraphs: int, concurrency: int, latency: float, with_bar
             f"judge_cpu={1000 * built['judge_cpu_s'] / requests:.2f}ms/req builder_rss={built['rss_mb']:.0f}MB "
             f"(after imports {built['rss_after_imports_mb']:.0f}MB, with export {built['rss_with_export_mb']:.0f}MB, "
             f"export {built['export_s']:.1f}s)" + (f" bare_rss={bare['rss_mb']:.0f}MB" if with_bare else "")
-            + f" server_cpu={1000 * server_cpu / requests:.2f}ms/req load1={load_before:.2f}->{load_after:.2f}")
+            + f" server_cpu={1000 * server_cpu / requests:.2f}ms/req load1={load_before:.2f}->{load_after:.2f}"
+            f" steal={built['steal']:.0%}" + (f" bare_steal={bare['steal']:.0%}" if with_bare else ""))
 
 
 def main() -> None:
