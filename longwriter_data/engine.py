@@ -308,5 +308,7 @@ def _judge_processes(count: int) -> ProcessPoolExecutor:
 
 
 def _judge_worker(parent_pid: int) -> None:
+    """Set up a judging worker. It runs below the build's priority: the event loop sends the requests, the
+    critical path, and a sample that waits a moment to be judged holds no request slot."""
     die_with_parent(parent_pid, signal.SIGKILL, (signal.SIGINT, signal.SIGTERM))
     os.nice(10)
