@@ -26,7 +26,7 @@ from .pools import PreparedPools, draw
 from .progress import Progress
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
-from .store import RunState, RunStore
+from .store import RunState, RunStore, shingle_hash_of
 from .synthesis import Synthesis
 
 
@@ -44,17 +44,18 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
            progress: bool) -> int:
-    snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint}
     store = RunStore(config.run_dir)
     store.lock()
     try:
+        snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint,
+                    "shingle_hash": shingle_hash_of(config.run_dir)}
         _check_drift(store, config, snapshot, force)
         store.save_config(snapshot)
         state = store.load_state(retry_failed=retry_failed)
         _announce(config, state)
         counts = state.counts
         skipped: Counter = Counter()
-        minhashes = SignatureCache(store.minhash_cache_path)
+        minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
         try:
             # What synthesized.jsonl already holds, derived without a request.
             synthesis = Synthesis(config, pools, minhashes) if config.pools.synthesize else None
@@ -103,15 +104,17 @@ def _fewer_collections() -> Iterator[None]:
     short-lived ones per request. With CPython's default thresholds the garbage collector took ~7% of the event
     loop's time at 500 jobs in flight, in pauses of up to 0.17 s: objects alive at the start (modules, config,
     pools) are frozen out of collection, and young collections run 70 times less often (a few MB more garbage
-    waits). The settings are restored when the engine ends."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
+    waits). The settings are restored when the engine ends; a caller that froze objects itself keeps them frozen."""
+    thresholds, freezing = gc.get_threshold(), gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     gc.set_threshold(50_000, 20, 10)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
 
 
 def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bool) -> None:
@@ -167,7 +170,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
             instructions = draw(pools, config.seed, config.pools.inject_length,
                                 config.filters.near_duplicate_threshold, skipped, minhashes, done=state.status)
             bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
-            engine = Engine(config, store, state, send, bar, limits)
+            engine = Engine(config, store, state, send, bar, limits, minhashes.shingle_hash)
             shutdown.attach(engine)
             return await engine.run(instructions)
     finally:

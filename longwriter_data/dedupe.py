@@ -22,7 +22,8 @@ _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
 NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
 # Shingles are hashed with CRC-32, not datasketch's default SHA-1: a quarter of the cost of a sample's judging, and
-# affine32 mixes every input hash (murmur3's finalizer) before its permutations. Part of every cached signature.
+# affine32 mixes every input hash (murmur3's finalizer) before its permutations. A run directory keeps the hash it
+# started with (store.shingle_hash_of): "sha1" for runs from before, whose draw order depends on it.
 SHINGLE_HASH = "crc32"
 
 
@@ -33,7 +34,7 @@ MAX_TOKENS = 2000
 
 def shingles(text: str, size: int = 5) -> set[bytes]:
     """Overlapping word (or CJK character) n-grams of the lower-cased text's first MAX_TOKENS tokens."""
-    tokens = _TOKEN.findall(text[: MAX_TOKENS * 8].lower())[:MAX_TOKENS]
+    tokens = " ".join(_TOKEN.findall(text[: MAX_TOKENS * 8])[:MAX_TOKENS]).lower().split()  # tokens hold no spaces
     if len(tokens) <= size:
         return {" ".join(tokens).encode()}
     return set(map(str.encode, map(" ".join, zip(*(tokens[i:] for i in range(size))))))  # no slice per shingle
@@ -47,10 +48,21 @@ def _permutations() -> tuple:
     return MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
 
 
-def signature(text: str, size: int = 5) -> MinHash:
+def _hash_function(name: str):
+    if name == "crc32":
+        return zlib.crc32
+    if name == "sha1":
+        from datasketch.hashfunc import sha1_hash32
+
+        return sha1_hash32
+    raise ValueError(f"unknown shingle hash {name!r}")
+
+
+def signature(text: str, size: int = 5, shingle_hash: str = SHINGLE_HASH) -> MinHash:
     from datasketch import MinHash
 
-    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations(), hashfunc=zlib.crc32)
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=_permutations(),
+                      hashfunc=_hash_function(shingle_hash))
     minhash.update_batch(list(shingles(text, size)))
     return minhash
 
@@ -114,34 +126,38 @@ class SignatureCache:
     draw (which checks every earlier instruction for near-duplicates) without hashing them all again.
 
     Fixed-size records: a digest of the text, then the signature. It is only a cache: a torn tail is dropped,
-    a missing entry is recomputed, and nothing is fsync'd."""
+    a missing entry is recomputed, and nothing is fsync'd. Without a path it keeps signatures in memory only (a
+    preview of a run, which writes nothing), hashed as that run hashes them."""
 
     RECORD = np.dtype([("digest", "V16"), ("values", "<u4", (NUM_PERM,))])
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None, shingle_hash: str = SHINGLE_HASH):
         self.path = path
-        count = path.stat().st_size // self.RECORD.itemsize if path.exists() else 0
+        self.shingle_hash = shingle_hash
+        count = path.stat().st_size // self.RECORD.itemsize if path is not None and path.exists() else 0
         records = np.fromfile(path, dtype=self.RECORD, count=count) if count else np.empty(0, self.RECORD)
         self._known: dict[bytes, np.ndarray] = dict(zip(records["digest"].tolist(), records["values"]))
         self._end = count * self.RECORD.itemsize
         self._fh: BinaryIO | None = None
 
-    @staticmethod
-    def key(text: str, size: int) -> bytes:
-        """What a signature is cached under: the text, and how it was hashed (an older run's entries never match)."""
-        return hashlib.blake2b(f"{SHINGLE_HASH} {size}\n{text}".encode(), digest_size=16).digest()
+    def key(self, text: str, size: int) -> bytes:
+        """What a signature is cached under: the text and how it was hashed (SHA-1 entries keep their old keys)."""
+        named = "" if self.shingle_hash == "sha1" else f"{self.shingle_hash} "
+        return hashlib.blake2b(f"{named}{size}\n{text}".encode(), digest_size=16).digest()
 
     def signature(self, text: str, size: int = 5) -> MinHash:
         key = self.key(text, size)
         values = self._known.get(key)
         if values is not None:
             return from_values(values)
-        minhash = signature(text, size)
+        minhash = signature(text, size, self.shingle_hash)
+        values = self._known[key] = minhash.hashvalues.astype("<u4")
+        if self.path is None:
+            return minhash
         if self._fh is None:
             self._fh = self.path.open("r+b" if self.path.exists() else "wb")
             self._fh.truncate(self._end)  # a torn record of a killed build
             self._fh.seek(self._end)
-        values = self._known[key] = minhash.hashvalues.astype("<u4")
         self._fh.write(key + values.tobytes())
         return minhash
 

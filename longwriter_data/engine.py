@@ -26,7 +26,7 @@ from .agentwrite import AgentWrite, JobFailed, NotSelected
 from .backend import ChatRequest, Completion
 from .children import die_with_parent
 from .config import BuildConfig
-from .dedupe import NearDuplicates, decode, encode, from_values
+from .dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
 from .filters import Sample, Verdict, judge_and_sign
 from .limits import Limits
 from .pools import Instruction
@@ -50,8 +50,9 @@ class BuildSummary:
 
 class Engine:
     def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH):
         self.config = config
+        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see store.shingle_hash_of)
         self.limits = limits
         self.store = store
         self.state = state
@@ -113,7 +114,7 @@ class Engine:
         upcoming: Instruction | None = None
         replayed = not (self.state.status or resumed)  # a resumed run's first draw replays every finished job's
         if self._judges:
-            self._judges.submit(int)  # start the worker now: its imports overlap the first round of requests
+            self._judges.submit(int)  # start a worker now: its imports overlap the first round of requests
         try:
             while True:
                 # A job being judged sends nothing: its slot goes to a new job (up to max_jobs more waiting to be judged).
@@ -213,7 +214,7 @@ class Engine:
 
     async def _judge(self, sample: Sample) -> tuple[Verdict, list[int], np.ndarray | None]:
         """Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing."""
-        sign = self.config.filters.near_duplicate_threshold is not None
+        sign = self.shingle_hash if self.config.filters.near_duplicate_threshold is not None else None
         work = (judge_and_sign, sample, self.config.filters, sign)
         if self._judges:
             try:

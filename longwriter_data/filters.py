@@ -140,9 +140,11 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
 
 
 def judge_and_sign(sample: Sample, filters: FiltersConfig,
-                   sign: bool) -> tuple[Verdict, list[int], np.ndarray | None]:
-    """The verdict, each paragraph's word count, and when the sample passed (and `sign`) its MinHash values for
-    the near-duplicate check: all the CPU work a finished sample needs, in one call that a worker process can run."""
+                   shingle_hash: str | None) -> tuple[Verdict, list[int], np.ndarray | None]:
+    """The verdict, each paragraph's word count, and when the sample passed (and a `shingle_hash` is given) its
+    MinHash values for the near-duplicate check: all the CPU work a finished sample needs, in one call that a
+    worker process can run."""
     verdict = judge(sample, filters)
-    values = signature(sample.text).hashvalues if sign and verdict.status == "accepted" else None
+    signed = shingle_hash is not None and verdict.status == "accepted"
+    values = signature(sample.text, shingle_hash=shingle_hash).hashvalues if signed else None
     return verdict, sample.paragraph_words, values

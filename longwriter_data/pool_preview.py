@@ -6,7 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 from .config import load_config
+from .dedupe import SignatureCache
 from .pools import PreparedPools, draw
+from .store import shingle_hash_of
 from .synthesis import Synthesis, synthesized_path
 
 BANDS = ((0, 2000, "<2k"), (2000, 4000, "2k-4k"), (4000, 8000, "4k-8k"), (8000, 16000, "8k-16k"),
@@ -30,11 +32,12 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None = None) -> str:
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
+    minhashes = SignatureCache(None, shingle_hash_of(config.run_dir))  # hashed as the run hashes, kept in memory
     with PreparedPools(config.pools) as pools:
         notes = []
         synthesize = config.pools.synthesize
         if synthesize:  # only what the run directory already holds: a preview never calls the backend
-            synthesis = Synthesis(config, pools)
+            synthesis = Synthesis(config, pools, minhashes)
             added = synthesis.add_to_pools()
             path = synthesized_path(config.run_dir)
             if synthesis.records:
@@ -46,7 +49,7 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
         drawn = []
         by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
         for instruction in draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped):
+                                config.filters.near_duplicate_threshold, skipped, minhashes):
             by_source[instruction.pool] += 1
             by_lang[instruction.lang] += 1
             by_type[instruction.type or "(none)"] += 1

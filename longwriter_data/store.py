@@ -1,7 +1,8 @@
 """The run directory: every byte a build writes, durable before it counts, readable after any crash.
 
 Layout:
-  config.json   the recipe the run was started with (no secrets: keys live in the environment)
+  config.json   the recipe the run was started with (no secrets: keys live in the environment), the pools'
+                fingerprint and how its MinHashes hash shingles
   steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dedupe import SHINGLE_HASH
 from .errors import UserError
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
@@ -174,6 +176,15 @@ class RunState:
             return False
         cutoff = accepted[target - 1]
         return sum(1 for seq in self.status if seq < cutoff) == cutoff
+
+
+def shingle_hash_of(run_dir: Path) -> str:
+    """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot said
+    (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were; a new run, CRC-32."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return SHINGLE_HASH
+    return json.loads(path.read_text(encoding="utf-8")).get("shingle_hash", "sha1")
 
 
 class RunStore:

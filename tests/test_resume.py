@@ -252,9 +252,41 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     # The cache really is read: give the second instruction drawn the first one's signature, and it is skipped.
     first = signature(fresh[0], size=3).hashvalues
     cache = SignatureCache(cache_path)
-    cache._known[SignatureCache.key(fresh[1], size=3)] = first
+    cache._known[cache.key(fresh[1], size=3)] = first
     order, skipped = drawn(cache)
     assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
+
+
+def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, server):
+    from datasketch import MinHash
+
+    from longwriter_data.dedupe import decode, shingles, signature
+    from longwriter_data.store import shingle_hash_of
+
+    text = "A quiet river runs past old mills and new bridges. " * 20
+    old = MinHash(num_perm=128)  # how every signature was made before: datasketch's defaults (SHA-1)
+    old.update_batch(list(shingles(text)))
+    assert (signature(text, shingle_hash="sha1").hashvalues == old.hashvalues).all()
+    assert not (signature(text).hashvalues == old.hashvalues).all()
+
+    topics = ["coral reefs", "medieval guilds", "violin practice", "desert trains"]
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about {t}." for t in topics])
+    run = tmp_path / "run"
+    assert shingle_hash_of(run) == "crc32"  # a new run
+    settings = {"engine": {"max_jobs": 1}, "filters": {"near_duplicate_threshold": 0.8, "min_words": 1000}}
+    config = write_config(tmp_path, server.base_url, pool, target=2, **settings)  # one job at a time: exactly two
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    snapshot = json.loads((run / "config.json").read_text())
+    assert snapshot["shingle_hash"] == "crc32"
+    del snapshot["shingle_hash"]  # as a run directory written before the key existed
+    (run / "config.json").write_text(json.dumps(snapshot))
+    config = write_config(tmp_path, server.base_url, pool, target=3, **settings)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["shingle_hash"] == "sha1"
+    newest = jobs(run)[-1]
+    assert newest["seq"] == 2  # written by the second build
+    expected = signature("\n\n".join(newest["paragraphs"]), shingle_hash="sha1").hashvalues
+    assert newest["status"] == "accepted" and (decode(newest["minhash"]).hashvalues == expected).all()
 
 
 def _processes_with(marker: str) -> list[int]:
