@@ -50,6 +50,11 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
         from longwriter_data.dedupe import SignatureCache
     except ImportError:
         SignatureCache = None
+    try:  # how the package hashes shingles, which the snapshot names, where it does
+        from longwriter_data.dedupe import SHINGLE_HASH
+        hashed = {"shingle_hash": SHINGLE_HASH}
+    except ImportError:
+        hashed = {}
 
     steps = max(1, words // PARAGRAPH_WORDS)
     with (workdir / "pool.jsonl").open("w") as fh:
@@ -62,7 +67,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     run = config.run_dir
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(
-        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint}, indent=2))
+        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint, **hashed}, indent=2))
     texts = [english(PARAGRAPH_WORDS, seed) for seed in range(97)]  # reused: sizes are what matter here
     minhashes = output_signatures(texts)
     plan = [{"main_point": f"Part {i + 1} of the piece, in detail", "words": PARAGRAPH_WORDS} for i in range(steps)]
