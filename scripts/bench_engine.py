@@ -5,10 +5,10 @@ Starts the fake server in its own process with a fixed latency, then (each in a 
   2. sends the same N x (P+1) requests, P+1 in a row per job, C jobs at once, with a bare `openai.AsyncOpenAI`
      on `DefaultAioHttpClient` (max_retries=0, pool of C connections), prompts of the same sizes.
 Prints one line: wall time vs the critical path ceil(N/C) x (P+1) x latency, CPU ms per request of both, their
-ratio, the builder's peak RSS, the load average, and the share of CPU time stolen by the hypervisor during each. Wall/CPU/RSS of the builder are taken up to the end of the
-engine (the dataset export that ends a build is reported apart); imports are excluded on both sides (datasketch,
-which the build imports on first use, included). The builder's CPU is its own process's: the worker processes
-that judge samples are reported apart (judge_cpu).
+ratio, the builder's peak RSS, the load average, and the share of CPU time stolen by the hypervisor during each.
+Wall/CPU/RSS of the builder are taken up to the end of the engine (the dataset export that ends a build is reported
+apart); imports are excluded on both sides (datasketch, which the build imports on first use, included). The
+builder's CPU is its own process's: the worker processes that judge samples are reported apart (judge_cpu).
 
 Run: .venv/bin/python scripts/bench_engine.py [--jobs 2000] [--paragraphs 8] [--concurrency 500] [--latency 2]
      [--no-bare]
