@@ -26,7 +26,7 @@ from .pools import PreparedPools, draw
 from .progress import Progress
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
-from .store import RunState, RunStore, shingle_hash_of
+from .store import RunState, RunStore
 from .synthesis import Synthesis
 
 
@@ -48,7 +48,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
     store.lock()
     try:
         snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint,
-                    "shingle_hash": shingle_hash_of(config.run_dir)}
+                    "shingle_hash": store.shingle_hash()}
         _check_drift(store, config, snapshot, force)
         store.save_config(snapshot)
         state = store.load_state(retry_failed=retry_failed)

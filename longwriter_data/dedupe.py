@@ -23,7 +23,7 @@ NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
 # Shingles are hashed with CRC-32, not datasketch's default SHA-1: a quarter of the cost of a sample's judging, and
 # affine32 mixes every input hash (murmur3's finalizer) before its permutations. A run directory keeps the hash it
-# started with (store.shingle_hash_of): "sha1" for runs from before, whose draw order depends on it.
+# started with (RunStore.shingle_hash): "sha1" for runs from before, whose draw order depends on it.
 SHINGLE_HASH = "crc32"
 
 
@@ -97,7 +97,7 @@ class NearDuplicates:
     """Remembers what was kept and says whether a new text is a near-duplicate (Jaccard >= threshold) of it.
 
     LSH banding as datasketch's MinHashLSH does it (its bands and rows; a match in any band is a candidate, as its
-    query returns), holding one 64-bit hash per band: ~0.6 KB an item where MinHashLSH takes ~3.2 KB, and a build
+    query returns), holding one 64-bit hash per band: ~0.8 KB an item where MinHashLSH takes ~3.2 KB, and a build
     holds every sample it drew and every one it accepted."""
 
     def __init__(self, threshold: float):

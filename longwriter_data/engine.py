@@ -52,7 +52,7 @@ class Engine:
     def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
                  limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH):
         self.config = config
-        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see store.shingle_hash_of)
+        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see RunStore.shingle_hash)
         self.limits = limits
         self.store = store
         self.state = state

@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import load_config
 from .dedupe import SignatureCache
 from .pools import PreparedPools, draw
-from .store import shingle_hash_of
+from .store import RunStore
 from .synthesis import Synthesis, synthesized_path
 
 BANDS = ((0, 2000, "<2k"), (2000, 4000, "2k-4k"), (4000, 8000, "4k-8k"), (8000, 16000, "8k-16k"),
@@ -32,7 +32,7 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None = None) -> str:
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
-    minhashes = SignatureCache(None, shingle_hash_of(config.run_dir))  # hashed as the run hashes, kept in memory
+    minhashes = SignatureCache(None, RunStore(config.run_dir).shingle_hash())  # as the run hashes, in memory
     with PreparedPools(config.pools) as pools:
         notes = []
         synthesize = config.pools.synthesize

@@ -178,15 +178,6 @@ class RunState:
         return sum(1 for seq in self.status if seq < cutoff) == cutoff
 
 
-def shingle_hash_of(run_dir: Path) -> str:
-    """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot said
-    (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were; a new run, CRC-32."""
-    path = run_dir / "config.json"
-    if not path.exists():
-        return SHINGLE_HASH
-    return json.loads(path.read_text(encoding="utf-8")).get("shingle_hash", "sha1")
-
-
 class RunStore:
     """Owns the run directory of one build: the lock, the config snapshot, the step and job logs."""
 
@@ -243,6 +234,13 @@ class RunStore:
         if not self.config_path.exists():
             return None
         return json.loads(self.config_path.read_text(encoding="utf-8"))
+
+    def shingle_hash(self) -> str:
+        """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot
+        said (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were; a new run,
+        CRC-32."""
+        saved = self.saved_config()
+        return SHINGLE_HASH if saved is None else saved.get("shingle_hash", "sha1")
 
     def save_config(self, snapshot: dict) -> None:
         write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))

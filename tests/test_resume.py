@@ -261,7 +261,7 @@ def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, s
     from datasketch import MinHash
 
     from longwriter_data.dedupe import decode, shingles, signature
-    from longwriter_data.store import shingle_hash_of
+    from longwriter_data.store import RunStore
 
     text = "A quiet river runs past old mills and new bridges. " * 20
     old = MinHash(num_perm=128)  # how every signature was made before: datasketch's defaults (SHA-1)
@@ -272,7 +272,7 @@ def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, s
     topics = ["coral reefs", "medieval guilds", "violin practice", "desert trains"]
     pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about {t}." for t in topics])
     run = tmp_path / "run"
-    assert shingle_hash_of(run) == "crc32"  # a new run
+    assert RunStore(run).shingle_hash() == "crc32"  # a new run
     settings = {"engine": {"max_jobs": 1}, "filters": {"near_duplicate_threshold": 0.8, "min_words": 1000}}
     config = write_config(tmp_path, server.base_url, pool, target=2, **settings)  # one job at a time: exactly two
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
