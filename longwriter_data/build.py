@@ -27,7 +27,7 @@ from .progress import Progress
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .store import RunState, RunStore
-from .synthesis import Synthesis
+from .synthesis import SAVED_COUNT, Synthesis, synthesis_count
 
 
 def _say(message: str) -> None:
@@ -39,6 +39,8 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
     config = load_config(config_path)
     # A bad source row fails here, before anything is written to the run directory.
     with PreparedPools(config.pools) as pools:
+        for line in pools.warnings():
+            _say(line)
         return _build(config, config_path, pools, retry_failed, force, progress)
 
 
@@ -50,15 +52,18 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint,
                     "shingle_hash": store.shingle_hash()}
         _check_drift(store, config, snapshot, force)
-        store.save_config(snapshot)
-        state = store.load_state(retry_failed=retry_failed)
-        _announce(config, state)
-        counts = state.counts
-        skipped: Counter = Counter()
         minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
         try:
-            # What synthesized.jsonl already holds, derived without a request.
-            synthesis = Synthesis(config, pools, minhashes) if config.pools.synthesize else None
+            synthesis = None
+            if config.pools.synthesize:  # what synthesized.jsonl already holds, derived without a request
+                count = synthesis_count(config, pools, minhashes, store.saved_config())
+                snapshot[SAVED_COUNT] = count  # fixed for the run: its instructions and draw order stay the same
+                synthesis = Synthesis(config, pools, minhashes, count)
+            store.save_config(snapshot)
+            state = store.load_state(retry_failed=retry_failed)
+            _announce(config, state)
+            counts = state.counts
+            skipped: Counter = Counter()
             if not state.complete(config.target):
                 store.open_logs()
                 with _fewer_collections(), _event_loop() as runner:

@@ -22,16 +22,21 @@ def _parser() -> argparse.ArgumentParser:
 
     pools = commands.add_parser("pools", help="preview the instruction mix of a recipe without generating")
     pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
-    pools.add_argument("--samples", type=int, default=5, help="how many instructions to show")
+    pools.add_argument("--samples", type=int, default=5,
+                       help="how many instructions to show, first in draw order (default: %(default)s)")
 
     estimate = commands.add_parser("estimate", help="predict requests, tokens, cost and wall time before a build")
     estimate.add_argument("--config", required=True, type=Path, help="YAML recipe")
-    estimate.add_argument("--acceptance", type=float, default=0.85, help="share of jobs expected to be accepted")
+    estimate.add_argument("--acceptance", type=float, default=0.85,
+                          help="share of jobs expected to pass the filters, in (0, 1]: the target is divided by it "
+                          "to get the jobs priced (default: %(default)s)")
     estimate.add_argument("--default-words", type=int, default=5000,
-                          help="output length assumed for instructions that ask for none")
+                          help="output length in words assumed for instructions that ask for none "
+                          "(default: %(default)s)")
     estimate.add_argument("--paragraph-words", type=int, help="words per planned paragraph (default: the middle "
                           "of generation.paragraph_word_range)")
-    estimate.add_argument("--tokens-per-second", type=float, default=50.0, help="decode speed of one request")
+    estimate.add_argument("--tokens-per-second", type=float, default=50.0,
+                          help="decode speed of one request, for the wall time (default: %(default)s)")
 
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
     export.add_argument("run_dir", type=Path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,7 +48,8 @@ class EngineConfig(Strict):
 
 class GenerationConfig(Strict):
     temperature: float = Field(0.7, ge=0, le=2)
-    plan_max_tokens: int = Field(2048, ge=16)
+    # A plan of 50 detailed lines runs to ~3,100 tokens; one cut off fails the job (LongWriter's scripts: 4096).
+    plan_max_tokens: int = Field(4096, ge=16)
     paragraph_max_tokens: int = Field(4096, ge=16)
     plan_format: Literal["text", "json"] = "text"
     min_paragraphs: int = Field(1, ge=1)  # enforced by the schema in plan_format: json
@@ -84,6 +85,10 @@ class PoolSource(Strict):
     weight: float = Field(1.0, gt=0)
     select: bool = True  # apply pools.select to this source (shipped, curated pools may skip it)
     name: str | None = None
+    # Keep at most this many instructions of this source and read no further (a Hub dataset of a million rows is
+    # streamed only as far as needed); null reads the whole source.
+    max_instructions: int | None = Field(None, ge=1)
+    revision: str | None = None  # a Hub dataset's branch, tag or commit, so the pools stay the same
 
     @model_validator(mode="after")
     def _one_place(self) -> PoolSource:
@@ -133,7 +138,10 @@ class SynthesizeConfig(Strict):
     """Grow a small pool with the backend: new long-form writing requests in the style of pool examples, per type
     and language, deduplicated against the pool and kept in the run directory, so a resume reuses them."""
 
-    count: int = Field(ge=1)  # new instructions wanted (kept after deduplication)
+    # New instructions wanted (kept after deduplication). auto: as many as the other sources fall short of
+    # target / acceptance, counted when the run starts (a Hub source unreachable or run dry is made up for).
+    count: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    acceptance: float = Field(0.85, gt=0, le=1)  # for count: auto, the share of jobs expected to be accepted
     per_request: int = Field(10, ge=1, le=100)  # asked per call: more pays for the examples fewer times
     examples: int = Field(5, ge=0)  # pool instructions shown per call as models of style
     types: list[str] = Field(default_factory=lambda: list(LONGBENCH_TYPES), min_length=1)  # taken in turn

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .agentwrite import TEMPLATES
 from .config import BuildConfig, PricesConfig, load_config
+from .dedupe import SignatureCache
 from .errors import UserError
 from .length import approx_tokens
 from .pools import PreparedPools, draw
+from .report import plural
+from .store import RunStore
+from .synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
 
 # Characters per word of written text: English words with their space and punctuation; one Han character.
 _CHARS_PER_WORD = {"en": 5.9, "zh": 1.05}
@@ -33,6 +38,11 @@ class Estimate:
     cached_tokens: float = 0  # of the input, reusable as a prefix of the previous step's prompt
     output_tokens: float = 0
     job_seconds: float = 0  # the sum over jobs of their sequential request times
+    wanted_jobs: int = 0  # target / acceptance
+    sources: Counter = field(default_factory=Counter)  # instructions available per source, synthesized included
+    to_synthesize: int = 0  # of them, still to be written by pools.synthesize
+    synthesis: Estimate | None = None  # what writing them costs (requests, tokens, seconds at its concurrency)
+    warnings: list[str] = field(default_factory=list)  # Hub sources that could not be read
 
     def cost(self, prices: PricesConfig | None, caching: bool) -> float | None:
         if prices is None:
@@ -70,13 +80,52 @@ def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, par
 def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int = 5000,
              paragraph_words: int | None = None, tokens_per_second: float = 50.0,
              seconds_per_request: float = 1.0) -> Estimate:
-    """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost."""
+    """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost,
+    with the instructions synthesis is still to write (priced at `default_words`) and what writing them costs."""
     wanted = math.ceil(config.target / acceptance)
+    minhashes = SignatureCache(None, RunStore(config.run_dir).shingle_hash())  # as the run hashes, in memory
     with PreparedPools(config.pools) as pools:
-        instructions = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold)
-        jobs = ((approx_tokens(i.prompt), i.lang, i.required.target if i.required else None) for i in instructions)
-        return estimate_jobs(config, itertools.islice(jobs, wanted), default_words, paragraph_words,
-                             tokens_per_second, seconds_per_request)
+        pending, synthesis = 0, None
+        if config.pools.synthesize:
+            synthesis = Synthesis(config, pools, minhashes, synthesis_count(
+                config, pools, minhashes, RunStore(config.run_dir).saved_config()))
+            synthesis.add_to_pools()  # what the run directory already holds
+            pending = synthesis.count - len(synthesis.kept)
+        sources: Counter = Counter()
+        jobs = []
+        instructions = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
+                            None, minhashes)
+        for instruction in itertools.islice(instructions, wanted):
+            sources[instruction.pool] += 1
+            jobs.append((approx_tokens(instruction.prompt), instruction.lang,
+                         instruction.required.target if instruction.required else None))
+        if pending:  # not written yet: languages in turn, priced like the pool's instructions, at default_words
+            examples = [approx_tokens(record["prompt"]) for record in itertools.islice(pools.records(), 100)]
+            per = sum(examples) // len(examples) if examples else 40
+            more = min(pending, wanted - len(jobs))
+            sources[SOURCE_NAME] += more
+            jobs += [(per, synthesis.languages[k % len(synthesis.languages)], None) for k in range(more)]
+        total = estimate_jobs(config, jobs, default_words, paragraph_words, tokens_per_second, seconds_per_request)
+        total.wanted_jobs, total.sources, total.to_synthesize = wanted, sources, pending
+        total.warnings = pools.warnings()
+        if pending:
+            total.synthesis = _synthesis_cost(synthesis, pending, per, tokens_per_second, seconds_per_request)
+        return total
+
+
+def _synthesis_cost(synthesis: Synthesis, pending: int, instruction_tokens: int, tokens_per_second: float,
+                    seconds_per_request: float) -> Estimate:
+    """The requests that write `pending` more instructions, if each keeps all it asks for (duplicates cost more)."""
+    per_request = synthesis.settings.per_request
+    first = len(synthesis.records)
+    total = Estimate(requests=math.ceil(pending / per_request))
+    for k in range(first, first + total.requests):
+        request, _, _ = synthesis.request(k)
+        total.input_tokens += approx_tokens(request.prompt)
+        total.output_tokens += per_request * instruction_tokens
+    total.job_seconds = total.requests * seconds_per_request + total.output_tokens / tokens_per_second
+    total.job_seconds /= MAX_CONCURRENCY
+    return total
 
 
 def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None]], default_words: int = 5000,
@@ -94,9 +143,9 @@ def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None
 
 
 def wall_time_s(total: Estimate, config: BuildConfig) -> dict[str, float]:
-    """Seconds under each limit; the largest one is the prediction."""
+    """Seconds under each limit (named as the recipe's keys); the largest one is the prediction."""
     engine = config.engine
-    bounds = {"concurrency (max_jobs)": total.job_seconds / engine.max_jobs}
+    bounds = {"max_jobs": total.job_seconds / engine.max_jobs}
     if engine.requests_per_minute:
         bounds["requests_per_minute"] = total.requests / engine.requests_per_minute * 60
     if engine.tokens_per_minute:
@@ -108,24 +157,54 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def _supply(config: BuildConfig, total: Estimate, acceptance: float) -> list[str]:
+    """Where the jobs' instructions come from, and what the target asks that the pools cannot give."""
+    available = sum(total.sources.values())
+    listing = ", ".join(f"{name} {count:,}" for name, count in total.sources.most_common())
+    lines = [f"  instructions    {available:>14,}   drawn from {listing or 'nothing'}"
+             + (f" ({total.to_synthesize:,} still to be synthesized)" if total.to_synthesize else "")]
+    if available < total.wanted_jobs:
+        expected = int(available * acceptance)
+        lines.append(f"  Warning: the pools hold {plural(available, 'instruction')}, not the "
+                     f"{total.wanted_jobs:,} the target needs: about {expected:,} accepted samples, "
+                     f"{config.target - expected:,} short of {config.target:,}. Add sources, raise a source's "
+                     f"max_instructions, or set pools.synthesize (count: auto makes up the rest).")
+    return lines
+
+
 def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
     def money(value: float | None) -> str:
         return "n/a (add prices: to the recipe)" if value is None else f"${value:,.2f}"
 
     bounds = wall_time_s(total, config)
     limit, seconds = max(bounds.items(), key=lambda item: item[1])
+    engine = config.engine
+    settings = {"max_jobs": f"{engine.max_jobs:,} jobs at once",
+                "requests_per_minute": f"{engine.requests_per_minute or 0:,g} requests a minute",
+                "tokens_per_minute": f"{engine.tokens_per_minute or 0:,g} tokens a minute"}
+    others = [f"{name} alone {_duration(value)}" for name, value in bounds.items() if name != limit]
+    synthesis = total.synthesis
     lines = [
-        f"Estimate for {config.name}: target {config.target} accepted at {acceptance:.0%} acceptance "
-        f"-> {total.jobs} jobs" + (" (the pools run dry first)" if total.jobs < config.target / acceptance else ""),
+        f"Estimate for {config.name}: target {config.target:,} accepted at {acceptance:.0%} acceptance "
+        f"-> {plural(total.jobs, 'job')}"
+        + (f" (the pools run dry before the {total.wanted_jobs:,} wanted)" if total.jobs < total.wanted_jobs else ""),
+        *(f"  {warning}" for warning in total.warnings),
+        *_supply(config, total, acceptance),
         f"  requests        {total.requests:>14,}",
         f"  input tokens    {total.input_tokens:>14,.0f}   (with prefix caching, {total.cached_tokens:,.0f} "
         f"of them cached: {total.cached_tokens / max(total.input_tokens, 1):.0%})",
         f"  output tokens   {total.output_tokens:>14,.0f}",
         f"  cost            {money(total.cost(config.prices, caching=False))} without prefix caching, "
-        f"{money(total.cost(config.prices, caching=True))} with it",
-        f"  wall time       {_duration(seconds):>14}   (bound by {limit}; "
-        + ", ".join(f"{name} {_duration(value)}" for name, value in bounds.items()) + ")",
+        f"{money(total.cost(config.prices, caching=True))} with it"
+        + (f", plus {money(synthesis.cost(config.prices, caching=False))} for synthesis"
+           if synthesis and config.prices else ""),
+        f"  wall time       {_duration(seconds):>14}   (bound by {limit}: {settings[limit]}"
+        + (f"; {', '.join(others)}" if others else "") + ")",
     ]
+    if synthesis is not None:
+        lines.append(f"  synthesis       {plural(synthesis.requests, 'request')} or more before the first job "
+                     f"({synthesis.input_tokens:,.0f} input and {synthesis.output_tokens:,.0f} output tokens, "
+                     f"{money(synthesis.cost(config.prices, caching=False))}, {_duration(synthesis.job_seconds)})")
     return "\n".join(lines)
 
 

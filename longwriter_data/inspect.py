@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .report import plural
 from .stats import BANDS, LIMIT, MARKED_EDGES, Group, LengthReport, Scan, band_of, bin_labels, describe
 
 BAR_WIDTH = 48
@@ -125,8 +126,8 @@ def estimate_lines(scan: Scan) -> list[str]:
         change = f"{(spent - guess) / guess:+.0%}" if guess else "n/a"
         return f"  {name:<14} {show(guess):>14} {show(spent):>14}   {change}"
 
-    lines = [f"Estimate vs spent, for the {len(finished):,} finished jobs"
-             + (f" (spent includes {scan.in_progress} jobs in progress)" if scan.in_progress else "") + ":",
+    lines = [f"Estimate vs spent, for the {plural(len(finished), 'finished job')}"
+             + (f" (spent includes {plural(scan.in_progress, 'job')} in progress)" if scan.in_progress else "") + ":",
              f"  {'':<14} {'predicted':>14} {'spent':>14}   spent vs predicted",
              row("requests", predicted.requests, usage.requests),
              row("input tokens", predicted.input_tokens, usage.prompt_tokens),

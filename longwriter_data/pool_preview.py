@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
 from .config import load_config
 from .dedupe import SignatureCache
 from .pools import PreparedPools, draw
+from .report import plural
 from .store import RunStore
-from .synthesis import Synthesis, synthesized_path
+from .synthesis import Synthesis, synthesis_count, synthesized_path
+
+DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)
 
 BANDS = ((0, 2000, "<2k"), (2000, 4000, "2k-4k"), (4000, 8000, "4k-8k"), (8000, 16000, "8k-16k"),
          (16000, 32001, "16k-32k"), (32001, 10**12, ">32k"))
@@ -32,19 +36,28 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None = None) -> str:
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
-    minhashes = SignatureCache(None, RunStore(config.run_dir).shingle_hash())  # as the run hashes, in memory
+    store = RunStore(config.run_dir)
+    minhashes = SignatureCache(None, store.shingle_hash())  # as the run hashes, in memory
     with PreparedPools(config.pools) as pools:
-        notes = []
-        synthesize = config.pools.synthesize
+        notes = pools.warnings()
+        synthesize, pending = config.pools.synthesize, 0
         if synthesize:  # only what the run directory already holds: a preview never calls the backend
-            synthesis = Synthesis(config, pools, minhashes)
+            count = synthesis_count(config, pools, minhashes, store.saved_config())
+            synthesis = Synthesis(config, pools, minhashes, count)
             added = synthesis.add_to_pools()
+            pending = count - len(synthesis.kept)
             path = synthesized_path(config.run_dir)
+            auto = " (count: auto, the sources' shortfall)" if synthesize.count == "auto" else ""
             if synthesis.records:
-                notes.append(f"Including {added} synthesized instructions from {path} ({synthesize.count} wanted).")
+                notes.append(f"Including {plural(added, 'synthesized instruction')} from {path} "
+                             f"({count:,} wanted{auto}).")
+            elif count:
+                notes.append(f"pools.synthesize: the build will first have the backend write {count:,} more "
+                             f"instructions{auto}; none in {path} yet, so they are not in the tables below.")
             else:
-                notes.append(f"pools.synthesize: the build will first have the backend write {synthesize.count} more "
-                             f"instructions (none in {path} yet).")
+                notes.append(f"pools.synthesize: nothing to write: the sources hold the "
+                             f"{math.ceil(config.target / synthesize.acceptance):,} instructions that target / "
+                             f"acceptance ({synthesize.acceptance:.0%}) asks for.")
         skipped: Counter = Counter()
         drawn = []
         by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
@@ -59,9 +72,14 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
             if limit and sum(by_lang.values()) >= limit:
                 break
         total = sum(by_lang.values())
-        lines = [f"{config.name}: {total} instructions to draw (target {config.target} accepted samples).", *notes]
-        if total < config.target:
-            lines.append("Warning: fewer instructions than the target; the pools will run dry first.")
+        lines = [f"{config.name}: {plural(total, 'instruction')} to draw (target {config.target:,} accepted "
+                 f"samples).", *notes]
+        acceptance = synthesize.acceptance if synthesize else DEFAULT_ACCEPTANCE
+        expected = int((total + pending) * acceptance)
+        if expected < config.target:
+            lines.append(f"Warning: {plural(total + pending, 'instruction')} give about {expected:,} accepted samples "
+                         f"at {acceptance:.0%} acceptance, short of the target of {config.target:,}: the pools will "
+                         f"run dry first. Add sources, or set pools.synthesize (count: auto makes up the rest).")
         lines += _table("Per source:", by_source, total)
         lines += _table("Per language:", by_lang, total)
         lines += _table("Per type:", by_type, total)

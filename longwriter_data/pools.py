@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import LengthInjection, PoolsConfig, Selection
 from .dedupe import NearDuplicates, SignatureCache, signature
-from .sources import normalized, raw_records, source_name
+from .sources import SourceUnavailable, normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
@@ -98,17 +98,28 @@ class PreparedPools:
         self.kept: Counter = Counter()  # per source name
         self.dropped: Counter = Counter()  # per rule
         self.seen: set[bytes] = set()  # digests of every prompt kept, for exact dedupe across sources
+        self.unavailable: dict[str, str] = {}  # Hub sources that could not be read (to the end): name -> why
         digest = hashlib.blake2b(digest_size=16)
         self._fh = tempfile.TemporaryFile(prefix="longwriter-pools-")
         try:
             for index, source in enumerate(config.sources):
                 stem = Path(source.path).stem if source.path else source.hf.rstrip("/").split("/")[-1]
-                for row, (where, raw) in enumerate(raw_records(source), start=1):
-                    record = normalized(source, where, raw)
-                    record.setdefault("id", f"{stem}:{row}")
-                    line = self._admit(index, record, source.select)
-                    if line:
-                        digest.update(line)
+                kept = 0
+                rows = raw_records(source)
+                try:
+                    for row, (where, raw) in enumerate(rows, start=1):
+                        if source.max_instructions and kept >= source.max_instructions:
+                            break  # read no further
+                        record = normalized(source, where, raw)
+                        record.setdefault("id", f"{stem}:{row}")
+                        line = self._admit(index, record, source.select)
+                        if line:
+                            digest.update(line)
+                            kept += 1
+                except SourceUnavailable as exc:
+                    self.unavailable[self.names[index]] = str(exc)
+                finally:
+                    rows.close()
         except BaseException:
             self._fh.close()
             raise
@@ -154,6 +165,12 @@ class PreparedPools:
         if _digest(record["prompt"]) in self.seen:  # an instruction already drawable elsewhere is used once only
             return "exact_duplicate"
         return None
+
+    def warnings(self) -> list[str]:
+        """One line per Hub source that could not be read, for every command that prepares pools to show."""
+        return [f"Warning: pool {name}: {why}; going on "
+                + (f"with the {self.kept[name]:,} instructions kept from it" if self.kept[name] else "without it")
+                + " and with the other sources." for name, why in self.unavailable.items()]
 
     def records(self) -> Iterator[dict]:
         """Every record of the pools, stratum by stratum."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,25 +77,54 @@ def raw_records(source: PoolSource) -> Iterator[tuple[str, dict]]:
                 yield f"{path}: row {row}", record
 
 
+class SourceUnavailable(Exception):
+    """A Hub dataset could not be read (network, authorisation, missing or gated dataset), at the start or part
+    way: the pools go on without the rest of it, and say so."""
+
+
+def is_local_folder(name: str) -> bool:
+    """Whether `hf:` names a folder on this machine rather than a Hub id: an existing folder, or a name written as
+    a path (starting with . / ~, more than one slash, or under an existing folder such as data/), so that a typo
+    in a local path is an error and not a Hub dataset that cannot be reached."""
+    path = Path(name).expanduser()
+    return (path.is_dir() or name.startswith((".", "/", "~")) or name.count("/") > 1
+            or (name.count("/") == 1 and Path(name.split("/")[0]).is_dir()))
+
+
 def _hf_records(source: PoolSource) -> Iterator[tuple[str, dict]]:
     """A dataset saved with `save_to_disk` (a local folder) or a Hub id, streamed."""
     import datasets
 
-    local = Path(source.hf)
-    if local.is_dir():
+    local = Path(source.hf).expanduser()
+    if is_local_folder(source.hf):
+        if not local.is_dir():
+            raise UserError(f"pool hf: {source.hf}: no such folder (a dataset saved with save_to_disk, or a Hub id "
+                            f"such as allenai/WildChat-1M).")
         loaded = datasets.load_from_disk(str(local))
         if isinstance(loaded, datasets.DatasetDict):
             if source.split not in loaded:
                 raise UserError(f"{local}: no split {source.split!r} (has {', '.join(loaded)}); set `split:`.")
             loaded = loaded[source.split]
-        rows = loaded.to_iterable_dataset()
-    else:
-        try:
-            rows = datasets.load_dataset(source.hf, split=source.split, streaming=True)
-        except Exception as exc:  # network, auth, missing dataset: all end the same way for the user
-            raise UserError(f"pool hf: {source.hf}: cannot open the dataset ({type(exc).__name__}: {exc}).") from None
-    for row, record in enumerate(rows, start=1):
-        yield f"{source.hf}: row {row}", record
+        for row, record in enumerate(loaded.to_iterable_dataset(), start=1):
+            yield f"{source.hf}: row {row}", record
+        return
+    row = 0
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # its retries' chatter; a failure is said once, below
+    try:
+        rows = datasets.load_dataset(source.hf, split=source.split, streaming=True, revision=source.revision)
+        for row, record in enumerate(rows, start=1):
+            yield f"{source.hf}: row {row}", record
+    except Exception as exc:  # network, auth, gated or missing dataset: all end the same way for the user
+        where = "cannot open the dataset" if row == 0 else f"reading stopped after row {row}"
+        raise SourceUnavailable(f"{where} ({type(exc).__name__}: {_first_line(exc)})") from None
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
 def first_user_turn(turns: object) -> str | None:
@@ -132,5 +162,11 @@ def normalized(source: PoolSource, where: str, record: dict) -> dict:
             value = int(value)  # CSV cells are text
         if isinstance(value, bool) or not isinstance(value, kind):
             raise UserError(f"{where}: field '{key}' has the wrong type ({type(value).__name__}).")
+        if key == "lang":
+            value = _LANGUAGE_NAMES.get(value.lower(), value)
         out[key] = str(value) if key == "id" else value
     return out
+
+
+# Language names as datasets spell them (WildChat's `language` column: "English", "Chinese") -> our codes.
+_LANGUAGE_NAMES = {"english": "en", "chinese": "zh"}

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import itertools
 import json
+import math
 import random
 import re
 import time
@@ -25,7 +26,7 @@ from .answers import answer_problem
 from .backend import ChatRequest, Completion, request_key
 from .config import BuildConfig, SynthesizeConfig
 from .dedupe import NearDuplicates, SignatureCache, signature
-from .pools import PreparedPools, detect_lang
+from .pools import PreparedPools, detect_lang, draw
 from .retry import RequestFailed
 from .store import GroupCommitLog, read_jsonl, repair_tail
 
@@ -33,6 +34,7 @@ Send = Callable[[ChatRequest], Awaitable[Completion]]
 
 SYNTHESIZED_FILE = "synthesized.jsonl"  # in the run directory: one line per answered request
 SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn under
+SAVED_COUNT = "synthesize_count"  # the key of config.json holding the count of a run with count: auto
 MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
 DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
 TEMPLATES = {lang: resources.files("longwriter_data").joinpath("prompts", f"synthesize_{lang}.txt")
@@ -41,6 +43,28 @@ TEMPLATES = {lang: resources.files("longwriter_data").joinpath("prompts", f"synt
 
 def synthesized_path(run_dir: Path) -> Path:
     return run_dir / SYNTHESIZED_FILE
+
+
+def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                   at_most: int | None = None) -> int:
+    """How many instructions the draw yields from the pools as they stand (near-duplicates skipped), counting
+    no further than `at_most`."""
+    drawn = draw(pools, config.seed, None, config.filters.near_duplicate_threshold, None, minhashes)
+    return sum(1 for _ in itertools.islice(drawn, at_most))
+
+
+def synthesis_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                    saved: dict | None = None) -> int:
+    """How many instructions synthesis is to keep: the recipe's `count`; for `auto`, the count recorded when the
+    run started (`saved`, its config.json: a resumed run keeps the same instructions and draw order whatever the
+    target says now), else what the pools, before synthesis, fall short of target / acceptance."""
+    settings = config.pools.synthesize
+    if settings.count != "auto":
+        return settings.count
+    if saved and saved.get(SAVED_COUNT) is not None:
+        return saved[SAVED_COUNT]
+    jobs = math.ceil(config.target / settings.acceptance)
+    return max(0, jobs - drawable_count(config, pools, minhashes, at_most=jobs))
 
 
 def instructions_schema(count: int) -> dict:
@@ -144,15 +168,17 @@ class _Keeper:
 class Synthesis:
     """The synthesized instructions of one run: those its file already holds, and the requests for more."""
 
-    def __init__(self, config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None):
+    def __init__(self, config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                 count: int | None = None):
         self.settings: SynthesizeConfig = config.pools.synthesize
         self.config = config
         self.pools = pools
+        self.count = synthesis_count(config, pools, minhashes) if count is None else count
         self.path = synthesized_path(config.run_dir)
         self.languages = self.settings.languages or [lang for lang in config.pools.languages or []
                                                      if lang in TEMPLATES] or ["en"]
         self._candidates = self._example_tiers()  # from the configured pools only, before anything is added
-        self.keeper = _Keeper(pools, self.settings.count, config.filters.near_duplicate_threshold, minhashes)
+        self.keeper = _Keeper(pools, self.count, config.filters.near_duplicate_threshold, minhashes)
         self.records: dict[int, dict] = {}
         for record in read_jsonl(self.path):
             self.records[record["k"]] = record
@@ -213,7 +239,7 @@ class Synthesis:
         if self._stopping or self.keeper.done:
             return False
         awaited = len(self._tasks) + len(self.keeper.waiting)
-        return not self._tasks or len(self.kept) + awaited * self.settings.per_request < self.settings.count
+        return not self._tasks or len(self.kept) + awaited * self.settings.per_request < self.count
 
     async def run(self, send: Send) -> None:
         """Send requests (several at once, in order of k, skipping those answered before) until enough are kept.
@@ -299,7 +325,7 @@ class Synthesis:
             "failed_requests": sum(1 for record in records if record.get("error")),
             "written": self.keeper.written,
             "kept": len(self.kept),
-            "wanted": self.settings.count,
+            "wanted": self.count,
             "dropped": dict(self.keeper.dropped.most_common()),
             **{name: sum(record.get(name, 0) for record in records)
                for name in ("prompt_tokens", "completion_tokens", "cached_tokens")},
@@ -318,7 +344,7 @@ class Synthesis:
         failed = sum(1 for record in self.records.values() if record.get("error"))
         if failed:
             line += f", {failed} without an answer"
-        if len(self.kept) < self.settings.count and self.keeper.dry >= DRY_STREAK:
-            line += (f"; fewer than the {self.settings.count} asked for: {DRY_STREAK} requests in a row brought "
+        if len(self.kept) < self.count and self.keeper.dry >= DRY_STREAK:
+            line += (f"; fewer than the {self.count} asked for: {DRY_STREAK} requests in a row brought "
                      "nothing new")
         return line + "."

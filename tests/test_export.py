@@ -125,7 +125,7 @@ def test_card_and_recipe_drop_secrets(tmp_path):
     recipe = json.loads((folder / "recipe.json").read_text())
     assert recipe["config"]["backend"]["base_url"] == "https://llm.example.com/v1?region=eu"
     assert recipe["config"]["generation"]["extra_body"] == {"top_p": 0.9, "note": "(removed)", "session": "(removed)"}
-    assert recipe["config"]["generation"]["plan_max_tokens"] == 2048  # settings named like tokens stay
+    assert recipe["config"]["generation"]["plan_max_tokens"] == 4096  # settings named like tokens stay
 
 
 def test_a_requeued_job_counts_once_with_its_last_record(tmp_path):

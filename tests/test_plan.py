@@ -54,3 +54,22 @@ def test_json_plan_gives_the_same_internal_plan_as_text():
 def test_bad_json_plans_are_errors(text):
     with pytest.raises(PlanError):
         parse_json_plan(text, 50)
+
+
+# A plan line as GPT-4o writes them for the paper's prompt: a main point described in detail (~62 tokens a line).
+DETAILED_LINE = ("Paragraph 12 - Main Point: Describe how the 1854 cholera outbreak in Soho led John Snow to map the "
+                 "deaths around the Broad Street pump, how he persuaded the parish to remove its handle, and why "
+                 "the episode became a founding story of epidemiology - Word Count: 700 words")
+
+
+def test_the_default_plan_budget_holds_a_plan_of_the_most_steps_allowed():
+    """A plan cut off at plan_max_tokens fails (plan_failed): the default must hold max_paragraphs detailed lines,
+    as LongWriter's own scripts allow (max_tokens 4096), not only the ~30 that fit in 2048 tokens."""
+    from longwriter_data.config import GenerationConfig
+    from longwriter_data.length import approx_tokens
+
+    generation = GenerationConfig()
+    plan = "\n\n".join([DETAILED_LINE] * generation.max_paragraphs)
+    assert 55 <= approx_tokens(DETAILED_LINE) <= 70
+    assert approx_tokens(plan) <= generation.plan_max_tokens
+    assert parse_text_plan(plan, max_steps=generation.max_paragraphs).steps[0].words == 700
