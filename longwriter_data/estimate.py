@@ -178,10 +178,7 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
 
     bounds = wall_time_s(total, config)
     limit, seconds = max(bounds.items(), key=lambda item: item[1])
-    engine = config.engine
-    settings = {"max_jobs": f"{engine.max_jobs:,} jobs at once",
-                "requests_per_minute": f"{engine.requests_per_minute or 0:,g} requests a minute",
-                "tokens_per_minute": f"{engine.tokens_per_minute or 0:,g} tokens a minute"}
+    setting = getattr(config.engine, limit)
     others = [f"{name} alone {_duration(value)}" for name, value in bounds.items() if name != limit]
     synthesis = total.synthesis
     lines = [
@@ -198,7 +195,7 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
         f"{money(total.cost(config.prices, caching=True))} with it"
         + (f", plus {money(synthesis.cost(config.prices, caching=False))} for synthesis"
            if synthesis and config.prices else ""),
-        f"  wall time       {_duration(seconds):>14}   (bound by {limit}: {settings[limit]}"
+        f"  wall time       {_duration(seconds):>14}   (bound by engine.{limit} = {setting:,g}"
         + (f"; {', '.join(others)}" if others else "") + ")",
     ]
     if synthesis is not None:

@@ -333,6 +333,8 @@ class Synthesis:
 
     def summary_line(self) -> str:
         """One line for the build's output: what was kept, what was dropped and why, what was paid for."""
+        if not self.count and not self.records:
+            return "Synthesized instructions: none needed, the sources hold enough for target / acceptance."
         dropped = self.keeper.dropped
         parts = [(dropped["exact_duplicate"] + dropped["near_duplicate"], "duplicates"),
                  (dropped["language"], "other language"), (dropped["beyond_count"], "beyond the count")]

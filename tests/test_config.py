@@ -62,3 +62,30 @@ def test_unset_api_key_variable_is_a_clear_error(tmp_path, pool, capsys, monkeyp
     config.write_text(text, encoding="utf-8")
     assert main(["build", "--config", str(config), "--no-progress"]) == 2
     assert "LWD_TEST_KEY (backend.api_key_env) is not set" in capsys.readouterr().err
+
+
+def test_the_6k_recipe_states_the_generation_settings_of_longwriters_own_scripts():
+    """THUDM/LongWriter agentwrite/plan.py and write.py: temperature 1.0, max_tokens 4096 for plan and paragraphs,
+    plans of more than 50 steps skipped; the recipe must say so itself, not lean on our defaults."""
+    import yaml
+
+    from longwriter_data.config import load_config
+
+    stated = yaml.safe_load(open("configs/6k.yaml", encoding="utf-8"))["generation"]
+    paper = {"temperature": 1.0, "plan_max_tokens": 4096, "paragraph_max_tokens": 4096, "plan_format": "text",
+             "max_paragraphs": 50, "extra_body": {}}
+    assert {key: stated[key] for key in paper} == paper
+    generation = load_config("configs/6k.yaml").generation
+    assert {key: getattr(generation, key) for key in paper} == paper
+
+
+def test_the_6k_recipe_reaches_its_target_from_real_requests_or_synthesis():
+    from longwriter_data.config import load_config
+
+    pools = load_config("configs/6k.yaml").pools
+    hub = [source for source in pools.sources if source.hf]
+    assert [source.hf for source in hub] == ["allenai/WildChat-1M"]
+    assert hub[0].messages_field == "conversation" and hub[0].fields == {"lang": "language"}
+    seeds = 644
+    assert seeds + hub[0].max_instructions >= 6000 / pools.synthesize.acceptance  # reachable: no synthesis needed
+    assert pools.synthesize.count == "auto"  # unreachable or run dry: synthesis makes up the rest

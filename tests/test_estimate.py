@@ -37,7 +37,7 @@ def test_estimate_command_prints_cost_with_and_without_prefix_caching(tmp_path, 
     assert main(["estimate", "--config", str(config_path), "--acceptance", "0.8"]) == 0
     out = capsys.readouterr().out
     assert "-> 5 jobs" in out and "without prefix caching" in out and "$" in out
-    assert "bound by requests_per_minute" in out
+    assert "bound by engine.requests_per_minute" in out
     assert main(["estimate", "--config", str(config_path), "--acceptance", "1.5"]) == 2
     assert not (tmp_path / "run").exists()
 
@@ -58,3 +58,49 @@ def test_inspect_sets_the_estimate_beside_what_the_run_spent(tmp_path, server, c
         change = rows[name].split()[-1]
         assert abs(int(change.rstrip("%"))) <= 15, rows[name]
     assert "$" in rows["cost"]
+
+
+def test_estimate_says_when_the_pools_hold_fewer_instructions_than_the_target_needs(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=10, engine={"max_jobs": 4})
+    assert main(["estimate", "--config", str(config_path), "--acceptance", "0.8"]) == 0
+    out = capsys.readouterr().out
+    assert "-> 6 jobs (the pools run dry before the 13 wanted)" in out
+    assert "instructions                 6   drawn from " in out
+    assert ("Warning: the pools hold 6 instructions, not the 13 the target needs: about 4 accepted samples, 6 short "
+            "of 10." in out)
+    wall = next(line for line in out.splitlines() if "wall time" in line)
+    assert wall.endswith("(bound by engine.max_jobs = 4)")  # said once, with its setting
+
+
+def test_estimate_names_one_bound_and_the_others_once_each_and_counts_in_the_right_number(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:1])
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=1, engine={"requests_per_minute": 1})
+    assert main(["estimate", "--config", str(config_path), "--acceptance", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "-> 1 job\n" in out and "1 jobs" not in out
+    wall = next(line for line in out.splitlines() if "wall time" in line)
+    assert "(bound by engine.requests_per_minute = 1; max_jobs alone " in wall and wall.count("max_jobs") == 1
+
+
+def test_estimate_prices_the_instructions_synthesis_will_write_and_the_synthesis_itself(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=10,
+                               prices={"input": 2.5, "output": 10.0},
+                               pools={"sources": [{"path": str(pool)}], "synthesize": {"acceptance": 1.0}})
+    assert main(["estimate", "--config", str(config_path), "--acceptance", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "-> 10 jobs\n" in out and "Warning" not in out
+    assert "(4 still to be synthesized)" in out and "synthesized 4" in out
+    assert "synthesis       1 request or more before the first job (" in out
+    assert ", plus $0.0" in out  # its cost, beside the jobs' own
+    assert not (tmp_path / "run").exists()
+
+
+def test_estimate_help_shows_each_default_and_its_meaning(capsys):
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in ("share of jobs expected to pass the filters", "(default: 0.85)", "(default: 5000)",
+                     "(default: 50.0)", "default: the middle of generation.paragraph_word_range"):
+        assert expected in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -170,9 +172,6 @@ def test_pools_command_previews_the_mix(tmp_path, capsys):
 
 def test_a_reader_that_leaves_early_ends_the_command_quietly():
     """`pools --config X | head -1`: no traceback about a broken pipe, and the status other tools give."""
-    import subprocess
-    import sys
-
     proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "pools", "--config", "configs/6k.yaml",
                              "--samples", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # the recipe's Hub source: offline here
@@ -180,3 +179,65 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     proc.stdout.close()  # the output is far larger than a pipe holds: the command meets the closed pipe
     assert proc.wait(timeout=120) == 141
     assert b"Traceback" not in proc.stderr.read()
+
+
+def wildchat_rows(prompts: list[tuple[str, str]]) -> list[dict]:
+    """Rows with allenai/WildChat-1M's columns (conversation_hash, conversation of turns, turn, language, toxic)."""
+    return [{"conversation_hash": f"h{i}", "model": "gpt-4-0314", "turn": 1, "language": language, "toxic": False,
+             "conversation": [{"role": "user", "content": prompt, "language": language, "toxic": False},
+                              {"role": "assistant", "content": "Sure.", "language": language, "toxic": False}]}
+            for i, (language, prompt) in enumerate(prompts)]
+
+
+WILDCHAT = {"messages_field": "conversation", "fields": {"lang": "language"}}
+
+
+def test_a_wildchat_stand_in_gives_first_user_turns_in_the_wanted_languages_up_to_max_instructions(tmp_path):
+    rows = wildchat_rows([("English", "Write a 3000-word essay on tides."), ("Russian", "Напиши эссе о море."),
+                          ("Chinese", "写一篇关于长江的报告。"), ("English", "hi"),
+                          ("English", "Write a detailed guide to bread."), ("English", "Write a long story.")])
+    folder = tmp_path / "wildchat"
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder))
+    pools = prepared([{"hf": str(folder), **WILDCHAT, "max_instructions": 3}], languages=["en", "zh"],
+                     select=Selection())
+    got = {(i.lang, i.prompt) for i in drawn(pools)}
+    assert got == {("en", "Write a 3000-word essay on tides."), ("zh", "写一篇关于长江的报告。"),
+                   ("en", "Write a detailed guide to bread.")}  # the third kept ends the reading
+    assert pools.dropped == {"language": 1, "prompt_too_short": 1}
+
+
+def _pools_command(tmp_path: Path, source: dict, **pools) -> subprocess.CompletedProcess:
+    """`pools` in a process of its own with the Hub offline (huggingface_hub reads HF_HUB_OFFLINE at import)."""
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"prompt": r["instruction"]}, ensure_ascii=False) + "\n" for r in ROWS),
+                     encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"name": "hub", "run_dir": str(tmp_path / "run"), "target": 10,
+                                      "pools": {"sources": [{"path": str(seeds)}, source], **pools}}))
+    return subprocess.run([sys.executable, "-m", "longwriter_data", "pools", "--config", str(config)],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+
+
+def test_an_unreachable_hub_source_is_a_warning_and_the_other_sources_are_drawn(tmp_path):
+    done = _pools_command(tmp_path, {"hf": "allenai/WildChat-1M", **WILDCHAT}, synthesize={"acceptance": 1.0})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert ("Warning: pool hf:allenai/WildChat-1M: cannot open the dataset (ConnectionError" in done.stdout
+            and "going on without it and with the other sources." in done.stdout)
+    assert "3 instructions to draw" in done.stdout
+    assert "the build will first have the backend write 7 more instructions (count: auto" in done.stdout
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("folder", ["{tmp}/wildchat_typo", "data/wildchat_typo", "./wildchat_typo"])
+def test_a_missing_local_dataset_folder_is_still_an_error(tmp_path, folder):
+    done = _pools_command(tmp_path, {"hf": folder.format(tmp=tmp_path), **WILDCHAT})
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: pool hf: {folder.format(tmp=tmp_path)}: no such folder (a dataset saved " \
+                                  "with save_to_disk, or a Hub id such as allenai/WildChat-1M)."
+
+
+def test_pools_help_shows_the_default_of_samples(capsys):
+    with pytest.raises(SystemExit):
+        main(["pools", "--help"])
+    assert "first in draw order (default: 5)" in " ".join(capsys.readouterr().out.split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -242,3 +243,45 @@ def test_a_synthesis_that_stopped_dry_stays_stopped_whatever_is_stored_after(tmp
         keeper.offer({"k": DRY_STREAK, "lang": "en", "type": "News Report",
                       "instructions": ["Write a 3000-word report on the new tram line and what it changed."]})
     assert keeper.done and keeper.kept == [] and keeper.dropped == {"after_stop": 1}
+
+
+def test_count_auto_makes_up_what_the_sources_lack_and_stays_fixed_for_the_run(tmp_path, server, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=8, count="auto", acceptance=1.0, per_request=5)
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    assert server.stats()["synthesis"] == 1  # 8 jobs wanted, 3 in the pool: 5 to write, 5 a request
+    assert json.loads((run_dir / "config.json").read_text())["synthesize_count"] == 5
+    assert json.loads((run_dir / "report.json").read_text())["synthesis"]["wanted"] == 5
+    assert sum(r["status"] == "accepted" for r in jobs(run_dir)) == 8
+    # A higher target later does not change the instructions under the finished jobs: the count stays.
+    server.reset()
+    config.write_text(config.read_text().replace("target: 8", "target: 12"))
+    capsys.readouterr()
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 0
+    assert "The pools ran dry before the target of 12." in capsys.readouterr().out
+    assert json.loads((run_dir / "config.json").read_text())["synthesize_count"] == 5
+
+
+def test_count_auto_writes_nothing_when_the_sources_hold_enough(tmp_path, server, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, count="auto", acceptance=1.0)
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 0
+    assert "Synthesized instructions: none needed" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "synthesized.jsonl").exists()
+
+
+def test_with_the_hub_source_unreachable_synthesis_fills_the_rest_and_the_build_reaches_its_target(tmp_path, server):
+    """The 6k recipe's shape offline: seeds, WildChat from the Hub (unreachable here), synthesis count: auto."""
+    pool = write_pool(tmp_path / "pool.jsonl", POOL)
+    config = write_config(tmp_path, server.base_url, pool, target=7, pools={
+        "sources": [{"path": str(pool)},
+                    {"hf": "allenai/WildChat-1M", "messages_field": "conversation", "fields": {"lang": "language"}}],
+        "synthesize": {"acceptance": 1.0, "per_request": 5}})
+    run = [sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "Warning: pool hf:allenai/WildChat-1M: cannot open the dataset" in done.stderr
+    assert "Synthesized instructions: 4 kept of 5 written (1 beyond the count)" in done.stderr
+    accepted = [r for r in jobs(tmp_path / "run") if r["status"] == "accepted"]
+    assert len(accepted) == 7 and sum(r["pool"] == "synthesized" for r in accepted) == 4
