@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 
-from .inspect import (Table, band_table, group_table, png_title, required_table, scatter_summary, usage_lines,
-                      write_png)
+from .inspect import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
+                      usage_lines, write_png)
 from .stats import Scan, describe, scan_dataset
 from .store import write_atomic
 
@@ -251,6 +251,12 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
         "## Languages and types",
         markdown(group_table("language", report.langs, ["accepted"])),
         markdown(group_table("type", report.types, ["accepted"])),
+    ]
+    if quality := quality_report(scan.jobs):
+        sections += ["## Quality", quality.summary + " The judge does not measure length (see S_l above), and "
+                     "cannot check facts it does not know.", *(markdown(table) for table in quality.tables),
+                     f"Lowest S_q: {quality.lowest}"]
+    sections += [
         _build_section(scan),
     ]
     return "\n\n".join(sections) + "\n"
