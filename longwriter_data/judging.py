@@ -173,7 +173,8 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
         settings = JudgeConfig.model_validate(base)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}.") from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {message}.") from None
     judge = QualityJudge(settings, config.backend.model, config.generation.step_attempts)
     config = config.model_copy(update={"quality": config.quality.model_copy(update={"judge": settings})})
     store.lock()

@@ -58,3 +58,20 @@ def test_inspect_sets_the_estimate_beside_what_the_run_spent(tmp_path, server, c
         change = rows[name].split()[-1]
         assert abs(int(change.rstrip("%"))) <= 15, rows[name]
     assert "$" in rows["cost"]
+
+
+def test_estimate_counts_one_judge_call_per_job_when_the_recipe_judges(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, server.base_url, pool, target=len(PROMPTS), filters={"min_words": 0},
+                               quality={"judge": {"min_score": None}})
+    config = load_config(config_path)
+    predicted = estimate(config, acceptance=1.0, paragraph_words=400)
+    without = estimate(config.model_copy(update={"quality": config.quality.model_copy(update={"judge": None})}),
+                       acceptance=1.0, paragraph_words=400)
+    assert predicted.requests == without.requests + len(PROMPTS)
+    assert main(["build", "--config", str(config_path), "--no-progress"]) == 0
+    records = jobs(tmp_path / "run")
+    assert all(r["status"] == "accepted" and "quality_score" in r for r in records)
+    assert predicted.requests == sum(r["usage"]["requests"] for r in records)
+    assert predicted.input_tokens == pytest.approx(sum(r["usage"]["prompt_tokens"] for r in records), rel=0.15)
+    assert predicted.output_tokens == pytest.approx(sum(r["usage"]["completion_tokens"] for r in records), rel=0.15)

@@ -107,9 +107,9 @@ LENIENT = {"max_repeated_ngram_ratio": 1, "max_paragraph_repetition": 1, "max_du
            "min_words": 1000}  # the loop must reach the judge: the cheap repetition filters are off here
 
 
-def judged_config(tmp_path: Path, base_url: str, prompts: list[str], target: int, **judge) -> Path:
+def judged_config(tmp_path: Path, server_url: str, prompts: list[str], target: int, **judge) -> Path:
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
-    return write_config(tmp_path, base_url, pool, target=target, filters=LENIENT,
+    return write_config(tmp_path, server_url, pool, target=target, filters=LENIENT,
                         quality={"judge": {"min_score": 60, **judge}})
 
 
@@ -246,3 +246,30 @@ def test_a_kill_during_judging_resumes_without_paying_finished_judge_calls(tmp_p
     assert all(after[key] == served[key] for key in judged)  # no stored judge call was paid again
     accepted = [r for r in jobs(run) if r["status"] == "accepted"]
     assert len(accepted) >= 6 and all("quality_score" in r for r in accepted)
+
+
+def test_a_judge_on_its_own_endpoint_gets_the_judge_calls_and_nothing_else(tmp_path, server):
+    with FakeServerProcess() as other:
+        config = judged_config(tmp_path, server.base_url, GOOD[:2], target=2, model="judge-model",
+                               base_url=other.base_url, api_key_env=None)
+        assert main(["build", "--config", str(config), "--no-progress"]) == 0
+        records = jobs(tmp_path / "run")
+        assert other.stats()["requests"] == 2
+        assert server.stats()["requests"] == sum(len(r["plan"]) + 1 for r in records)
+        assert all(r["judge"].startswith("judge-model@") and r["status"] == "accepted" for r in records)
+
+
+def test_the_judge_command_applies_per_dimension_minimums_and_names_bad_ones(tmp_path, server, capsys):
+    config = judged_config(tmp_path, server.base_url, [GOOD[0], OFF_TOPIC], target=1)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert main(["judge", str(run), "--min-dimension", "Style=3"]) == 2
+    assert "--min-dimension: unknown dimension 'Style'" in capsys.readouterr().err
+    assert main(["judge", str(run), "--min-dimension", "Relevance"]) == 2
+    assert "write it as DIMENSION=N" in capsys.readouterr().err
+    before = server.stats()["requests"]
+    # The build's own judge: every sample already scored, so nothing is paid; Accuracy 4 < 5 rejects both.
+    assert main(["judge", str(run), "--min-dimension", "Accuracy=5"]) == 0
+    assert server.stats()["requests"] == before
+    last = {r["prompt"]: r for r in jobs(run)}
+    assert last[GOOD[0]]["reason"] == "low_quality" and last[GOOD[0]]["detail"] == "Accuracy 4 < 5"
