@@ -65,6 +65,9 @@ def _prompt_templates(config: dict) -> dict[str, str]:
     plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
     folder = resources.files("longwriter_data").joinpath("prompts")
     names = [f"{stem}_{lang}.txt" for stem in (plan, "write") for lang in ("en", "zh")]
+    judge = (config.get("quality") or {}).get("judge")
+    if judge and not judge.get("prompt_file"):  # the quality judge's packaged template
+        names.append("judge_en.txt")
     return {name: folder.joinpath(name).read_text(encoding="utf-8")
             for name in names if folder.joinpath(name).is_file()}
 
