@@ -23,6 +23,7 @@ PLACEHOLDERS = ("$INST$", "$RESPONSE$")  # a template must hold both; $NOTE$ (wh
 EXCERPT_NOTE = ("\nThe answer is too long to show whole: only its beginning and its end are shown, and the middle, "
                 "marked [... N words left out ...], is left out. Grade what is shown; the gap itself is no flaw of "
                 "the answer.\n")
+_PLACEHOLDER = re.compile(r"\$(NOTE|INST|RESPONSE)\$")
 _MIN_EXCERPT_TOKENS = 200  # an excerpt never shows less than this, however small max_input_tokens is
 
 
@@ -95,8 +96,8 @@ def build_prompt(template: str, instruction: str, response: str, max_input_token
         rest = approx_tokens(template) + approx_tokens(instruction) + approx_tokens(EXCERPT_NOTE)
         if rest + approx_tokens(response) > max_input_tokens:
             response, excerpt = _excerpt(response, max(_MIN_EXCERPT_TOKENS, max_input_tokens - rest)), True
-    text = (template.replace("$NOTE$", EXCERPT_NOTE if excerpt else "")
-            .replace("$INST$", instruction).replace("$RESPONSE$", response))
+    values = {"NOTE": EXCERPT_NOTE if excerpt else "", "INST": instruction, "RESPONSE": response}
+    text = _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)  # one pass: "$INST$" in an answer stays
     return JudgePrompt(text=text, excerpt=excerpt)
 
 

@@ -78,6 +78,11 @@ def test_the_prompt_holds_the_instruction_and_whole_answer_when_it_fits():
     assert "length" in prompt.text.lower()  # told not to judge length
 
 
+def test_placeholders_inside_the_instruction_or_answer_are_left_as_they_are():
+    prompt = build_prompt("A: $INST$\nB: $RESPONSE$", "Explain $RESPONSE$ markers.", "Use $INST$ here.", None)
+    assert prompt.text == "A: Explain $RESPONSE$ markers.\nB: Use $INST$ here."
+
+
 def test_a_long_answer_is_judged_by_its_beginning_and_end_with_the_gap_announced():
     words = [f"w{i}" for i in range(40000)]
     answer = " ".join(words)
