@@ -20,8 +20,8 @@ from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
 from .dedupe import SignatureCache
 from .engine import BuildSummary, Engine
-from .judging import judge_endpoint
 from .errors import UserError
+from .judging import judge_endpoint
 from .limits import Limits
 from .pools import PreparedPools, draw
 from .progress import Progress

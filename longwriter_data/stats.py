@@ -17,7 +17,7 @@ from .config import PricesConfig
 from .errors import UserError
 from .judge import COLUMNS
 from .length import RequiredLength, approx_tokens, length_score_range, required_length
-from .store import active_judge, read_judgements, read_jsonl
+from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (
@@ -201,6 +201,8 @@ def scan_run(run_dir: Path) -> Scan:
         usage.add(step, requests=1)
         if step["seq"] not in last:
             unfinished.add(step["seq"])
+    for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
+        usage.add(line, requests=1)
     return Scan(path=run_dir, kind="run", jobs=[last[seq] for seq in sorted(last)], usage=usage, config=config,
                 in_progress=len(unfinished))
 

@@ -17,6 +17,7 @@ from longwriter_data.cli import main
 from longwriter_data.judge import (DIMENSIONS, BadAnswer, build_prompt, default_template, judge_key, parse_answer,
                                    quality_problem, quality_score)
 from longwriter_data.length import approx_tokens
+from longwriter_data.stats import scan_run
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -191,7 +192,10 @@ def test_the_judge_command_rescores_with_a_second_judge_keeping_both(tmp_path, s
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
     before = server.stats()["requests"]
+    paid = scan_run(run).usage
     assert main(["judge", str(run), "--model", "second", "--min-score", "80"]) == 0
+    assert scan_run(run).usage.requests == paid.requests + 4  # the judge command's calls count in tokens and cost
+    assert scan_run(run).usage.prompt_tokens > paid.prompt_tokens
     # The three accepted samples and the one rejected as low_quality, each judged once by the second judge.
     assert server.stats()["requests"] == before + 4
     lines = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines()]
