@@ -211,6 +211,10 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     if export:
         from .commands import export_command
 
+        if not any(job.status == "accepted" for job in scan_run(run_dir).jobs):
+            print(f"No sample is accepted now: nothing exported ({run_dir / 'dataset'} is left as it was).",
+                  file=sys.stderr)
+            return 1
         export_command(run_dir, None, "messages", 0.0)
     return 1 if failed else 0
 

@@ -207,6 +207,9 @@ def test_the_judge_command_rescores_with_a_second_judge_keeping_both(tmp_path, s
 
     # A good fake sample scores 79.2: below the second bar of 80, so nothing is accepted any more.
     assert set(last_status().values()) == {"rejected"}
+    capsys.readouterr()
+    assert main(["judge", str(run), "--model", "second", "--min-score", "80", "--export"]) == 1
+    assert "No sample is accepted now: nothing exported" in capsys.readouterr().err
     assert json.loads((run / "report.json").read_text())["status"]["accepted"] == 0
 
     # The same judge again with a lower bar: nothing left to judge, nothing paid; the good ones come back.
