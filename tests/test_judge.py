@@ -285,3 +285,26 @@ def test_the_judge_command_applies_per_dimension_minimums_and_names_bad_ones(tmp
     assert server.stats()["requests"] == before
     last = {r["prompt"]: r for r in jobs(run)}
     assert last[GOOD[0]]["reason"] == "low_quality" and last[GOOD[0]]["detail"] == "Accuracy 4 < 5"
+
+
+def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_path, slow_server):
+    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(6)]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    config = write_config(tmp_path, slow_server.base_url, pool, target=6, engine={"max_jobs": 2},
+                          filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    run = tmp_path / "run"
+    slow_server.reset()
+    command = [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow_server.arm(proc.pid, 4, signal.SIGKILL)
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    done = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines() if line.endswith("}")]
+    assert 0 < len(done) < 6
+    served = slow_server.stats(keys=True)["per_prompt"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{6 - len(done)} samples judged now, {len(done)} already judged" in proc.stdout
+    after = slow_server.stats(keys=True)["per_prompt"]
+    assert all(after[line["key"]] == served[line["key"]] for line in done)
+    assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 6
