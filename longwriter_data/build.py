@@ -21,6 +21,7 @@ from .config import BuildConfig, config_drift, load_config
 from .dedupe import SignatureCache
 from .engine import BuildSummary, Engine
 from .errors import UserError
+from .judging import judge_endpoint
 from .limits import Limits
 from .pools import PreparedPools, draw
 from .progress import Progress
@@ -160,7 +161,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
     shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
     bar = None
     try:
-        async with open_backend(config) as backend:
+        async with open_backend(config) as backend, judge_endpoint(config, policy) as judge_send:
             limits = Limits(config.engine)
             attempt = functools.partial(limits.call, backend.complete)
             send = functools.partial(complete_with_retries, attempt, policy=policy)
@@ -175,7 +176,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
             instructions = draw(pools, config.seed, config.pools.inject_length,
                                 config.filters.near_duplicate_threshold, skipped, minhashes, done=state.status)
             bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
-            engine = Engine(config, store, state, send, bar, limits, minhashes.shingle_hash)
+            engine = Engine(config, store, state, send, bar, limits, minhashes.shingle_hash, judge_send)
             shutdown.attach(engine)
             return await engine.run(instructions)
     finally:

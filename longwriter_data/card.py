@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 
-from .inspect import (Table, band_table, group_table, png_title, required_table, scatter_summary, usage_lines,
-                      write_png)
+from .inspect import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
+                      usage_lines, write_png)
 from .stats import Scan, describe, scan_dataset
 from .store import write_atomic
 
@@ -65,6 +65,9 @@ def _prompt_templates(config: dict) -> dict[str, str]:
     plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
     folder = resources.files("longwriter_data").joinpath("prompts")
     names = [f"{stem}_{lang}.txt" for stem in (plan, "write") for lang in ("en", "zh")]
+    judge = (config.get("quality") or {}).get("judge")
+    if judge and not judge.get("prompt_file"):  # the quality judge's packaged template
+        names.append("judge_en.txt")
     return {name: folder.joinpath(name).read_text(encoding="utf-8")
             for name in names if folder.joinpath(name).is_file()}
 
@@ -251,6 +254,12 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
         "## Languages and types",
         markdown(group_table("language", report.langs, ["accepted"])),
         markdown(group_table("type", report.types, ["accepted"])),
+    ]
+    if quality := quality_report(scan.jobs):
+        sections += ["## Quality", quality.summary + " The judge does not measure length (see S_l above), and "
+                     "cannot check facts it does not know.", *(markdown(table) for table in quality.tables),
+                     f"Lowest S_q: {quality.lowest}"]
+    sections += [
         _build_section(scan),
     ]
     return "\n\n".join(sections) + "\n"

@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", type=Path, help="a run directory (even one still running) or an exported folder")
     inspect.add_argument("--png", type=Path, help="also draw the histogram and the required-vs-actual scatter here")
 
+    judge = commands.add_parser("judge", help="score a finished run with the quality judge, keep or reject by it")
+    judge.add_argument("run_dir", type=Path)
+    judge.add_argument("--model", help="judge model (default: quality.judge.model, else backend.model)")
+    judge.add_argument("--min-score", type=float, help="reject samples with S_q below this as low_quality")
+    judge.add_argument("--min-dimension", action="append", default=[], metavar="DIMENSION=N",
+                       help="reject samples scoring below N on a dimension, e.g. Relevance=3 (repeatable)")
+    judge.add_argument("--base-url", help="the judge's endpoint (default: quality.judge.base_url, else the backend's)")
+    judge.add_argument("--api-key-env", help="environment variable holding the judge endpoint's key")
+    judge.add_argument("--export", action="store_true", help="export RUN_DIR/dataset again afterwards")
+
     push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")
     push.add_argument("run_dir", type=Path, help="a run directory (pushes RUN_DIR/dataset) or an exported folder")
     push.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository (created if missing)")
@@ -99,6 +109,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands import inspect_command
 
         return inspect_command(args.path, args.png)
+    if args.command == "judge":
+        from .judging import judge_command, parse_minimums
+
+        return judge_command(args.run_dir, args.model, args.min_score, parse_minimums(args.min_dimension),
+                             args.base_url, args.api_key_env, args.export)
     if args.command == "push":
         from .commands import push_command
 

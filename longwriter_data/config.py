@@ -185,6 +185,54 @@ class FiltersConfig(Strict):
         return self
 
 
+class JudgeConfig(Strict):
+    """An LLM grades each sample that passed the cheap filters on LongBench-Write's six dimensions (see judge.py);
+    a step of the job, so the answer is checkpointed in the run directory and paid once."""
+
+    model: str | None = None  # default: backend.model
+    base_url: str | None = None  # another endpoint for the judge; null: the backend's
+    api_key_env: str | None = "OPENAI_API_KEY"  # read only with base_url; null for a server that needs no key
+    json_schema: bool = True  # ask for a JSON-schema answer; false for servers that reject response_format
+    min_score: float | None = Field(None, ge=0, le=100)  # S_q below this: rejected as low_quality; null: score only
+    min_dimension: dict[str, int] = Field(default_factory=dict)  # e.g. {Relevance: 3}: below it, low_quality
+    prompt_file: Path | None = None  # your own template ($INST$, $RESPONSE$, optional $NOTE$); null: ours
+    temperature: float = Field(0.0, ge=0, le=2)
+    # A longer prompt shows the answer's beginning and end with the middle left out (and says so in the prompt).
+    max_input_tokens: int | None = Field(64000, ge=1000)
+    max_tokens: int = Field(1024, ge=64)  # for the analysis and the scores
+
+    @field_validator("min_dimension")
+    @classmethod
+    def _known_dimensions(cls, value: dict[str, int]) -> dict[str, int]:
+        from .judge import DIMENSIONS
+
+        for name, least in value.items():
+            if name not in DIMENSIONS:
+                raise ValueError(f"unknown dimension {name!r}; choose from {', '.join(DIMENSIONS)}")
+            if not 1 <= least <= 5:
+                raise ValueError(f"{name}: a minimum must be a score from 1 to 5, got {least}")
+        return value
+
+    @field_validator("prompt_file")
+    @classmethod
+    def _template_has_placeholders(cls, value: Path | None) -> Path | None:
+        from .judge import missing_placeholders
+
+        if value is None:
+            return value
+        try:
+            template = value.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {value} ({getattr(exc, 'strerror', None) or exc})") from None
+        if missing := missing_placeholders(template):
+            raise ValueError(f"{value} lacks {' and '.join(missing)}, where the instruction and the answer go")
+        return value
+
+
+class QualityConfig(Strict):
+    judge: JudgeConfig | None = None  # null: no LLM judge
+
+
 class PricesConfig(Strict):
     """US dollars per million tokens, for the cost that `inspect` and the dataset card report."""
 
@@ -217,6 +265,7 @@ class BuildConfig(Strict):
     generation: GenerationConfig = GenerationConfig()
     pools: PoolsConfig
     filters: FiltersConfig = FiltersConfig()
+    quality: QualityConfig = QualityConfig()
     prices: PricesConfig | None = None
     export: ExportConfig = ExportConfig()
 
@@ -236,6 +285,9 @@ class BuildConfig(Strict):
         data.pop("export")
         data["backend"].pop("threads")
         data["backend"].pop("base_url")
+        if data["quality"]["judge"]:  # where the judge runs, not what it is
+            data["quality"]["judge"].pop("base_url")
+            data["quality"]["judge"].pop("api_key_env")
         return data
 
 

@@ -28,6 +28,7 @@ from .children import die_with_parent
 from .config import BuildConfig
 from .dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
 from .filters import Sample, Verdict, judge_and_sign
+from .judging import JudgeFailed, QualityJudge
 from .limits import Limits
 from .pools import Instruction
 from .progress import Progress
@@ -50,7 +51,7 @@ class BuildSummary:
 
 class Engine:
     def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
-                 limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH):
+                 limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH, judge_send=None):
         self.config = config
         self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see RunStore.shingle_hash)
         self.limits = limits
@@ -59,6 +60,9 @@ class Engine:
         self.progress = progress
         self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model,
                                 config.pools.llm_select)
+        judge = config.quality.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
+        self.quality = QualityJudge(judge, config.backend.model, config.generation.step_attempts) if judge else None
+        self._judge_send = self._counted(judge_send or send)
         self.summary = BuildSummary()
         self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
         counts = state.counts
@@ -277,7 +281,17 @@ class Engine:
             sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                             paragraphs=result.paragraphs, planned_words=result.plan.total_words)
             verdict, paragraph_words, values = await self._judge(sample)
-            verdict = self._deduplicate(verdict, values, record)
+            judged = None
+            if verdict.status == "accepted" and self.quality is not None:  # only what passed the cheap filters
+                try:
+                    judgement, judged = await self.quality.step(self._judge_send, instruction.prompt, sample.text,
+                                                                done, save_step)
+                except JudgeFailed as exc:
+                    verdict = Verdict("failed", exc.reason, str(exc))
+                else:
+                    verdict = self.quality.verdict(judgement)
+                    record.update(self.quality.fields(judgement, judged))
+            verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,
@@ -295,6 +309,11 @@ class Engine:
                 },
                 seconds=round(sum(s["seconds"] for s in result.steps), 3),
             )
+            if judged is not None:  # the judge's call is paid like the writing's
+                for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+                    record["usage"][name] += judged.get(name, 0)
+                record["usage"]["requests"] += 1
+                record["seconds"] = round(record["seconds"] + judged["seconds"], 3)
         record["wall_seconds"] = round(time.monotonic() - started, 3)
         await self.store.jobs.append(record)
         return record

@@ -19,6 +19,7 @@ from .agentwrite import TEMPLATES
 from .config import BuildConfig, PricesConfig, load_config
 from .dedupe import SignatureCache
 from .errors import UserError
+from .judge import read_template
 from .length import approx_tokens
 from .pools import PreparedPools, draw
 from .report import plural
@@ -75,6 +76,21 @@ def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, par
     output = plan + paragraphs * per_paragraph
     total.output_tokens += output
     total.job_seconds += (1 + paragraphs) * seconds_per_request + output / tokens_per_second
+
+
+JUDGE_ANSWER_TOKENS = 200  # a judge's answer: a few sentences of analysis and six scores
+
+
+def add_judge_call(total: Estimate, template_tokens: int, instruction_tokens: int, answer_tokens: float,
+                   max_input_tokens: int | None, seconds_per_request: float, tokens_per_second: float) -> None:
+    """One quality-judge call (quality.judge): the template, the instruction and the answer (or its excerpt) in;
+    a short analysis and the scores out. Counted for every job: an upper bound, as only samples that pass the
+    cheap filters are judged."""
+    prompt = template_tokens + instruction_tokens + answer_tokens
+    total.requests += 1
+    total.input_tokens += prompt if max_input_tokens is None else min(prompt, max_input_tokens)
+    total.output_tokens += JUDGE_ANSWER_TOKENS
+    total.job_seconds += seconds_per_request + JUDGE_ANSWER_TOKENS / tokens_per_second
 
 
 def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int = 5000,
@@ -136,9 +152,15 @@ def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None
     generation = config.generation
     paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
     total = Estimate()
+    judge = config.quality.judge
+    template_tokens = approx_tokens(read_template(judge.prompt_file)) if judge else 0
     for instruction_tokens, lang, words in jobs:
+        written = total.output_tokens
         add_job(total, instruction_tokens, lang, words or default_words, paragraph_words, generation.max_paragraphs,
                 seconds_per_request, tokens_per_second)
+        if judge:
+            add_judge_call(total, template_tokens, instruction_tokens, total.output_tokens - written,
+                           judge.max_input_tokens, seconds_per_request, tokens_per_second)
     return total
 
 

@@ -17,17 +17,33 @@ import datasets
 
 from .card import recipe, write_card, write_recipe
 from .errors import UserError
+from .judge import COLUMNS
 from .stats import scan_run
 
 FORMATS = ("messages", "sharegpt", "alpaca")
 METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
 
 
-def _rows(jobs_path: Path, offsets: list[int], fmt: str) -> Iterator[dict]:
+def _rows(jobs_path: Path, offsets: list[int], fmt: str, quality: list[dict] | None = None) -> Iterator[dict]:
     with jobs_path.open("rb") as fh:
-        for offset in offsets:
+        for index, offset in enumerate(offsets):
             fh.seek(offset)
-            yield to_row(json.loads(fh.readline()), fmt)
+            row = to_row(json.loads(fh.readline()), fmt)
+            if quality:
+                row.update(quality[index])
+            yield row
+
+
+def quality_columns(job) -> dict:
+    """A judged sample's S_q, its six scores and the judge, as export columns (None where it was not judged)."""
+    scores = job.quality_scores or {}
+    return {"quality_score": job.quality_score, **{name: scores.get(dim) for dim, name in COLUMNS.items()},
+            "quality_judge": job.judge}
+
+
+QUALITY_FEATURES = {"quality_score": datasets.Value("float64"),
+                    **{name: datasets.Value("int64") for name in COLUMNS.values()},
+                    "quality_judge": datasets.Value("string")}
 
 
 def to_row(record: dict, fmt: str) -> dict:
@@ -70,17 +86,20 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     if not jobs_path.exists():
         raise UserError(f"{run_dir} has no jobs.jsonl: is it a run directory of a build?")
     run = scan_run(run_dir)  # one pass, one record in memory at a time
-    offsets = [job.offset for job in run.accepted(target)]
+    accepted = run.accepted(target)
+    offsets = [job.offset for job in accepted]
     if not offsets:
         raise UserError(f"{run_dir} has no accepted samples to export yet.")
-    features = datasets.Features({**_TURNS[fmt], **_FEATURES})
+    judged = any(job.quality_score is not None for job in accepted)  # the quality columns, when a judge scored
+    quality = [quality_columns(job) for job in accepted] if judged else None
+    features = datasets.Features({**_TURNS[fmt], **_FEATURES, **(QUALITY_FEATURES if judged else {})})
     datasets.disable_progress_bars()
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
         stage = Path(tmp) / "out"
         dataset = datasets.Dataset.from_generator(
-            _rows, gen_kwargs={"jobs_path": jobs_path, "offsets": offsets, "fmt": fmt},
+            _rows, gen_kwargs={"jobs_path": jobs_path, "offsets": offsets, "fmt": fmt, "quality": quality},
             features=features, cache_dir=str(Path(tmp) / "cache"),
         )
         splits = {"train": dataset}

@@ -10,8 +10,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .judge import DIMENSIONS
 from .report import plural
-from .stats import BANDS, LIMIT, MARKED_EDGES, Group, LengthReport, Scan, band_of, bin_labels, describe
+from .stats import BANDS, LIMIT, MARKED_EDGES, Group, Job, LengthReport, Scan, band_of, bin_labels, describe
 
 BAR_WIDTH = 48
 _BAR = {"accepted": "█", "rejected": "░"}
@@ -138,6 +139,63 @@ def estimate_lines(scan: Scan) -> list[str]:
     return lines
 
 
+@dataclass
+class QualityReport:
+    """The judge's scores of a run or dataset: a summary, the tables (S_q bins, dimensions, languages, types),
+    and the lowest-scored samples."""
+
+    summary: str
+    tables: list[Table]
+    lowest: str
+
+
+_SQ_BINS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
+
+
+def quality_report(jobs: list[Job], lowest: int = 5) -> QualityReport | None:
+    judged = [job for job in jobs if job.quality_score is not None]
+    if not judged:
+        return None
+    statuses = [s for s in ("accepted", "rejected", "failed") if any(job.status == s for job in judged)]
+    scores = [job.quality_score for job in judged]
+    judges = sorted({job.judge for job in judged if job.judge})
+    low = sum(1 for job in jobs if job.reason == "low_quality")
+    summary = (f"Quality (S_q = mean over six dimensions of (score - 1) x 25, 0-100; judge {', '.join(judges) or '?'}): "
+               f"{len(judged):,} samples judged, mean {statistics.fmean(scores):.1f}, median "
+               f"{statistics.median(scores):.1f}" + (f"; {low:,} rejected as low_quality" if low else "") + ".")
+    bins = []
+    for low_edge, high_edge in _SQ_BINS:
+        inside = [j for j in judged if low_edge <= j.quality_score < high_edge or (high_edge == 100 == j.quality_score)]
+        bins.append([f"[{low_edge}, {high_edge}{']' if high_edge == 100 else ')'}",
+                     *(f"{sum(j.status == s for j in inside):,}" for s in statuses), _share(len(inside), len(judged))])
+    tables = [Table(["S_q", *statuses, "share"], bins)]
+    rows = []
+    for dim in DIMENSIONS:
+        values = {s: [j.quality_scores[dim] for j in judged if j.status == s and j.quality_scores] for s in statuses}
+        rows.append([dim, *(_n(statistics.fmean(values[s]), 2) if values[s] else "–" for s in statuses)])
+    tables.append(Table(["dimension (1-5)", *(f"mean, {s}" for s in statuses)], rows))
+    for title, key in (("language", lambda j: j.lang), ("type", lambda j: j.type or "(none)")):
+        groups: dict[str, list[float]] = {}
+        for job in judged:
+            groups.setdefault(key(job), []).append(job.quality_score)
+        tables.append(Table([title, "judged", "mean S_q", "min S_q"],
+                            [[name, f"{len(v):,}", _n(statistics.fmean(v), 1), _n(min(v), 1)]
+                             for name, v in sorted(groups.items())]))
+    worst = sorted(judged, key=lambda j: (j.quality_score, j.seq))[:lowest]
+    lowest_line = ", ".join(f"{j.id or j.seq} ({j.quality_score:.1f})" for j in worst)
+    return QualityReport(summary=summary, tables=tables, lowest=lowest_line)
+
+
+def quality_lines(jobs: list[Job]) -> list[str]:
+    report = quality_report(jobs)
+    if report is None:
+        return []
+    lines = [report.summary]
+    for table in report.tables:
+        lines += format_table(table, indent="  ") + [""]
+    return lines + [f"Lowest S_q: {report.lowest}", ""]
+
+
 def histogram_lines(report: LengthReport) -> list[str]:
     """Horizontal bars, one per log-scaled bin, stacked by status, with the 2k and 32k edges drawn across."""
     peak = max((sum(counts.values()) for counts in report.histogram), default=0) or 1
@@ -181,6 +239,7 @@ def render_text(scan: Scan) -> str:
         if any(pair[2] == "accepted" for pair in report.pairs):
             lines += format_table(required_table(report), indent="  ")
         lines.append("")
+    lines += quality_lines(jobs)
     lines += usage_lines(scan)
     if comparison := estimate_lines(scan):
         lines += [""] + comparison

@@ -10,13 +10,14 @@ import bisect
 import json
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import PricesConfig
 from .errors import UserError
+from .judge import COLUMNS
 from .length import RequiredLength, approx_tokens, length_score_range, required_length
-from .store import read_jsonl
+from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (
@@ -68,6 +69,10 @@ class Job:
     required: RequiredLength | None = None
     offset: int = -1  # byte offset of the record in jobs.jsonl: export reads the text from there
     instruction_tokens: int = 0  # runs: the instruction's size, for inspect's estimate-vs-spent comparison
+    id: str | None = None
+    quality_score: float | None = None  # S_q of the judge shown (see judging.py), when one scored the sample
+    quality_scores: dict | None = None  # its six scores, dimension -> 1..5
+    judge: str | None = None  # which judge: model@template hash
 
     @property
     def score(self) -> float | None:
@@ -150,7 +155,9 @@ def _job(record: dict, offset: int) -> Job:
     return Job(seq=record["seq"], status=record["status"], reason=record.get("reason"),
                lang=record.get("lang") or "en", type=record.get("type"), words=record.get("word_count"),
                required=_required(record), offset=offset,
-               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0)
+               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0,
+               id=record.get("id"), quality_score=record.get("quality_score"),
+               quality_scores=record.get("quality_scores"), judge=record.get("judge"))
 
 
 def scan_run(run_dir: Path) -> Scan:
@@ -176,6 +183,13 @@ def scan_run(run_dir: Path) -> Scan:
                 last[record["seq"]] = _job(record, offset)
                 usage_of[record["seq"]] = record.get("usage")  # failed jobs have none: their steps say it
                 offset += len(line)
+    if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
+        lines = read_judgements(run_dir, judge)
+        for seq, job in last.items():
+            line = lines.get(seq) or {}
+            if job.judge != judge or line:
+                last[seq] = replace(job, judge=judge if line else None, quality_score=line.get("quality_score"),
+                                    quality_scores=line.get("quality_scores"))
     usage = Usage()
     settled = set()
     for seq, counts in usage_of.items():
@@ -187,6 +201,8 @@ def scan_run(run_dir: Path) -> Scan:
         usage.add(step, requests=1)
         if step["seq"] not in last:
             unfinished.add(step["seq"])
+    for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
+        usage.add(line, requests=1)
     return Scan(path=run_dir, kind="run", jobs=[last[seq] for seq in sorted(last)], usage=usage, config=config,
                 in_progress=len(unfinished))
 
@@ -216,13 +232,18 @@ def scan_dataset(folder: Path) -> Scan:
         reader = pq.ParquetFile(file)
         names = set(reader.schema_arrow.names)
         column, prompt_of = next((_PROMPT[fmt] for fmt in _PROMPT if _PROMPT[fmt][0] in names), (None, None))
-        wanted = [name for name in ("word_count", "required_length", "lang", "type", column) if name in names]
+        quality = [name for name in ("quality_score", "quality_judge", *COLUMNS.values()) if name in names]
+        wanted = [name for name in ("word_count", "required_length", "lang", "type", "id", column, *quality)
+                  if name in names]
         for batch in reader.iter_batches(batch_size=256, columns=wanted):
             for row in batch.to_pylist():
                 prompt = prompt_of(row[column]) if column else ""
                 required = _row_required(prompt, row.get("required_length"))
+                scores = {dim: row[name] for dim, name in COLUMNS.items() if row.get(name) is not None}
                 jobs.append(Job(seq=len(jobs), status="accepted", lang=row.get("lang") or "en", type=row.get("type"),
-                                words=row.get("word_count"), required=required))
+                                words=row.get("word_count"), required=required, id=row.get("id"),
+                                quality_score=row.get("quality_score"), quality_scores=scores or None,
+                                judge=row.get("quality_judge")))
                 splits[split] += 1
     usage = Usage()
     usage.add((recipe or {}).get("usage", {}))

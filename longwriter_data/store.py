@@ -7,6 +7,8 @@ Layout:
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
+  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judging.py)
+  quality.json  the judge the `judge` command applied last: whose scores inspect and export show
   lock          held (flock) by the build using the directory
 """
 
@@ -265,6 +267,21 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+JUDGEMENTS = "judgements.jsonl"
+ACTIVE_JUDGE = "quality.json"
+
+
+def read_judgements(run_dir: Path, judge: str | None = None) -> dict[int, dict]:
+    """judgements.jsonl's lines by job, of one judge (or of any: the last line of a job wins)."""
+    return {line["seq"]: line for line in read_jsonl(run_dir / JUDGEMENTS) if judge is None or line["judge"] == judge}
+
+
+def active_judge(run_dir: Path) -> str | None:
+    """The judge the `judge` command applied last (None: only the build's own judge, if any, has scored)."""
+    path = run_dir / ACTIVE_JUDGE
+    return json.loads(path.read_text(encoding="utf-8"))["judge"] if path.is_file() else None
 
 
 def finished_records(run_dir: Path) -> Iterator[dict]:

@@ -104,3 +104,20 @@ def test_estimate_help_shows_each_default_and_its_meaning(capsys):
     for expected in ("share of jobs expected to pass the filters", "(default: 0.85)", "(default: 5000)",
                      "(default: 50.0)", "default: the middle of generation.paragraph_word_range"):
         assert expected in text
+
+
+def test_estimate_counts_one_judge_call_per_job_when_the_recipe_judges(tmp_path, server):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, server.base_url, pool, target=len(PROMPTS), filters={"min_words": 0},
+                               quality={"judge": {"min_score": None}})
+    config = load_config(config_path)
+    predicted = estimate(config, acceptance=1.0, paragraph_words=400)
+    without = estimate(config.model_copy(update={"quality": config.quality.model_copy(update={"judge": None})}),
+                       acceptance=1.0, paragraph_words=400)
+    assert predicted.requests == without.requests + len(PROMPTS)
+    assert main(["build", "--config", str(config_path), "--no-progress"]) == 0
+    records = jobs(tmp_path / "run")
+    assert all(r["status"] == "accepted" and "quality_score" in r for r in records)
+    assert predicted.requests == sum(r["usage"]["requests"] for r in records)
+    assert predicted.input_tokens == pytest.approx(sum(r["usage"]["prompt_tokens"] for r in records), rel=0.15)
+    assert predicted.output_tokens == pytest.approx(sum(r["usage"]["completion_tokens"] for r in records), rel=0.15)

@@ -18,6 +18,13 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[same=K]]   paragraphs identical to those of every other job with the same K (near-duplicate outputs)
   [[notlong]]  the LLM selection question is answered "no"
   [[cutoff]]   paragraphs run on past their length and stop mid-sentence, with finish_reason "length"
+  [[offtopic]] paragraphs leave out the instruction's topic words, which every other paragraph weaves in
+
+Judge prompts (prompts/judge_en.txt) are graded from the text itself: Relevance by how many of the instruction's
+topic words the answer holds, Coherence, Clarity, Breadth and Depth and Reading Experience by how much of it
+repeats (a looping answer scores 1s); as bare JSON when a schema is asked for, else as chatty text around a
+fenced JSON block. Directives for the judge: [[judgeflaky]] the first answer to a prompt lacks a dimension;
+[[judgebad]] every answer gives Relevance a 7.
 
 Instruction synthesis prompts (prompts/synthesize_*.txt) get the number of new writing requests asked for, of
 the asked type and language, distinct and deterministic for a given prompt ("Write a 2800-word academic paper
@@ -65,7 +72,7 @@ _EN_WORDS = (
 ).split()
 _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
 
-_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff)\]\]")
+_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|offtopic|judgeflaky|judgebad)\]\]")
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
 _SPLIT = {  # where the instruction starts and ends in each prompt (it may hold blank lines itself)
@@ -245,6 +252,8 @@ class FakeServer:
         return web.json_response(completion(body, prompt, text))
 
     def answer(self, body: dict, prompt: str) -> web.Response:
+        if prompt.startswith(_JUDGE_OPENING) and "\n<answer>\n" in prompt:
+            return web.json_response(completion(body, prompt, self.judged(body, prompt)))
         for lang, (opening, asked) in _SYNTHESIZE.items():
             if prompt.startswith(opening):
                 return web.json_response(completion(body, prompt, self.synthesized(body, prompt, lang, asked)))
@@ -271,6 +280,7 @@ class FakeServer:
         elif is_extend:  # an extension is written at full length, whatever the first draft did
             words = int(re.search(r"(?:to about |扩写到约)(\d+)", prompt).group(1))
             text = chinese(words, seed) if zh else english(words, seed)
+            text = text if "offtopic" in directives else on_topic(text, topic_terms(instruction, zh), zh)
         else:
             text = self.paragraph(prompt, zh, directives, seed)
             if "cutoff" in directives:
@@ -294,9 +304,38 @@ class FakeServer:
         if "english" in directives:
             zh = False
         text = chinese(words, seed) if zh else english(words, seed)
+        if not same and "offtopic" not in directives:
+            text = on_topic(text, topic_terms(_between(prompt, *_SPLIT["write_zh" if zh else "write_en"]), zh), zh)
         if "meta" in directives:
             text += f" As an AI language model, I wrote this part. (Paragraph 2 - Word Count: {words} words)"
         return text
+
+    def judged(self, body: dict, prompt: str) -> str:
+        """Six scores that follow the answer's real properties: topic words present, repetition."""
+        instruction = _between(prompt, "<request>\n", "\n</request>")
+        response = _between(prompt, "<answer>\n", "\n</answer>")
+        directives = set(_DIRECTIVE.findall(instruction))
+        zh = bool(_HAN.search(_DIRECTIVE.sub("", instruction)))
+        terms = topic_terms(instruction, zh)
+        present = sum(term in response.lower() for term in terms) / len(terms) if terms else 1.0
+        tokens = _HAN.findall(response) if zh else response.lower().split()
+        n = 6 if zh else 4
+        total = max(0, len(tokens) - n + 1)
+        repeats = 1 - len(set(zip(*(tokens[i:] for i in range(n))))) / total if total else 0.0
+        relevance = 5 if present == 1 else 3 if present >= 0.5 else 1
+        looping, some = repeats > 0.5, repeats > 0.2
+        scores = {"Relevance": relevance, "Accuracy": 4, "Coherence": 1 if looping else 2 if some else 4,
+                  "Clarity": 2 if looping else 4, "Breadth and Depth": 1 if looping else 2 if relevance == 1 else 4,
+                  "Reading Experience": 1 if looping else 3 if relevance == 1 else 4}
+        if "judgebad" in directives:
+            scores["Relevance"] = 7
+        if "judgeflaky" in directives and self.per_prompt[request_key(prompt)] == 1:
+            del scores["Clarity"]
+        analysis = f"{present:.0%} of the request's topic words appear; {repeats:.0%} of {n}-grams repeat."
+        answer = json.dumps({"analysis": analysis, "scores": scores}, ensure_ascii=False)
+        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            return answer
+        return f"Here is my assessment of the answer.\n\n```json\n{answer}\n```\n\nI hope this helps."
 
     def synthesized(self, body: dict, prompt: str, lang: str, asked: re.Pattern) -> str:
         count, kind = asked.search(prompt).groups()
@@ -329,6 +368,42 @@ class FakeServer:
         return "\n\n".join(
             f"Paragraph {i + 1} - Main Point: Part {i + 1} of the piece - Word Count: {each} words" for i in range(count)
         )
+
+
+_JUDGE_OPENING = "You are reviewing the answer an AI writing assistant gave"
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_COMMON = set("写一篇字的文章请介绍关于主题篇幅要求不少于以上万千百约")
+_STOP = {"write", "words", "word", "about", "essay", "article", "report", "story", "guide", "paper", "please",
+         "with", "that", "this", "from", "into", "your", "long", "piece", "detailed", "least", "than", "more"}
+
+
+def topic_terms(instruction: str, zh: bool) -> list[str]:
+    """Up to three words that name an instruction's topic (Chinese: pairs of Han characters), for the fake writer
+    to weave in and the fake judge to look for."""
+    text = _DIRECTIVE.sub("", instruction)
+    if zh:
+        pairs = re.findall(r"(?=([\u4e00-\u9fff]{2}))", text)
+        terms = [p for p in pairs if not set(p) & _COMMON]
+    else:
+        terms = [w.lower() for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() not in _STOP]
+    return list(dict.fromkeys(terms))[:3]
+
+
+def on_topic(text: str, terms: list[str], zh: bool) -> str:
+    """`text` with the topic terms woven in every so often, its word count unchanged."""
+    if not terms:
+        return text
+    if zh:
+        chars = list(text)
+        for k, i in enumerate(range(5, len(chars) - 2, 40)):
+            if _HAN.match(chars[i]) and _HAN.match(chars[i + 1]):
+                chars[i:i + 2] = terms[k % len(terms)]
+        return "".join(chars)
+    words = text.split(" ")
+    for k, i in enumerate(range(5, len(words), 12)):
+        if words[i].isalpha() and words[i].islower():
+            words[i] = terms[k % len(terms)]
+    return " ".join(words)
 
 
 def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:

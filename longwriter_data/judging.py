@@ -1,0 +1,290 @@
+"""Running the quality judge (judge.py): as a checkpointed step of a build's job, and as the `judge` command that
+scores a finished run without generating anything again.
+
+A build stores the judge's answer in steps.jsonl (step JUDGE_STEP) before the job's record counts, so a resumed
+build replays it instead of paying again; the record carries the six scores and S_q. The `judge` command keeps its
+own durable file, judgements.jsonl (one line per sample and judge), and names the judge it applied last in
+quality.json, which inspect and export read to know whose scores to show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .answers import answer_problem
+from .backend import ChatRequest, Completion, OpenAIBackend, open_backend, request_key
+from .config import BuildConfig, JudgeConfig
+from .errors import UserError
+from .filters import ACCEPTED, Verdict
+from .judge import BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer, quality_problem, \
+    read_template
+from .retry import RequestFailed, RetryPolicy, complete_with_retries
+from .store import ACTIVE_JUDGE, JUDGEMENTS, read_judgements
+
+Send = Callable[[ChatRequest], Awaitable[Completion]]
+JUDGE_STEP = 100_000  # the judge's step number in steps.jsonl: after every paragraph and extension of a job
+
+
+class JudgeFailed(Exception):
+    """No usable judge answer within the step's attempts: the job fails (`judge_failed`); --retry-failed asks again
+    (its writing is replayed from the run directory)."""
+
+    reason = "judge_failed"
+
+
+class QualityJudge:
+    """One judge (model and prompt template) with the recipe's bar for low_quality."""
+
+    def __init__(self, settings: JudgeConfig, default_model: str, attempts: int):
+        self.settings = settings
+        self.model = settings.model or default_model
+        self.template = read_template(settings.prompt_file)
+        self.key = judge_key(self.model, self.template)
+        self.attempts = attempts
+
+    def request(self, instruction: str, text: str) -> tuple[ChatRequest, bool]:
+        """The request, and whether it shows only an excerpt of a long answer."""
+        settings = self.settings
+        prompt = build_prompt(self.template, instruction, text, settings.max_input_tokens)
+        request = ChatRequest(model=self.model, prompt=prompt.text, max_tokens=settings.max_tokens,
+                              temperature=settings.temperature,
+                              json_schema=answer_schema() if settings.json_schema else None)
+        return request, prompt.excerpt
+
+    async def judge(self, send: Send, instruction: str, text: str) -> tuple[Judgement, dict]:
+        """Ask until an answer holds all six scores (up to `attempts`); the judgement and the step's record."""
+        request, excerpt = self.request(instruction, text)
+        problem = ""
+        for attempt in range(1, self.attempts + 1):
+            started = time.monotonic()
+            try:
+                completion = await send(request)
+            except RequestFailed as exc:
+                raise JudgeFailed(f"judge: {exc}") from None
+            problem = answer_problem(completion) or ""
+            if not problem:
+                try:
+                    judgement = parse_answer(completion.text)
+                except BadAnswer as exc:
+                    problem = str(exc)
+                else:
+                    return judgement, {
+                        "step": JUDGE_STEP, "judge": self.key, "text": completion.text,
+                        "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
+                        "completion_tokens": completion.completion_tokens, "cached_tokens": completion.cached_tokens,
+                        "prompt_chars": len(request.prompt), "key": request_key(request.prompt), "attempts": attempt,
+                        "seconds": round(time.monotonic() - started, 3), "excerpt": excerpt,
+                    }
+        raise JudgeFailed(f"judge: {problem} after {self.attempts} attempts")
+
+    async def step(self, send: Send, instruction: str, text: str, done: dict[int, dict],
+                   save_step: Callable[[dict], Awaitable[None]]) -> tuple[Judgement, dict]:
+        """The judge as a step of a build's job: this judge's stored answer is replayed, a new one stored first."""
+        stored = done.get(JUDGE_STEP)
+        if stored is not None and stored.get("judge") == self.key:
+            return parse_answer(stored["text"]), stored
+        judgement, record = await self.judge(send, instruction, text)
+        await save_step(record)
+        return judgement, record
+
+    def verdict(self, judgement: Judgement) -> Verdict:
+        problem = quality_problem(judgement, self.settings.min_score, self.settings.min_dimension)
+        return ACCEPTED if problem is None else Verdict("rejected", "low_quality", problem)
+
+    @property
+    def filters(self) -> bool:
+        return self.settings.min_score is not None or bool(self.settings.min_dimension)
+
+    def fields(self, judgement: Judgement, step: dict) -> dict:
+        """What a job record (or a judgements.jsonl line) keeps of a judgement."""
+        return {"judge": self.key, "quality_score": judgement.score, "quality_scores": judgement.scores,
+                "quality_analysis": judgement.analysis, "judge_excerpt": bool(step.get("excerpt"))}
+
+
+@asynccontextmanager
+async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncIterator[Send | None]:
+    """A `send` to the judge's own endpoint (quality.judge.base_url), with its own budgets and the same retries;
+    None when the judge shares the backend."""
+    settings = config.quality.judge
+    if settings is None or settings.base_url is None:
+        yield None
+        return
+    from .limits import Limits
+
+    backend = OpenAIBackend(settings.base_url, _judge_key(settings), config.engine.max_jobs,
+                            config.engine.request_timeout_s)
+    try:
+        attempt = functools.partial(Limits(config.engine).call, backend.complete)
+        yield functools.partial(complete_with_retries, attempt, policy=policy)
+    finally:
+        await backend.aclose()
+
+
+def _judge_key(settings: JudgeConfig) -> str:
+    name = settings.api_key_env
+    if not name:
+        return "EMPTY"
+    key = os.environ.get(name)
+    if not key:
+        raise UserError(f"environment variable {name} (quality.judge.api_key_env) is not set: export it, or set "
+                        "quality.judge.api_key_env: null for a judge server that needs no key.")
+    return key
+
+
+def parse_minimums(items: list[str]) -> dict[str, int]:
+    """--min-dimension Relevance=3 (repeatable)."""
+    minimums = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not value.strip().isdigit():
+            raise UserError(f"--min-dimension {item!r}: write it as DIMENSION=N, e.g. Relevance=3.")
+        minimums[name.strip()] = int(value)
+    return minimums
+
+
+def judge_command(run_dir: Path, model: str | None = None, min_score: float | None = None,
+                  min_dimension: dict[str, int] | None = None, base_url: str | None = None,
+                  api_key_env: str | None = None, export: bool = False) -> int:
+    """Score every sample of a finished run that this judge has not scored, re-apply the quality bar, and
+    re-export on request. Resumable: each judgement is on disk before the next counts."""
+    from .store import GroupCommitLog, RunStore, repair_tail, write_atomic
+
+    store = RunStore(run_dir)
+    saved = store.saved_config()
+    if saved is None:
+        raise UserError(f"{run_dir} is not a run directory (no config.json).")
+    config = BuildConfig.model_validate(saved["config"])
+    base = (config.quality.judge or JudgeConfig()).model_dump()
+    overrides = {"model": model, "min_score": min_score, "base_url": base_url, "api_key_env": api_key_env}
+    base.update({name: value for name, value in overrides.items() if value is not None})
+    if min_dimension:
+        base["min_dimension"] = min_dimension
+    try:
+        settings = JudgeConfig.model_validate(base)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {message}.") from None
+    judge = QualityJudge(settings, config.backend.model, config.generation.step_attempts)
+    config = config.model_copy(update={"quality": config.quality.model_copy(update={"judge": settings})})
+    store.lock()
+    try:
+        path = run_dir / JUDGEMENTS
+        repair_tail(path)
+        from .stats import scan_run
+
+        jobs = [job for job in scan_run(run_dir).jobs if job.status == "accepted" or job.reason == "low_quality"]
+        scored = read_judgements(run_dir, judge.key)
+        for job in jobs:  # scored by this judge during the build: in the job record
+            if job.judge == judge.key and job.seq not in scored:
+                scored[job.seq] = {"judge": job.judge, "quality_score": job.quality_score,
+                                   "quality_scores": job.quality_scores}
+        todo = [job for job in jobs if job.seq not in scored]
+        log = GroupCommitLog(path)
+        try:
+            failed = asyncio.run(_judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored))
+        finally:
+            log.close()
+        changed = _apply(store, judge, jobs, scored) if judge.filters else 0
+        write_atomic(run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge.key, "model": judge.model,
+                                                   "min_score": settings.min_score,
+                                                   "min_dimension": settings.min_dimension}, indent=2) + "\n")
+        from .report import run_report
+
+        store.save_report(run_report(store.jobs_path))
+    finally:
+        store.close()
+    print(f"Judge {judge.key}: {len(todo) - failed} samples judged now, {len(jobs) - len(todo)} already judged, "
+          f"{failed} could not be judged; {changed} changed status (accepted <-> low_quality).", flush=True)
+    if failed:
+        print(f"Run the same command again to retry the {failed} unjudged samples.", file=sys.stderr)
+    if export:
+        from .commands import export_command
+
+        if not any(job.status == "accepted" for job in scan_run(run_dir).jobs):
+            print(f"No sample is accepted now: nothing exported ({run_dir / 'dataset'} is left as it was).",
+                  file=sys.stderr)
+            return 1
+        export_command(run_dir, None, "messages", 0.0)
+    return 1 if failed else 0
+
+
+async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, todo: list, log, scored: dict) -> int:
+    """Judge `todo` with up to max_jobs requests in flight; each line is fsync'd before it counts. Returns failures."""
+    engine = config.engine
+    policy = RetryPolicy(max_retries=engine.max_retries, timeout_s=engine.request_timeout_s,
+                         base_delay_s=engine.retry_base_delay_s, max_delay_s=engine.retry_max_delay_s)
+    queue = list(reversed(todo))
+    failures = 0
+
+    async def worker(send: Send) -> None:
+        nonlocal failures
+        with jobs_path.open("rb") as fh:
+            while queue:
+                job = queue.pop()
+                fh.seek(job.offset)
+                record = json.loads(fh.readline())
+                try:
+                    judgement, step = await judge.judge(send, record["prompt"], "\n\n".join(record["paragraphs"]))
+                except JudgeFailed as exc:
+                    failures += 1
+                    print(f"{record['id']}: {exc}", file=sys.stderr)
+                    continue
+                line = {"seq": job.seq, "id": record["id"], **judge.fields(judgement, step),
+                        **{k: step[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
+                await log.append(line)
+                scored[job.seq] = line
+
+    from .limits import Limits
+
+    async def run(send: Send) -> None:
+        await asyncio.gather(*(worker(send) for _ in range(min(engine.max_jobs, len(todo)))))
+
+    if not todo:
+        return 0
+    async with judge_endpoint(config, policy) as own:
+        if own is not None:
+            await run(own)
+            return failures
+    async with open_backend(config) as backend:  # the judge shares the build's backend (perhaps a local model)
+        await run(functools.partial(complete_with_retries, functools.partial(Limits(engine).call, backend.complete),
+                                    policy=policy))
+    return failures
+
+
+def _apply(store, judge: QualityJudge, jobs: list, scored: dict[int, dict]) -> int:
+    """Re-apply the judge's bar: a job whose status changes (accepted <-> low_quality) gets a new last record,
+    appended to jobs.jsonl (the last record of a job wins; nothing is rewritten)."""
+    changed = []
+    with store.jobs_path.open("rb") as fh:
+        for job in jobs:
+            line = scored.get(job.seq)
+            if line is None:
+                continue
+            verdict = judge.verdict(Judgement(scores=line["quality_scores"]))
+            if verdict.status == job.status:
+                continue
+            fh.seek(job.offset)
+            record = json.loads(fh.readline())
+            record.update(status=verdict.status, reason=verdict.reason, detail=verdict.detail,
+                          **{k: line[k] for k in ("judge", "quality_score", "quality_scores", "quality_analysis",
+                                                  "judge_excerpt") if k in line})
+            changed.append(record)
+    if changed:
+        async def append() -> None:
+            store.open_logs()
+            for record in changed:
+                await store.jobs.append(record)
+
+        asyncio.run(append())
+    return len(changed)
