@@ -187,8 +187,8 @@ class PoolsConfig(Strict):
     llm_select: LlmSelect | None = None
     languages: list[str] | None = None  # keep only these (e.g. [en, zh]); null keeps all
     select: Selection | None = None  # null keeps every instruction of the sources
-    lang_weights: dict[str, float] = Field(default_factory=dict)  # mixing weights per language (default 1)
-    type_weights: dict[str, float] = Field(default_factory=dict)  # ... and per type
+    lang_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)  # per language (default 1)
+    type_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)  # ... and per type
     inject_length: LengthInjection | None = None
     synthesize: SynthesizeConfig | None = None  # null: draw only what the sources hold
 

@@ -292,7 +292,7 @@ def read_snapshot(run_dir: Path) -> dict | None:
     path = run_dir / "config.json"
     try:
         snapshot = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError) as exc:  # ValueError: empty, truncated, or not UTF-8
         reason = getattr(exc, "strerror", None) or ("empty" if not path.stat().st_size else "not complete JSON")

@@ -83,15 +83,17 @@ def test_inconsistent_or_duplicate_settings_are_refused(tmp_path, pool, capsys, 
     test_bad_config_names_file_and_key_and_creates_nothing(tmp_path, pool, capsys, mutate, expected)
 
 
-@pytest.mark.parametrize("section, keys", [
-    ("pools", "{sources: [{path: POOL}], select: {min_prompt_chars: 500, max_prompt_chars: 100}}"),
+@pytest.mark.parametrize("pools, expected", [
+    ("{sources: [{path: POOL}], select: {min_prompt_chars: 500, max_prompt_chars: 100}}",
+     "config.yaml:6: pools.select: min_prompt_chars must not exceed max_prompt_chars"),
+    ("{sources: [{path: POOL}], lang_weights: {en: -1}}", "config.yaml:6: pools.lang_weights.en: "),
 ])
-def test_select_bounds_must_be_ordered(tmp_path, pool, capsys, section, keys):
-    text = GOOD.format(run_dir=tmp_path / "run", pool=pool).split("pools:")[0] + f"{section}: {keys.replace('POOL', str(pool))}\n"
+def test_pool_settings_must_be_consistent(tmp_path, pool, capsys, pools, expected):
+    text = GOOD.format(run_dir=tmp_path / "run", pool=pool).split("pools:")[0] + f"pools: {pools.replace('POOL', str(pool))}\n"
     config = tmp_path / "config.yaml"
     config.write_text(text, encoding="utf-8")
     assert main(["build", "--config", str(config), "--no-progress"]) == 2
-    assert "min_prompt_chars must not exceed max_prompt_chars" in capsys.readouterr().err
+    assert expected in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
