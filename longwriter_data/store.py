@@ -33,7 +33,10 @@ _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's star
 _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
                        rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
 _MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
-_OWN_BEFORE_SNAPSHOT = {"lock", "config.json.tmp"}  # what a build killed before writing config.json leaves
+# Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
+# (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
+_RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
+              "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
 
 
 class GroupCommitLog:
@@ -214,7 +217,7 @@ class RunStore:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise UserError(f"run_dir {run_dir}: cannot create or write it ({existing} is not writable).")
         if existing == run_dir and not self.config_path.exists():
-            others = sorted(p.name for p in run_dir.iterdir() if p.name not in _OWN_BEFORE_SNAPSHOT)
+            others = sorted(p.name for p in run_dir.iterdir() if p.name not in _RUN_FILES)
             if others:
                 raise UserError(f"run_dir {run_dir} is not a run directory (no config.json, and it holds "
                                 f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): set run_dir to a "
