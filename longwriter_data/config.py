@@ -275,8 +275,10 @@ class BuildConfig(Strict):
         data = without_secrets(self.model_dump(mode="json"))
         for key in ("engine", "target", "run_dir", "prices", "export", "name"):
             data.pop(key, None)
-        for key in ("threads", "base_url", "api_key_env", "model_path"):
+        for key in ("threads", "base_url", "api_key_env"):
             data["backend"].pop(key, None)
+        if data["backend"].get("model_path"):  # the model file by its name, wherever it is kept
+            data["backend"]["model_path"] = Path(data["backend"]["model_path"]).name
         for source in data["pools"]["sources"]:
             for key in ("path", "hf", "name"):
                 source.pop(key, None)

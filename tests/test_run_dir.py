@@ -157,3 +157,14 @@ def test_one_set_of_rules_scrubs_config_json_and_the_card(value, kept):
     assert without_secrets(recipe) == {"run_dir": "r", "backend": {"base_url": kept}, "extra": {}}
     assert public_config(recipe) == {"backend": {"base_url": kept}, "extra": {}}
     assert without_secrets(without_secrets(recipe)) == without_secrets(recipe)
+
+
+def test_a_local_model_is_compared_by_its_file_name_not_its_folder(tmp_path):
+    from longwriter_data.config import BuildConfig, config_drift
+
+    def view(model_path: str) -> dict:
+        return BuildConfig.model_validate({"name": "t", "run_dir": "r", "target": 1, "pools": [{"path": "p.jsonl"}],
+                                           "backend": {"kind": "local", "model_path": model_path}}).generative_view()
+
+    assert config_drift(view("models/a.gguf"), view("/srv/models/a.gguf")) == []
+    assert config_drift(view("models/a.gguf"), view("models/b.gguf")) == ["backend.model_path: 'a.gguf' -> 'b.gguf'"]
