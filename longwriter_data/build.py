@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from .backend import open_backend
+from pydantic import ValidationError
+
+from .backend import api_key_for, open_backend
 from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
 from .dedupe import SignatureCache
@@ -25,8 +27,10 @@ from .judging import judge_endpoint
 from .limits import Limits
 from .pools import PreparedPools, draw
 from .progress import Progress
+from .redact import without_secrets
 from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
+from .sources import source_name
 from .store import RunState, RunStore
 from .synthesis import SAVED_COUNT, Synthesis, synthesis_count
 
@@ -38,11 +42,30 @@ def _say(message: str) -> None:
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
     """Run a build to its end or to an interruption; returns the process exit status."""
     config = load_config(config_path)
+    _check_before_creating(config)
     # A bad source row fails here, before anything is written to the run directory.
     with PreparedPools(config.pools) as pools:
+        if not len(pools) and not config.pools.synthesize:
+            dropped = ", ".join(f"{rule} {count}" for rule, count in pools.dropped.most_common())
+            raise UserError(f"{config_path}: pools: no instruction is left to draw (dropped: {dropped}); "
+                            "`pools --config` shows why, loosen pools.select or pools.languages.")
         for line in pools.warnings():
             _say(line)
         return _build(config, config_path, pools, retry_failed, force, progress)
+
+
+def _check_before_creating(config: BuildConfig) -> None:
+    """Everything a build needs that can be checked without a request, checked before the run directory is
+    created: a mistake found later would leave a run directory behind, recorded with the mistake in it."""
+    if config.backend.kind == "local":
+        from .local_server import model_file
+
+        model_file(config.backend)
+    else:
+        api_key_for(config)
+    store = RunStore(config.run_dir)
+    store.check()
+    store.saved_config()  # a damaged config.json is named now, not halfway through
 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
@@ -50,7 +73,10 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
     store = RunStore(config.run_dir)
     store.lock()
     try:
-        snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint,
+        # No secrets (a key written into the recipe by mistake is removed, as the dataset card removes it), and
+        # the paths as the recipe wrote them.
+        snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
+                    "pools_fingerprint": pools.fingerprint, "pool_fingerprints": pools.fingerprints,
                     "shingle_hash": store.shingle_hash()}
         _check_drift(store, config, snapshot, force)
         minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
@@ -127,11 +153,21 @@ def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bo
     saved = store.saved_config()
     if saved is None:
         return
-    old = BuildConfig.model_validate(saved["config"]).generative_view()
-    old["pools_fingerprint"] = saved.get("pools_fingerprint")
+    try:
+        old = BuildConfig.model_validate(saved["config"]).generative_view()
+    except ValidationError as exc:
+        raise UserError(f"{store.config_path}: the recipe saved there is not one this version reads "
+                        f"({exc.errors()[0]['msg']}); use another run_dir.") from None
     new = config.generative_view()
-    new["pools_fingerprint"] = snapshot["pools_fingerprint"]
     differences = config_drift(old, new)
+    if "pool_fingerprints" in saved:  # per source: the message names the one that changed
+        names = [source_name(source) for source in config.pools.sources]
+        differences += [f"pools[{index}] ({names[index]}): its instructions changed"
+                        for index, (before, now) in enumerate(zip(saved["pool_fingerprints"], snapshot["pool_fingerprints"]))
+                        if before != now]
+    elif saved.get("pools_fingerprint") != snapshot["pools_fingerprint"]:  # run directories of older versions
+        differences.append(f"pools_fingerprint: {saved.get('pools_fingerprint')!r} -> "
+                           f"{snapshot['pools_fingerprint']!r}")
     if differences and not force:
         listing = "\n  ".join(differences)
         raise UserError(

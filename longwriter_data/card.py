@@ -9,16 +9,15 @@ there, and `push` can render it again with the repository id it pushes to.
 from __future__ import annotations
 
 import json
-import re
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 
 from .inspect import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
                       usage_lines, write_png)
+from .redact import without_secrets
 from .stats import Scan, describe, scan_dataset
 from .store import write_atomic
 
@@ -27,37 +26,12 @@ CARD = "README.md"
 IMAGE = "length_histogram.png"
 PLACEHOLDER_REPO = "ORG/NAME"
 
-# Parts of a key name (split at "_" and "-") that mark its value as a secret; `max_tokens` or `tokens_per_minute`
-# are settings, `api_key_env` or `hf_token` are not shown.
-_SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "auth", "authorization",
-                 "credential", "credentials", "cookie", "cookies", "header", "headers", "bearer", "signature"}
-_SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
 _LOCAL_ONLY = ("run_dir",)  # meaningless to whoever reads the card
 
 
-def _secret_key(key: str) -> bool:
-    return any(part in _SECRET_PARTS for part in re.split(r"[_\-]", key.lower()))
-
-
-def _clean_url(value: str) -> str:
-    """Drop user:password@ and query parameters that carry keys from a URL."""
-    parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc:
-        return value
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _secret_key(k))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def public_config(value: Any) -> Any:
-    """The recipe as it may be published: secret-like keys dropped, key-like values and URL credentials removed."""
-    if isinstance(value, dict):
-        return {k: public_config(v) for k, v in value.items() if not _secret_key(str(k)) and k not in _LOCAL_ONLY}
-    if isinstance(value, list):
-        return [public_config(item) for item in value]
-    if isinstance(value, str):
-        return "(removed)" if _SECRET_VALUE.search(value.strip()) else _clean_url(value)
-    return value
+    """The recipe as it may be published: without secrets (the rules config.json follows too) or local folders."""
+    return without_secrets(value, drop=_LOCAL_ONLY)
 
 
 def _prompt_templates(config: dict) -> dict[str, str]:

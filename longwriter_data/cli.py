@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `inspect RUN | head`: the reader left; say nothing more, exit like other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: no space left on the device{where}: free some space, then run the same command again to "
+              "resume (everything finished so far is saved).", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:

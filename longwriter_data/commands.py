@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import UserError
 
 
 def _run_target(run_dir: Path) -> tuple[int | None, int]:
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
+    from .store import read_snapshot
+
+    snapshot = read_snapshot(run_dir)
+    if snapshot is None:
         raise UserError(f"{run_dir} is not a run directory (no config.json).")
-    config = json.loads(config_path.read_text(encoding="utf-8"))["config"]
+    config = snapshot["config"]
     return config.get("target"), config.get("seed", 0)
 
 

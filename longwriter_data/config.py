@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .redact import without_secrets
 
 
 class Strict(BaseModel):
@@ -30,6 +33,19 @@ class BackendConfig(Strict):
     n_ctx: int = Field(8192, ge=512)
     threads: int | None = Field(None, ge=1)
 
+    @field_validator("base_url")
+    @classmethod
+    def _plain_url(cls, value: str) -> str:
+        """A user:password@ in the URL would be sent to the server as written and kept in logs: keys belong in the
+        environment (api_key_env), where nothing writes them down."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL such as http://localhost:8000/v1")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials in the URL (user:password@) are not supported: remove them and put the "
+                             "key in the environment variable named by backend.api_key_env")
+        return value
+
 
 class EngineConfig(Strict):
     max_jobs: int = Field(256, ge=1)
@@ -45,6 +61,12 @@ class EngineConfig(Strict):
     # first), else a thread of the build's own process.
     judge_processes: int | None = Field(None, ge=0)
 
+    @model_validator(mode="after")
+    def _delays_are_ordered(self) -> EngineConfig:
+        if self.retry_base_delay_s > self.retry_max_delay_s:
+            raise ValueError("retry_base_delay_s must not exceed retry_max_delay_s")
+        return self
+
 
 class GenerationConfig(Strict):
     temperature: float = Field(0.7, ge=0, le=2)
@@ -55,7 +77,7 @@ class GenerationConfig(Strict):
     min_paragraphs: int = Field(1, ge=1)  # enforced by the schema in plan_format: json
     max_paragraphs: int = Field(50, ge=1)
     # Words a JSON plan may give one paragraph (the paper: 200-1000); keep paragraph_max_tokens above ~1.5x the top.
-    paragraph_word_range: tuple[int, int] = (200, 1000)
+    paragraph_word_range: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (200, 1000)
     # Ask the server for at least this many tokens per planned word of a paragraph (`min_tokens`, understood by
     # vLLM and llama.cpp, not by OpenAI): keeps small models from stopping after a few sentences.
     min_tokens_per_word: float | None = Field(None, gt=0)
@@ -70,6 +92,15 @@ class GenerationConfig(Strict):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
     step_attempts: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> GenerationConfig:
+        if self.min_paragraphs > self.max_paragraphs:
+            raise ValueError("min_paragraphs must not exceed max_paragraphs")
+        low, high = self.paragraph_word_range
+        if low > high:
+            raise ValueError(f"paragraph_word_range must be [fewest, most] words, got [{low}, {high}]")
+        return self
 
 
 class PoolSource(Strict):
@@ -104,6 +135,12 @@ class Selection(Strict):
     keywords: bool = True  # or a long-form keyword: essay, report, novel, guide, 论文, 报告, 小说, ...
     min_prompt_chars: int = Field(10, ge=0)
     max_prompt_chars: int = Field(4000, ge=1)
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> Selection:
+        if self.min_prompt_chars > self.max_prompt_chars:
+            raise ValueError("min_prompt_chars must not exceed max_prompt_chars")
+        return self
 
 
 class LengthInjection(Strict):
@@ -158,8 +195,8 @@ class PoolsConfig(Strict):
     llm_select: LlmSelect | None = None
     languages: list[str] | None = None  # keep only these (e.g. [en, zh]); null keeps all
     select: Selection | None = None  # null keeps every instruction of the sources
-    lang_weights: dict[str, float] = Field(default_factory=dict)  # mixing weights per language (default 1)
-    type_weights: dict[str, float] = Field(default_factory=dict)  # ... and per type
+    lang_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)  # per language (default 1)
+    type_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)  # ... and per type
     inject_length: LengthInjection | None = None
     synthesize: SynthesizeConfig | None = None  # null: draw only what the sources hold
 
@@ -256,7 +293,7 @@ class ExportConfig(Strict):
 
 
 class BuildConfig(Strict):
-    name: str
+    name: str = Field(min_length=1)
     run_dir: Path
     target: int = Field(ge=1)
     seed: int = 0
@@ -268,6 +305,16 @@ class BuildConfig(Strict):
     quality: QualityConfig = QualityConfig()
     prices: PricesConfig | None = None
     export: ExportConfig = ExportConfig()
+    # The same recipe with its paths as written (load_config resolves them against the recipe's folder): what
+    # config.json records, so a run directory names no folder of the machine that made it.
+    _as_written: BuildConfig | None = PrivateAttr(None)
+
+    @field_validator("run_dir", mode="before")
+    @classmethod
+    def _names_a_folder(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder (an empty run_dir would write into the current folder)")
+        return value
 
     @field_validator("pools", mode="before")
     @classmethod
@@ -275,16 +322,23 @@ class BuildConfig(Strict):
         """`pools: [{path: ...}, ...]` is short for `pools: {sources: [...]}`."""
         return {"sources": value} if isinstance(value, list) else value
 
+    def as_written(self) -> BuildConfig:
+        return self._as_written or self
+
     def generative_view(self) -> dict[str, Any]:
-        """The settings that change what is generated; a resumed run must match them (speed and target may change)."""
-        data = self.model_dump(mode="json")
-        data.pop("engine")
-        data.pop("target")
-        data.pop("run_dir")
-        data.pop("prices")
-        data.pop("export")
-        data["backend"].pop("threads")
-        data["backend"].pop("base_url")
+        """The settings that change what is generated; a resumed run must match them (speed, target, names and
+        where things are may change). Secrets are not part of it: config.json keeps none to compare with. Where a
+        pool lives is not either: the pools' content fingerprints speak for what they hold."""
+        data = without_secrets(self.model_dump(mode="json"))
+        for key in ("engine", "target", "run_dir", "prices", "export", "name"):
+            data.pop(key, None)
+        for key in ("threads", "base_url", "api_key_env"):
+            data["backend"].pop(key, None)
+        if data["backend"].get("model_path"):  # the model file by its name, wherever it is kept
+            data["backend"]["model_path"] = Path(data["backend"]["model_path"]).name
+        for source in data["pools"]["sources"]:
+            for key in ("path", "hf", "name"):
+                source.pop(key, None)
         if data["quality"]["judge"]:  # where the judge runs, not what it is
             data["quality"]["judge"].pop("base_url")
             data["quality"]["judge"].pop("api_key_env")
@@ -292,33 +346,86 @@ class BuildConfig(Strict):
 
 
 def load_config(path: str | Path) -> BuildConfig:
-    """Read and validate a recipe; every problem becomes a UserError naming the file and the key or line."""
+    """Read and validate a recipe; every problem becomes a UserError naming the file and the key or line.
+
+    Paths in it (run_dir, pool files and folders, model_path) are relative to the recipe's own folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read config ({exc.strerror}).") from None
     try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the recipe as UTF-8.") \
+            from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        _refuse_duplicate_keys(path, root)
+        raw = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise UserError(f"{where}: invalid YAML ({problem}).") from None
+    finally:
+        loader.dispose()
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the config must be a mapping of keys (name, run_dir, target, backend, pools, ...).")
     try:
-        config = BuildConfig.model_validate(raw)
+        written = BuildConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = _as_written(raw, tuple(error["loc"]))
         raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: {_message(error)}") from None
+    config = _resolved(written, path.absolute().parent)
     for index, pool in enumerate(config.pools.sources):
         if pool.path is not None and not pool.path.is_file():
             loc = _as_written(raw, ("pools", "sources", index, "path"))
             raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} does not exist.")
     return config
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, loc: tuple = ()) -> None:
+    """YAML lets the last of two equal keys win silently; in a recipe that hides a mistake, so it is an error."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in first:
+                    raise UserError(f"{path}:{line}: {_key((*loc, key.value))}: duplicate key (first on line "
+                                    f"{first[key.value]}); keep one.")
+                first[key.value] = line
+            _refuse_duplicate_keys(path, value, (*loc, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(path, item, (*loc, index))
+
+
+def _resolved(config: BuildConfig, base: Path) -> BuildConfig:
+    """The recipe with its paths made absolute against `base` (the recipe's folder), as most tools with config
+    files do, so it means the same from any working directory. Pools keep the name they were written with."""
+
+    def at(value: Path) -> Path:
+        return Path(os.path.normpath(base / value.expanduser()))
+
+    sources = []
+    for source in config.pools.sources:
+        if source.path is not None:
+            source = source.model_copy(update={"path": at(source.path), "name": source.name or str(source.path)})
+        elif (base / source.hf).is_dir():  # a folder saved with save_to_disk; anything else is a Hub id
+            source = source.model_copy(update={"hf": str(at(Path(source.hf))), "name": source.name or f"hf:{source.hf}"})
+        sources.append(source)
+    backend = config.backend
+    if backend.model_path is not None:
+        backend = backend.model_copy(update={"model_path": at(backend.model_path)})
+    resolved = config.model_copy(update={"run_dir": at(config.run_dir), "backend": backend,
+                                         "pools": config.pools.model_copy(update={"sources": sources})})
+    resolved._as_written = config
+    return resolved
 
 
 def _as_written(raw: dict, loc: tuple) -> tuple:

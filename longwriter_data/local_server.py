@@ -40,6 +40,18 @@ def default_model_path() -> Path:
     return path
 
 
+def model_file(backend: BackendConfig) -> Path:
+    """The GGUF file the embedded server will load, checked (with llama.cpp itself) before a build creates
+    anything."""
+    model_path = Path(backend.model_path or default_model_path())
+    if not model_path.is_file():
+        raise UserError(f"backend.model_path: {model_path} does not exist.")
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise UserError("backend.kind: local needs llama-cpp-python: run scripts/quickstart.sh, "
+                        "or pip install -e '.[local]' with the CMAKE_ARGS from the README.")
+    return model_path
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -58,13 +70,7 @@ class LocalServer:
 
     @classmethod
     def from_config(cls, backend: BackendConfig) -> LocalServer:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise UserError("backend.kind: local needs llama-cpp-python: run scripts/quickstart.sh, "
-                            "or pip install -e '.[local]' with the CMAKE_ARGS from the README.")
-        model_path = backend.model_path or default_model_path()
-        if not Path(model_path).is_file():
-            raise UserError(f"backend.model_path: {model_path} does not exist.")
-        return cls(Path(model_path), backend.n_ctx, backend.threads)
+        return cls(model_file(backend), backend.n_ctx, backend.threads)
 
     @property
     def base_url(self) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import LengthInjection, PoolsConfig, Selection
 from .dedupe import NearDuplicates, SignatureCache, signature
+from .errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
 from .length import RequiredLength, required_length
 
@@ -100,17 +101,22 @@ class PreparedPools:
         self.seen: set[bytes] = set()  # digests of every prompt kept, for exact dedupe across sources
         self.unavailable: dict[str, str] = {}  # Hub sources that could not be read (to the end): name -> why
         digest = hashlib.blake2b(digest_size=16)
+        # Per configured source, what it holds (normalized records, wherever the file lives and whatever it is
+        # called), so that a resumed run can tell which source changed.
+        self.fingerprints: list[str] = []
         self._fh = tempfile.TemporaryFile(prefix="longwriter-pools-")
         try:
             for index, source in enumerate(config.sources):
                 stem = Path(source.path).stem if source.path else source.hf.rstrip("/").split("/")[-1]
-                kept = 0
+                content = hashlib.blake2b(digest_size=16)
+                kept = row = 0
                 rows = raw_records(source)
                 try:
                     for row, (where, raw) in enumerate(rows, start=1):
                         if source.max_instructions and kept >= source.max_instructions:
                             break  # read no further
                         record = normalized(source, where, raw)
+                        content.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n")
                         record.setdefault("id", f"{stem}:{row}")
                         line = self._admit(index, record, source.select)
                         if line:
@@ -120,10 +126,16 @@ class PreparedPools:
                     self.unavailable[self.names[index]] = str(exc)
                 finally:
                     rows.close()
+                if row == 0 and self.names[index] not in self.unavailable:
+                    what = "pool file" if source.path else "dataset"
+                    raise UserError(f"{source.path or source.hf}: the {what} holds no instructions (it is empty); "
+                                    "fill it or remove it from pools.")
+                self.fingerprints.append(content.hexdigest())
         except BaseException:
             self._fh.close()
             raise
         # Only the configured sources: what add() appends later is derived from them and the run directory.
+        # (One hash of all of them: what run directories made before per-source fingerprints recorded.)
         self.fingerprint = digest.hexdigest()
 
     def add(self, name: str, records: Iterable[dict], weight: float) -> int:

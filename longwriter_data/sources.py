@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .config import PoolSource
 from .errors import UserError
@@ -54,13 +55,20 @@ def raw_records(source: PoolSource) -> Iterator[tuple[str, dict]]:
                     raise UserError(f"{where}: expected a JSON object with a '{source.field}' field.")
                 yield where, record
     elif kind == "csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            for record in reader:
-                yield f"{path}:{reader.line_num}", record
+        with path.open("rb") as fh:
+            reader = csv.DictReader(_utf8_lines(path, fh))
+            try:
+                for record in reader:
+                    yield f"{path}:{reader.line_num}", record
+            except csv.Error as exc:
+                if "field larger than field limit" in str(exc):
+                    raise UserError(f"{path}:{reader.line_num + 1}: a field is longer than "
+                                    f"{csv.field_size_limit():,} characters; no instruction is that long "
+                                    "(is a quote left open?).") from None
+                raise UserError(f"{path}:{reader.line_num}: not valid CSV ({exc}).") from None
     elif kind == "text":
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
+        with path.open("rb") as fh:
+            for number, line in enumerate(_utf8_lines(path, fh), start=1):
                 if line.strip():
                     yield f"{path}:{number}", {source.field: line.strip()}
     else:
@@ -91,6 +99,16 @@ def is_local_folder(name: str) -> bool:
             or (name.count("/") == 1 and Path(name.split("/")[0]).is_dir()))
 
 
+def _utf8_lines(path: Path, fh: BinaryIO) -> Iterator[str]:
+    """The lines of a file, decoded one by one, so text that is not UTF-8 is reported with its line number."""
+    for number, raw in enumerate(fh, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as "
+                            "UTF-8.") from None
+
+
 def _hf_records(source: PoolSource) -> Iterator[tuple[str, dict]]:
     """A dataset saved with `save_to_disk` (a local folder) or a Hub id, streamed."""
     import datasets
@@ -100,7 +118,11 @@ def _hf_records(source: PoolSource) -> Iterator[tuple[str, dict]]:
         if not local.is_dir():
             raise UserError(f"pool hf: {source.hf}: no such folder (a dataset saved with save_to_disk, or a Hub id "
                             f"such as allenai/WildChat-1M).")
-        loaded = datasets.load_from_disk(str(local))
+        try:
+            loaded = datasets.load_from_disk(str(local))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{local}: not a dataset saved with save_to_disk ({exc}); give `hf:` such a folder, "
+                            "or a file with `path:`.") from None
         if isinstance(loaded, datasets.DatasetDict):
             if source.split not in loaded:
                 raise UserError(f"{local}: no split {source.split!r} (has {', '.join(loaded)}); set `split:`.")

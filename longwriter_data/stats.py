@@ -17,7 +17,7 @@ from .config import PricesConfig
 from .errors import UserError
 from .judge import COLUMNS
 from .length import RequiredLength, approx_tokens, length_score_range, required_length
-from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl
+from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl, read_snapshot
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (
@@ -166,7 +166,8 @@ def scan_run(run_dir: Path) -> Scan:
     if not jobs_path.is_file() and not config_path.is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json or jobs.jsonl); "
                         "pass the run_dir of a build or a folder written by export.")
-    config = json.loads(config_path.read_text(encoding="utf-8"))["config"] if config_path.is_file() else None
+    snapshot = read_snapshot(run_dir)
+    config = snapshot["config"] if snapshot else None
     last: dict[int, Job] = {}
     usage_of: dict[int, dict | None] = {}
     if jobs_path.is_file():

@@ -35,6 +35,10 @@ _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's star
 _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
                        rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
 _MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
+# Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
+# (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
+_RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
+              "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
 
 
 class GroupCommitLog:
@@ -46,7 +50,7 @@ class GroupCommitLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = path.open("ab")
+        self._fh = path.open("ab", buffering=0)  # unbuffered: a failed write leaves nothing queued to retry later
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
@@ -72,9 +76,18 @@ class GroupCommitLog:
                     future.set_result(None)
 
     def _write(self, data: bytes) -> None:
-        self._fh.write(data)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        """All of `data`, synced, or nothing: a write cut short (disk full) is cut off the file again, so records
+        written after space is freed never follow a partial line."""
+        fd = self._fh.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._fh.write(view):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
 
     def close(self) -> None:
         self._fh.close()
@@ -194,10 +207,31 @@ class RunStore:
         self.steps: GroupCommitLog | None = None
         self.jobs: GroupCommitLog | None = None
 
+    def check(self) -> None:
+        """Refuse, before anything is created, a run_dir that cannot be one: a file, a folder that cannot be
+        written, or a folder of other files (a build writes its files there and must overwrite nothing)."""
+        run_dir = self.run_dir
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"run_dir {run_dir} is a file, not a folder: set run_dir to a new folder.")
+        existing = next(folder for folder in (run_dir, *run_dir.parents) if folder.exists())
+        if not existing.is_dir():
+            raise UserError(f"run_dir {run_dir}: cannot create it ({existing} is a file, not a folder).")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"run_dir {run_dir}: cannot create or write it ({existing} is not writable).")
+        if existing == run_dir and not self.config_path.exists():
+            others = sorted(p.name for p in run_dir.iterdir() if p.name not in _RUN_FILES)
+            if others:
+                raise UserError(f"run_dir {run_dir} is not a run directory (no config.json, and it holds "
+                                f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): set run_dir to a "
+                                "new or empty folder.")
+
     def lock(self) -> None:
         """Refuse a second build on the same directory; the OS drops the lock if this process dies."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fh = (self.run_dir / "lock").open("a+")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fh = (self.run_dir / "lock").open("a+")
+        except OSError as exc:
+            raise UserError(f"run_dir {self.run_dir}: cannot create or write it ({exc.strerror}).") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -233,9 +267,7 @@ class RunStore:
         self.jobs = GroupCommitLog(self.jobs_path)
 
     def saved_config(self) -> dict | None:
-        if not self.config_path.exists():
-            return None
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+        return read_snapshot(self.run_dir)
 
     def shingle_hash(self) -> str:
         """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot
@@ -257,6 +289,24 @@ class RunStore:
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
+
+
+def read_snapshot(run_dir: Path) -> dict | None:
+    """config.json of a run directory ({"config": the recipe, fingerprints, ...}), or None where there is none;
+    the one place that reads it, so a damaged one is reported the same way by every command."""
+    path = run_dir / "config.json"
+    try:
+        snapshot = json.loads(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:  # ValueError: empty, truncated, or not UTF-8
+        reason = getattr(exc, "strerror", None) or ("empty" if not path.stat().st_size else "not complete JSON")
+        raise UserError(f"{path}: damaged run snapshot ({reason}); restore it from a copy, or move the run "
+                        "directory aside and start again.") from None
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("config"), dict):
+        raise UserError(f"{path}: damaged run snapshot (no recipe under \"config\"); restore it from a copy, or "
+                        "move the run directory aside and start again.")
+    return snapshot
 
 
 def write_atomic(path: Path, text: str) -> None:

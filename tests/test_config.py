@@ -36,6 +36,16 @@ def pool(tmp_path):
         (lambda t: t + "filters: {min_words: 5000, max_words: 100}\n", r"config.yaml:8: filters: min_words must not exceed max_words"),
         (lambda t: t.replace("pool.jsonl", "missing.jsonl"), r"config.yaml:7: pools\[0\].path: pool file .*missing.jsonl does not exist"),
         (lambda t: "- just\n- a list\n", r"config.yaml: the config must be a mapping"),
+        (lambda t: t.replace("target: 2", "target: 2\ntarget: 3"), r"config.yaml:4: target: duplicate key \(first on line 3\)"),
+        (lambda t: t.replace("  model: fake", "  model: fake\n  model: other"), r"config.yaml:6: backend.model: duplicate key"),
+        (lambda t: t + "generation: {paragraph_word_range: [1000, 200]}\n", r"config.yaml:8: generation: paragraph_word_range"),
+        (lambda t: t + "generation: {min_paragraphs: 9, max_paragraphs: 3}\n", r"config.yaml:8: generation: min_paragraphs must not exceed max_paragraphs"),
+        (lambda t: t + "generation: {paragraph_word_range: [0, 200]}\n", r"config.yaml:8: generation.paragraph_word_range"),
+        (lambda t: t + "engine: {retry_base_delay_s: 90, retry_max_delay_s: 60}\n", r"config.yaml:8: engine: retry_base_delay_s must not exceed retry_max_delay_s"),
+        (lambda t: t + "pools_x: 1\n", r"config.yaml:8: pools_x: unknown key"),
+        (lambda t: t.replace("  model: fake", "  model: fake\n  base_url: http://user:sk-secret@localhost:9/v1"), r"config.yaml:6: backend.base_url: .*credentials"),
+        (lambda t: t.replace("  model: fake", "  model: fake\n  base_url: localhost:8000/v1"), r"config.yaml:6: backend.base_url: .*http"),
+        (lambda t: t.replace("name: t", "name: ''"), r"config.yaml:1: name"),
     ],
 )
 def test_bad_config_names_file_and_key_and_creates_nothing(tmp_path, pool, capsys, mutate, expected):
@@ -62,6 +72,89 @@ def test_unset_api_key_variable_is_a_clear_error(tmp_path, pool, capsys, monkeyp
     config.write_text(text, encoding="utf-8")
     assert main(["build", "--config", str(config), "--no-progress"]) == 2
     assert "LWD_TEST_KEY (backend.api_key_env) is not set" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # checked before the run directory is created
+
+
+@pytest.mark.parametrize("pools, expected", [
+    ("{sources: [{path: POOL}], select: {min_prompt_chars: 500, max_prompt_chars: 100}}",
+     "config.yaml:6: pools.select: min_prompt_chars must not exceed max_prompt_chars"),
+    ("{sources: [{path: POOL}], lang_weights: {en: -1}}", "config.yaml:6: pools.lang_weights.en: "),
+])
+def test_pool_settings_must_be_consistent(tmp_path, pool, capsys, pools, expected):
+    text = GOOD.format(run_dir=tmp_path / "run", pool=pool).split("pools:")[0] + f"pools: {pools.replace('POOL', str(pool))}\n"
+    config = tmp_path / "config.yaml"
+    config.write_text(text, encoding="utf-8")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_run_dir_is_refused(tmp_path, pool, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD.format(run_dir="''", pool=pool), encoding="utf-8")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml:2: run_dir:" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "pool.jsonl"]
+
+
+def test_a_recipe_that_is_not_utf8_names_its_line(tmp_path, pool, capsys):
+    config = tmp_path / "config.yaml"
+    text = GOOD.format(run_dir=tmp_path / "run", pool=pool).replace("name: t", "name: caf\xe9")
+    config.write_bytes(text.encode("latin-1"))
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}:1: not UTF-8 text") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_local_model_file_creates_no_run_dir(tmp_path, pool, capsys):
+    config = tmp_path / "config.yaml"
+    text = GOOD.format(run_dir=tmp_path / "run", pool=pool).replace(
+        "  model: fake", "  model: fake\n  kind: local\n  model_path: nowhere.gguf")
+    config.write_text(text, encoding="utf-8")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert "nowhere.gguf" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_paths_in_a_recipe_are_relative_to_its_folder(tmp_path, capsys, monkeypatch):
+    from longwriter_data.config import load_config
+
+    folder = tmp_path.resolve() / "recipes"
+    (folder / "pools").mkdir(parents=True)
+    (folder / "pools" / "p.jsonl").write_text('{"prompt": "Write a long essay about rivers."}\n', encoding="utf-8")
+    (folder / "m.gguf").write_bytes(b"GGUF")
+    (folder / "saved").mkdir()
+    (folder / "r.yaml").write_text(
+        "name: t\nrun_dir: runs/one\ntarget: 1\nbackend: {model: fake, model_path: m.gguf}\n"
+        "pools: [{path: pools/p.jsonl}, {hf: saved}]\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config("../recipes/r.yaml")
+    assert config.run_dir == folder / "runs" / "one"
+    assert config.backend.model_path == folder / "m.gguf"
+    assert config.pools.sources[0].path == folder / "pools" / "p.jsonl"
+    assert config.pools.sources[1].hf == str(folder / "saved")
+    # names shown in previews and job records stay as written: no local folders in a published dataset
+    assert [s.name for s in config.pools.sources] == ["pools/p.jsonl", "hf:saved"]
+
+
+def test_the_shipped_recipes_work_from_any_folder(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from longwriter_data.config import load_config
+
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    for name in ("6k.yaml", "quickstart.yaml"):
+        config = load_config(repo / "configs" / name)
+        assert config.run_dir.parent == repo / "data" / "runs"
+        assert all(source.path.is_file() for source in config.pools.sources if source.path)
+    assert main(["estimate", "--config", str(repo / "configs" / "6k.yaml")]) == 0
+    assert "Estimate for longwriter-6k" in capsys.readouterr().out
 
 
 def test_the_6k_recipe_states_the_generation_settings_of_longwriters_own_scripts():

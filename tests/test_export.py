@@ -111,7 +111,7 @@ def test_the_card_has_valid_front_matter_and_the_folder_loads_by_its_configs(tmp
 
 def test_card_and_recipe_drop_secrets(tmp_path):
     run = _run(tmp_path / "run",
-               backend={"base_url": "https://alice:pa55word@llm.example.com/v1?api_key=abc123&region=eu",
+               backend={"base_url": "https://llm.example.com/v1?api_key=abc123&region=eu",
                         "api_key_env": "MY_SECRET_KEY_VAR"},
                generation={"extra_body": {"api_key": "sk-live-0123456789", "top_p": 0.9,
                                           "note": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",

@@ -146,7 +146,7 @@ def test_recipe_drift_is_refused_unless_forced_and_speed_changes_are_allowed(tmp
     assert "engine" not in err and "target" not in err
     pool.write_text(pool.read_text() + '{"prompt": "one more"}\n')
     assert main(["build", "--config", str(config), "--no-progress"]) == 2
-    assert "pools_fingerprint" in capsys.readouterr().err
+    assert "pools[0] (" in (err := capsys.readouterr().err) and "pool.jsonl): its instructions changed" in err
     assert main(["build", "--config", str(config), "--no-progress", "--force"]) == 0
 
 

@@ -241,3 +241,40 @@ def test_pools_help_shows_the_default_of_samples(capsys):
     with pytest.raises(SystemExit):
         main(["pools", "--help"])
     assert "first in draw order (default: 5)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("p.csv", b"prompt\nWrite an essay\nWrite a caf\xe9 guide\n", r"p.csv:3: not UTF-8 text"),
+        ("p.txt", b"Write an essay\n\nWrite a caf\xe9 guide\n", r"p.txt:3: not UTF-8 text"),
+        ("p.csv", b'prompt\n"' + b"x" * 140_000 + b'"\n', r"p.csv:2: .*131,072 characters"),
+        ("p.jsonl", b"", r"p.jsonl: the pool file holds no instructions"),
+        ("p.jsonl", b"\n\n", r"p.jsonl: the pool file holds no instructions"),
+        ("p.csv", b"prompt\n", r"p.csv: the pool file holds no instructions"),
+        ("p.txt", b"  \n", r"p.txt: the pool file holds no instructions"),
+    ],
+)
+def test_unreadable_or_empty_pool_files_are_refused_before_anything_is_created(tmp_path, capsys, name, content,
+                                                                                message):
+    import re
+
+    pool = tmp_path / name
+    pool.write_bytes(content)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"name": "t", "run_dir": str(tmp_path / "run"), "target": 1,
+                                      "backend": {"api_key_env": None}, "pools": [{"path": str(pool)}]}))
+    for command in ("build", "pools", "estimate"):
+        assert main([command, "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("make", [lambda d: None, lambda d: (d / "notes.txt").write_text("hello")])
+def test_a_folder_that_is_not_a_saved_dataset_is_a_clear_error(tmp_path, make):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    make(folder)
+    with pytest.raises(UserError, match=r"folder: not a dataset saved with save_to_disk"):
+        prepared([{"hf": str(folder)}])

@@ -1,0 +1,42 @@
+"""Secrets kept out of everything a run writes: the run directory's config.json, recipe.json and the dataset card
+share these rules, so a key written into a recipe by mistake is removed the same way everywhere."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+# Parts of a key name (split at "_" and "-") that mark its value as a secret; `max_tokens` or `tokens_per_minute`
+# are settings, `api_key_env` or `hf_token` are not shown.
+_SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "auth", "authorization",
+                 "credential", "credentials", "cookie", "cookies", "header", "headers", "bearer", "signature"}
+_SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
+REMOVED = "(removed)"
+
+
+def secret_key(key: str) -> bool:
+    return any(part in _SECRET_PARTS for part in re.split(r"[_\-]", key.lower()))
+
+
+def clean_url(value: str) -> str:
+    """Drop user:password@ and query parameters that carry keys from a URL."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return value
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not secret_key(k))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def without_secrets(value: Any, drop: tuple[str, ...] = ()) -> Any:
+    """`value` (a recipe as plain data) with secret-like keys dropped, key-like values replaced by "(removed)" and
+    credentials cut out of URLs; keys in `drop` go too. Applying it twice changes nothing, so a saved, scrubbed
+    recipe compares equal to the scrubbed recipe it came from."""
+    if isinstance(value, dict):
+        return {k: without_secrets(v, drop) for k, v in value.items() if not secret_key(str(k)) and k not in drop}
+    if isinstance(value, list):
+        return [without_secrets(item, drop) for item in value]
+    if isinstance(value, str):
+        return REMOVED if _SECRET_VALUE.search(value.strip()) else clean_url(value)
+    return value
