@@ -365,7 +365,8 @@ def requirement(prompt: str, length: int | None = None) -> RequiredLength | None
 _LENGTH_CUE = re.compile(
     r"字数|篇幅|字符|word\s*(?:count|limit)|\b(?:pages?|paragraphs?|sentences?|characters?|chars|lines)\s+long\b"
     r"|(?:\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|several|hundred|thousand))[\s-]*"
-    r"(?:k\s*)?(?:pages?|paragraphs?|sentences?|characters?|chars|words?)\b|[\d一二两三四五六七八九十百千万]\s*(?:页|段|句|行|字|词)",
+    r"(?:k\s*)?(?:pages?|paragraphs?|sentences?|characters?|chars|words?)\b"
+    r"|[\d二两三四五六七八九十]\s*(?:页|段|句|行)|[\d百千万]\s*(?:字|词)",  # not 一段 ("a piece of"), 十字路口
     re.IGNORECASE,
 )
 
