@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -133,12 +134,17 @@ _EN_SINGLE = re.compile(rf"{_EN_START}(?P<n>{_EN_NUM}){_EN_UNIT}", re.IGNORECASE
 _LETTERS = re.compile(r"[a-z]+")
 
 
+def _finite(value: float) -> int:
+    """A number as an int; 0 (no length) for one too long to be a float (a run of 400 digits)."""
+    return round(value) if math.isfinite(value) else 0
+
+
 def _parse_en(text: str) -> int:
     """Read an English number matched by _EN_NUM: "10,000", "2.5k", "twenty-five hundred", "a thousand"."""
     text = text.lower().rstrip("+").strip()
     if text[0].isdigit():
         scale = 1000 if text.endswith(("k", "thousand")) else 1
-        return round(float("".join(c for c in text if c.isdigit() or c == ".")) * scale)
+        return _finite(float("".join(c for c in text if c.isdigit() or c == ".")) * scale)
     total = current = 0
     for word in _LETTERS.findall(text):
         if word in _EN_SMALL:
@@ -187,7 +193,7 @@ def _parse_zh(text: str) -> int:
             tail.append(token)
     if number is not None and last_unit >= 100 and len(tail) == 1 and tail[0] not in "零〇" and number < 10:
         number *= last_unit // 10  # "三千五" is 3500, "两万五" is 25000
-    return round(total + section + (number or 0))
+    return _finite(total + section + (number or 0))
 
 
 # Used by ranges like "3-4k words" or "三到五万字", where the low end borrows the high end's multiplier.
@@ -214,7 +220,7 @@ _ZH_CUE = re.compile(
     rf"(?:\s*(?:{_ZH_UNIT})?\s*[-–—~至到]\s*(?P<b>{_ZH_NUM}))?(?:{_ZH_UNIT})?"
     rf"(?=\s*(?:左右|以内|之内|以上|以下|之间|上下|内|为宜|即可)?{_CLAUSE_END})"
 )
-_ZH_BARE = re.compile(rf"(?:^|(?<=[，,。；;！!？?\n：:（(]))\s*(?:约|大约|大概)?\s*(?P<a>\d[\d,]*)"
+_ZH_BARE = re.compile(rf"(?:^|(?<=[，,。；;！!？?\n：:（(]))\s*(?:约|大约|大概)?\s*(?P<a>\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+)"
                       rf"(?=\s*(?:左右|以内|之内|以上|以下)\s*{_CLAUSE_END})")
 _EN_QUALS = (r"(?:at\s+least|at\s+most|no\s+(?:more|less|fewer)\s+than|not\s+(?:more|less|fewer)\s+than|about|around"
              r"|approximately|roughly|under|over|up\s+to|between|(?:a\s+)?(?:minimum|maximum)(?:\s+of)?|max|min)")
@@ -373,7 +379,7 @@ _LENGTH_CUE = re.compile(
 
 def mentions_length(prompt: str) -> bool:
     """Whether an instruction asks for a length in any form, read or not: "a 50-page novel", "分3段", "字数适中"."""
-    return required_length(prompt) is not None or _LENGTH_CUE.search(unicodedata.normalize("NFKC", prompt)) is not None
+    return _LENGTH_CUE.search(unicodedata.normalize("NFKC", prompt)) is not None or required_length(prompt) is not None
 
 
 def length_score(words: int, required: int) -> float:

@@ -220,6 +220,11 @@ def test_required_length_reads_a_range(instruction: str, low: int, high: int) ->
     assert required_length(instruction) == RequiredLength(low, high)
 
 
+@pytest.mark.parametrize("instruction", ["写一篇" + "9" * 400 + "字的文章", "Write " + "9" * 400 + " words.", "字数" + "9" * 400])
+def test_a_number_too_long_for_a_float_is_no_length(instruction: str) -> None:
+    assert required_length(instruction) is None
+
+
 @pytest.mark.parametrize(("instruction", "expected"), REQUIREMENTS)
 def test_required_length_reads_floors_ceilings_ranges_and_parts(instruction: str, expected: RequiredLength) -> None:
     assert required_length(instruction) == expected
