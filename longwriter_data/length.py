@@ -218,10 +218,14 @@ _CLAUSE_END = r"(?:$|[，,。；;！!？?\s)）、])"
 _ZH_CUE = re.compile(
     rf"(?:字数|篇幅|长度)(?:要求|限制|控制)?\s*[:：]?\s*(?:{_ZH_QUALS}\s*)*(?P<a>{_ZH_NUM})"
     rf"(?:\s*(?:{_ZH_UNIT})?\s*[-–—~至到]\s*(?P<b>{_ZH_NUM}))?(?:{_ZH_UNIT})?"
-    rf"(?=\s*(?:左右|以内|之内|以上|以下|之间|上下|内|为宜|即可)?{_CLAUSE_END})"
+    rf"(?=\s*(?:左右|以内|之内|以上|以下|之间|上下|内|为宜|即可)?(?:的|{_CLAUSE_END}))"
 )
-_ZH_BARE = re.compile(rf"(?:^|(?<=[，,。；;！!？?\n：:（(]))\s*(?:约|大约|大概)?\s*(?P<a>\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+)"
-                      rf"(?=\s*(?:左右|以内|之内|以上|以下)\s*{_CLAUSE_END})")
+_BARE_NUM = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
+_ZH_BARE = re.compile(  # "，5000以内。", "，不多于4000。": a qualifier before or after the number
+    rf"(?:^|(?<=[，,。；;！!？?\n：:（(]))\s*(?:(?:约|大约|大概)?\s*(?P<a1>{_BARE_NUM})(?=\s*(?:左右|以内|之内|以上|以下)"
+    rf"\s*{_CLAUSE_END})|(?:不少于|不低于|不超过|不多于|至少|最多|至多)\s*(?P<a2>{_BARE_NUM})(?=\s*{_CLAUSE_END}))"
+)
+_ZH_CUE_WORD = re.compile("字数|篇幅")
 _EN_QUALS = (r"(?:at\s+least|at\s+most|no\s+(?:more|less|fewer)\s+than|not\s+(?:more|less|fewer)\s+than|about|around"
              r"|approximately|roughly|under|over|up\s+to|between|(?:a\s+)?(?:minimum|maximum)(?:\s+of)?|max|min)")
 _EN_CUE = re.compile(
@@ -237,13 +241,13 @@ _CEILING_BEFORE = re.compile(
     rf"(?:no\s+more\s+than|not\s+more\s+than|(?:no|not)\s+longer\s+than|at\s+most|up\s+to|under|{_NO}(?:less|fewer)\s+than"
     r"|below|within|(?:a\s+)?maximum(?:\s+of)?|max\.?|(?:not|n't|never)\s+(?:to\s+)?exceed(?:ing)?|without\s+exceeding"
     r"|limit(?:ed)?\s+(?:of|to)|word\s*limit(?:\s+of)?|capped\s+at|(?:不|不得|不要|不能|不可|不宜|别|勿)超过|不多于|不高于|不大于|不超出|最多|至多"
-    r"|(?<!不)少于|(?<!不)低于|(?<!不)小于|上限为?)\s*[:：]?\s*(?:写|在)?\s*$",
+    r"|(?<!不)少于|(?<!不)低于|(?<!不)小于|上限为?|(?<![无不上下])限)\s*[:：]?\s*(?:写|在)?\s*$",
     re.IGNORECASE,
 )
 _FLOOR_BEFORE = re.compile(
     rf"(?:at\s+leas[te]|(?:no|not)\s+(?:less|fewer|shorter)\s+than|(?:a\s+)?minimum(?:\s+of)?|min\.?|{_NO}more\s+than"
     r"|over|upwards\s+of|in\s+excess\s+of|不少于|不低于|不小于|不短于|不下于|至少|最少|起码|最低|(?<!不)多于|超过"
-    r"|(?<!不)高于|(?<!不)大于)\s*[:：]?\s*(?:要?写|在)?\s*$",
+    r"|(?<!不)高于|(?<!不)大于)\s*[:：]?\s*(?:要?写|在|an?\s+)?\s*$",
     re.IGNORECASE,
 )
 _CEILING_AFTER = re.compile(
@@ -251,7 +255,7 @@ _CEILING_AFTER = re.compile(
     r"|or\s+(?:less|fewer|shorter|under|below)|max(?:imum)?\b|at\s+(?:the\s+)?most|at\s+max|limit\b)",
     re.IGNORECASE,
 )
-_FLOOR_AFTER = re.compile(r"\s*(?:以上|及以上|或以上|之上|起步|打底|or\s+(?:more|longer|above|over)|minimum|min\b"
+_FLOOR_AFTER = re.compile(r"\s*(?:以上|及以上|或以上|之上|起(?![草名来因点])|打底|or\s+(?:more|longer|above|over)|minimum|min\b"
                           r"|at\s+(?:the\s+)?least|plus\b)", re.IGNORECASE)
 
 # --- Lengths of each part: "五篇…每篇400字左右", "分两部分写，各写1000字", "three essays of 500 words each".
@@ -260,33 +264,36 @@ _MEASURES = r"(?:篇|章|节|段|个部分|部分|首|封|天|集|幕|回|课|�
 _ZH_EACH = re.compile(
     rf"(?:每一?个?(?P<m>{_MEASURES})[^，,。；;！!？?\d]{{0,8}}|各(?:自|写|需|要|为|占|有)?{_ZH_QUALS}?)$")
 _ZH_COUNT = r"(?<![每第\d])(?P<n>\d+|[一二两三四五六七八九十]+)\s*个?"
+_ZH_PARTS = r"(?:部分|篇|章|节|段|首|封|幕|集|方面|份|则|条|部)"
 _EN_EACH_AFTER = re.compile(
     r"\s*(?:long\s+|in\s+length\s+)?(?:each|apiece|per\s+(?:essay|section|chapter|part|piece|story|post|article"
     r"|letter|entry|paragraph|poem|episode|scene|day|item|one)s?)\b",
     re.IGNORECASE,
 )
 _EN_EACH_BEFORE = re.compile(r"\b(?:each|every)\s+(?:[a-z]+\s+){0,5}$", re.IGNORECASE)
-_EN_COUNT = re.compile(rf"\b(?P<n>\d+|{_EN_SMALL_WORD})\s+(?:[a-z-]+\s+){{0,2}}?(?P<noun>[a-z-]+s)\b", re.IGNORECASE)
+# "three essays", "4 short stories", "a 10-chapter novel"
+_EN_COUNT = re.compile(rf"\b(?P<n>\d+|{_EN_SMALL_WORD})(?P<noun>\s+(?:[a-z-]+\s+){{0,2}}?[a-z-]+s|-[a-z]+)\b",
+                       re.IGNORECASE)
 _SENTENCE = re.compile(r"[.!?;\n。！？；]")
 
 
-def _parts(text: str, start: int, end: int) -> int | None:
+def _parts(text: str, start: int, end: int) -> int:
     """How many parts a length is for: 1 for the whole text, the count of parts for a length of each part
     ("每篇", "各", "each"), or 0 when it is per part but the count is nowhere to be found."""
-    before = text[max(0, start - 24):start]
-    zh = _ZH_EACH.search(before)
-    if zh:
-        measure = re.escape(zh["m"]) if zh["m"] else r"(?:部分|篇|章|节|段|首|封|幕|集|方面|份|则|条|部)"
-        counts = [_parse_zh(m["n"]) for m in re.finditer(_ZH_COUNT + measure, text[:start - len(zh[0])] + " "
-                                                                              + text[end:])]
-        counts = [n for n in counts if 1 < n <= 1000]
-        return max(counts) if zh["m"] and counts else (counts[-1] if counts else 0)
-    sentence = max((m.end() for m in _SENTENCE.finditer(text, max(0, start - 200), start)), default=0)
-    if _EN_EACH_AFTER.match(text, end) or _EN_EACH_BEFORE.search(text[max(sentence, start - 60):start]):
-        counts = [_parse_en(m["n"]) for m in _EN_COUNT.finditer(text[:start]) if m["noun"].lower() != "words"]
-        counts = [n for n in counts if 1 < n <= 1000]
-        return counts[-1] if counts else 0
-    return 1
+    zh = _ZH_EACH.search(text, max(0, start - 24), start)
+    if zh and zh["m"]:  # 每篇: the largest count of that measure word anywhere else ("五篇")
+        where = text[:zh.start()] + " " + text[end:]
+        counts = [_parse_zh(m["n"]) for m in re.finditer(_ZH_COUNT + re.escape(zh["m"]), where)]
+    elif zh:  # 各: the nearest count of parts before it ("分两部分写")
+        counts = [_parse_zh(m["n"]) for m in re.finditer(_ZH_COUNT + _ZH_PARTS, text[:zh.start()])][-1:]
+    else:
+        sentence = max((m.end() for m in _SENTENCE.finditer(text, max(0, start - 200), start)), default=0)
+        if not (_EN_EACH_AFTER.match(text, end) or _EN_EACH_BEFORE.search(text, max(sentence, start - 60), start)):
+            return 1
+        counts = [_parse_en(m["n"]) for m in _EN_COUNT.finditer(text, 0, start)
+                  if not m["noun"].lower().rstrip("s").endswith("word")][-1:]  # the nearest before it
+    counts = [n for n in counts if 1 < n <= 1000]
+    return max(counts, default=0)
 
 
 def _bounded(text: str, start: int, end: int, number: str, value: int) -> RequiredLength:
@@ -327,8 +334,8 @@ def _stated(text: str) -> list[tuple[RequiredLength, int]]:
                 length = _range(parse(a), parse(b))
             else:
                 value = parse(a)
-                if pattern is _ZH_BARE and value < 100:
-                    continue
+                if pattern is _ZH_BARE and (value < 100 or (match["a2"] and not _ZH_CUE_WORD.search(text))):
+                    continue  # "，不超过5000。" is a length only where the text speaks of 字数 (not of a budget)
                 length = _bounded(text, start, match.end(), text[start:match.end()], value) if value > 0 else None
             if length is not None:
                 found.append((length, _parts(text, start, match.end())))
