@@ -142,9 +142,9 @@ from datasets import load_dataset
 dataset = load_dataset("{repo_id}")
 ```
 
-Columns: `{column}` ({schema}), and `id`, `lang`, `type`, `word_count` (words as LongBench-Write counts them:
-one per CJK character, one per run of Latin letters), `required_length` (the length the instruction asks for,
-when it states one) and `model`.
+Columns: `{column}` ({schema}), and `id`, `lang`, `type`, `word_count` (words exactly as LongBench-Write counts
+them: one per character in U+4E00-U+9FFF, plus one per match of `\\b[a-zA-Z]+\\b`), `required_length` (the length the
+instruction asks for, when it states one: the number LongBench-Write scores against) and `model`.
 
 LLaMA-Factory (`data/dataset_info.json`):
 

@@ -260,7 +260,7 @@ class Engine:
             "lang": instruction.lang,
             "type": instruction.type,
             "required_length": instruction.required.target if instruction.required else None,
-            "required_range": [instruction.required.low, instruction.required.high] if instruction.required else None,
+            "required": instruction.required.as_record() if instruction.required else None,  # kind, target, bounds
             "length_injected": instruction.injected,
             "pool": instruction.pool,
             "model": self.config.backend.model,

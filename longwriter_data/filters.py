@@ -16,7 +16,7 @@ import numpy as np
 from .answers import looks_like_refusal
 from .config import FiltersConfig
 from .dedupe import signature
-from .length import RequiredLength, length_score_range, words_of
+from .length import RequiredLength, compliance_score, words_of
 from .pools import detect_lang
 
 _META = re.compile(
@@ -101,12 +101,10 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     if words > filters.max_words:
         return Verdict("rejected", "too_long", f"{words} words > max_words {filters.max_words}")
     if sample.required and filters.min_length_score is not None:
-        score = length_score_range(words, sample.required)
+        score = compliance_score(words, sample.required)
         if score < filters.min_length_score:
-            wanted = f"{sample.required.low}-{sample.required.high}" if sample.required.low != sample.required.high \
-                else str(sample.required.low)
             return Verdict("rejected", "length_score", f"S_l {score:.1f} < {filters.min_length_score:g} "
-                                                        f"({words} words for a required {wanted})")
+                                                        f"({words} words; required: {sample.required})")
     refused = next((i for i, p in enumerate(sample.paragraphs) if looks_like_refusal(p)), None)
     if refused is not None:
         return Verdict("rejected", "refusal", f"paragraph {refused + 1} is a refusal or apology")

@@ -20,7 +20,7 @@ from .config import LengthInjection, PoolsConfig, Selection
 from .dedupe import NearDuplicates, SignatureCache, signature
 from .errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
-from .length import RequiredLength, required_length
+from .length import RequiredLength, mentions_length, requirement
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LETTER = re.compile(r"[^\W\d_]+")  # runs of letters, Han characters included: few matches, counted in C
@@ -76,10 +76,9 @@ def selection_problem(record: dict, rules: Selection) -> str | None:
         return "prompt_too_short"
     if len(prompt) > rules.max_prompt_chars:
         return "prompt_too_long"
-    length = record.get("length")
-    required = RequiredLength(length, length) if length else required_length(prompt)
+    required = requirement(prompt, record.get("length") or None)
     if required is not None:
-        return None if required.high >= rules.min_required_words else "required_length_too_short"
+        return None if required.target >= rules.min_required_words else "required_length_too_short"
     if rules.keywords and _LONG_FORM.search(prompt):
         return None
     return "not_long_form"
@@ -220,8 +219,9 @@ _INJECTED = {"en": "\n\nThe answer should be about {n} words long.", "zh": "\n\n
 
 
 def inject_length(instruction: Instruction, injection: LengthInjection, seed: int) -> Instruction:
-    """Add a length requirement, drawn from the configured distribution, in the instruction's language."""
-    if instruction.required is not None:
+    """Add a length requirement, drawn from the configured distribution, in the instruction's language; not to
+    an instruction that asks for a length in a form we do not read ("a 50-page novel"): two lengths would conflict."""
+    if instruction.required is not None or mentions_length(instruction.prompt):
         return instruction
     rng = random.Random(seed * 1_000_003 + instruction.seq)
     if rng.random() >= injection.share:
@@ -235,7 +235,7 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
     words = min(high, max(low, int(round(words / step) * step)))
     lang = "zh" if instruction.lang == "zh" else "en"
     prompt = instruction.prompt + _INJECTED[lang].format(n=words)
-    return replace(instruction, prompt=prompt, required=RequiredLength(words, words), injected=True)
+    return replace(instruction, prompt=prompt, required=RequiredLength.about(words), injected=True)
 
 
 def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = None,
@@ -289,7 +289,7 @@ def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = No
             type=record.get("type"),
             length=length,
             pool=pools.names[record["source"]],
-            required=RequiredLength(length, length) if length else required_length(prompt),
+            required=requirement(prompt, length or None),
         )
         yield inject_length(instruction, injection, seed) if injection else instruction
         seq += 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import PricesConfig
 from .errors import UserError
 from .judge import COLUMNS
-from .length import RequiredLength, approx_tokens, length_score_range, required_length
+from .length import RequiredLength, approx_tokens, benchmark_score, required_length, requirement
 from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl, read_snapshot
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
@@ -76,10 +76,10 @@ class Job:
 
     @property
     def score(self) -> float | None:
-        """LongBench-Write's S_l against the required length, when the instruction states one."""
+        """LongBench-Write's S_l against the required length's target, when the instruction states one."""
         if self.required is None or self.words is None:
             return None
-        return length_score_range(self.words, self.required)
+        return benchmark_score(self.words, self.required)
 
 
 @dataclass
@@ -143,7 +143,9 @@ class Scan:
 
 
 def _required(record: dict) -> RequiredLength | None:
-    if "required_range" in record:  # the engine's own reading: the pool's length, the prompt's, or an injected one
+    if "required" in record:  # the engine's own reading: the pool's length, the prompt's, or an injected one
+        return RequiredLength.from_record(record["required"]) if record["required"] else None
+    if "required_range" in record:  # records before the structured requirement: about N, or a range
         low_high = record["required_range"]
         return RequiredLength(*low_high) if low_high else None
     if record.get("required_length"):  # older records: the pool's `length`, else nothing
@@ -239,7 +241,7 @@ def scan_dataset(folder: Path) -> Scan:
         for batch in reader.iter_batches(batch_size=256, columns=wanted):
             for row in batch.to_pylist():
                 prompt = prompt_of(row[column]) if column else ""
-                required = _row_required(prompt, row.get("required_length"))
+                required = requirement(prompt, row.get("required_length"))
                 scores = {dim: row[name] for dim, name in COLUMNS.items() if row.get(name) is not None}
                 jobs.append(Job(seq=len(jobs), status="accepted", lang=row.get("lang") or "en", type=row.get("type"),
                                 words=row.get("word_count"), required=required, id=row.get("id"),
@@ -250,14 +252,6 @@ def scan_dataset(folder: Path) -> Scan:
     usage.add((recipe or {}).get("usage", {}))
     return Scan(path=folder, kind="dataset", jobs=jobs, usage=usage, config=(recipe or {}).get("config"),
                 splits=dict(splits), recipe=recipe)
-
-
-def _row_required(prompt: str, column: int | None) -> RequiredLength | None:
-    """A row keeps one number (a range's midpoint); the prompt, where it states that length, gives the range back."""
-    stated = required_length(prompt)
-    if column is None:
-        return stated
-    return stated if stated is not None and stated.target == column else RequiredLength(column, column)
 
 
 def load_scan(path: Path) -> Scan:

@@ -167,3 +167,35 @@ def test_llm_selector_asks_once_per_instruction_and_rejects_the_nos(tmp_path, se
     requests = server.stats()["requests"]
     assert main(["build", "--config", str(config), "--no-progress"]) == 0  # a re-run asks nothing again
     assert server.stats()["requests"] == requests
+
+
+@pytest.mark.parametrize(
+    "required, reason",
+    [
+        (RequiredLength.at_least(1250), None),  # 2,500 words for "at least 1,250": 2x a floor complies
+        (RequiredLength.at_most(4200), None),  # 2,500 words for "no more than 4,200": 0.6x a ceiling complies
+        (RequiredLength.about(1250), "length_score"),  # 2x "about 1,250": S_l 66.7
+        (RequiredLength.at_least(5000), "length_score"),  # half a floor
+        (RequiredLength.at_most(1000), "length_score"),  # 2.5x a ceiling
+    ],
+)
+def test_length_filter_accepts_what_a_floor_or_a_ceiling_allows(required, reason):
+    verdict = judge(sample(required=required), FiltersConfig())
+    assert verdict.reason == reason, verdict.detail
+
+
+def test_a_build_keeps_compliant_answers_to_floors_and_ceilings_and_records_the_requirement(tmp_path, server):
+    prompts = {
+        "Write at least 1,200 words about rivers. [[words=2400]]": ("accepted", "at_least", 1200, 1200, None),
+        "Write no more than 4,000 words about lakes. [[words=2400]]": ("accepted", "at_most", 4000, None, 4000),
+        "写一篇关于黄河的文章，字数在2000至3000之间 [[words=2400]]": ("accepted", "range", 3000, 2000, 3000),
+        "Write about 1,200 words about wells. [[words=2400]]": ("rejected", "about", 1200, 1200, 1200),
+    }
+    pool = write_pool(tmp_path / "pool.jsonl", list(prompts))
+    config = write_config(tmp_path, server.base_url, pool, target=4, filters={"min_words": 1000, "check_language": False})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    for record in jobs(tmp_path / "run"):
+        status, kind, target, low, high = prompts[record["prompt"]]
+        assert record["status"] == status, record["detail"]
+        assert record["required"] == {"kind": kind, "target": target, "low": low, "high": high}
+        assert record["required_length"] == target

@@ -84,7 +84,40 @@ def test_an_instruction_survives_the_record_its_first_step_stores():
     from longwriter_data.length import RequiredLength
     from longwriter_data.pools import Instruction
 
-    for required in (RequiredLength(3000, 5000), None):
+    for required in (RequiredLength(3000, 5000), RequiredLength.at_least(3000), RequiredLength.at_most(900), None):
         instruction = Instruction(seq=7, id="a:1", prompt="写一篇报告。", lang="zh", type="News Report", length=None,
                                   pool="seed_zh", required=required, injected=required is not None)
         assert Instruction.from_record(7, instruction.to_record()) == instruction
+
+
+@pytest.mark.parametrize(
+    "prompt, required",
+    [
+        ("Write a 50-page novel about a man's quest for meaning.", None),  # a length, but not in words
+        ("Write an essay in 5 paragraphs about dogs.", None),
+        ("写一篇关于春天的散文，篇幅适中。", None),
+        ("写一篇散文，字数1400左右。", 1400),  # read today: the pool's draw keeps it, nothing is added
+        ("Write a story about a lighthouse.", "injected"),
+        ("写一篇关于春天的散文。", "injected"),
+    ],
+)
+def test_the_draw_adds_no_length_to_an_instruction_that_asks_for_one_in_any_form(tmp_path, prompt, required):
+    from longwriter_data.config import LengthInjection
+
+    pools = load_pools([PoolSource(path=write_pool(tmp_path / "pool.jsonl", [prompt]))])
+    (instruction,) = draw(pools, 0, LengthInjection(share=1.0))
+    if required == "injected":
+        assert instruction.injected and instruction.prompt != prompt and instruction.required is not None
+    else:
+        assert not instruction.injected and instruction.prompt == prompt
+        assert (instruction.required.target if instruction.required else None) == required
+
+
+def test_a_pools_length_keeps_the_kind_its_prompt_states(tmp_path):
+    from longwriter_data.length import RequiredLength
+
+    path = tmp_path / "pool.jsonl"
+    path.write_text('{"prompt": "以民国上海为背景写一章小说，不少于3800字。", "length": 3800}\n'
+                    '{"prompt": "Write a story of no more than 5,000 words.", "length": 4000}\n', encoding="utf-8")
+    drawn = {i.length: i.required for i in draw(load_pools([PoolSource(path=path)]), 0)}
+    assert drawn == {3800: RequiredLength.at_least(3800), 4000: RequiredLength.about(4000)}  # a disagreeing `length` wins

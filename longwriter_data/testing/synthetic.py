@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import BuildConfig
+from ..length import RequiredLength
 
 _SYLLABLES = ("ka lo mi ren sta por vel an ti mor dre sul ca ben tor lis har wen ob qui "
               "pre gan fel ru nor ith bal cen dom est").split()
@@ -68,8 +69,8 @@ def record(job: SyntheticJob, seq: int, rng: random.Random, model: str = "synthe
         "seq": seq, "id": f"syn{seq:06d}", "status": job.status if job.words is not None else "failed",
         "reason": job.reason if job.words is not None else (job.reason or "plan_failed"),
         "prompt": _prompt(job, seq), "lang": job.lang, "type": job.type,
-        "required_length": (required[0] + required[1]) // 2 if required else None,
-        "required_range": list(required) if required else None, "length_injected": False,
+        "required_length": RequiredLength(*required).target if required else None,
+        "required": RequiredLength(*required).as_record() if required else None, "length_injected": False,
         "pool": "synthetic.jsonl", "model": model, "plan_model": model,
     }
     if job.words is None:
