@@ -26,7 +26,9 @@ CARD = "README.md"
 IMAGE = "length_histogram.png"
 PLACEHOLDER_REPO = "ORG/NAME"
 
-_LOCAL_ONLY = ("run_dir",)  # meaningless to whoever reads the card
+# Meaningless to whoever reads the card: where the run lived, and the names of the variables its keys were in
+# (config.json keeps those: `judge RUN_DIR` calls the endpoint again).
+_LOCAL_ONLY = ("run_dir", "api_key_env")
 
 
 def public_config(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 # Parts of a key name (split at "_" and "-") that mark its value as a secret; `max_tokens` or `tokens_per_minute`
-# are settings, `api_key_env` or `hf_token` are not shown.
+# are settings, `hf_token` is not shown.
 _SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "auth", "authorization",
                  "credential", "credentials", "cookie", "cookies", "header", "headers", "bearer", "signature"}
 _SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
@@ -16,6 +16,10 @@ REMOVED = "(removed)"
 
 
 def secret_key(key: str) -> bool:
+    """A key whose value is a secret; `api_key_env` names a variable, not its value, and is kept (its value is still
+    scrubbed should a key have been typed there by mistake)."""
+    if key.lower().endswith("_env"):
+        return False
     return any(part in _SECRET_PARTS for part in re.split(r"[_\-]", key.lower()))
 
 
