@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import datasets
 import httpx2
@@ -124,3 +125,84 @@ def test_a_wrong_api_key_stops_the_run_at_once_with_a_clear_message(tmp_path, ca
         assert server.stats()["requests"] == 0  # rejected before any request was served, and none retried
     err = capsys.readouterr().err
     assert "rejected the API key (401)" in err and "wrong-key" not in err
+
+
+FAST = {"max_jobs": 4, "max_retries": 1, "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05}
+
+
+def _dead_url() -> str:
+    """A loopback address where nothing listens: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="module")
+def picky_server():
+    """A server that knows one model, as a provider does: any other answers 404 model_not_found."""
+    with FakeServerProcess(models=["fake"]) as server:
+        yield server
+
+
+@pytest.mark.parametrize("broken, status, words", [
+    ("dead_port", 1, ["cannot reach", "backend.base_url"]),
+    ("no_v1", 2, ["HTTP 404", "backend.base_url", "/v1"]),
+    ("unknown_model", 2, ["model_not_found", "'no-such-model'"]),
+])
+def test_an_unusable_endpoint_stops_the_build_and_fixing_it_just_works(tmp_path, capsys, picky_server, broken,
+                                                                        status, words):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(30)])
+    url, model = picky_server.base_url, "fake"
+    if broken == "dead_port":
+        url = _dead_url()
+    elif broken == "no_v1":
+        url = url.removesuffix("/v1")
+    else:
+        model = "no-such-model"
+    config = write_config(tmp_path, url, pool, target=3, engine=FAST, backend={"model": model},
+                          filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == status
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err  # one line, no traceback
+    assert url in err and f"'{model}'" in err, err
+    assert all(word in err for word in words), err
+    assert not [r for r in jobs(tmp_path / "run") if r["status"] == "failed"]  # nothing burnt
+    # The user fixes the recipe and runs the same command: no --retry-failed, no --force.
+    config = write_config(tmp_path, picky_server.base_url, pool, target=3, engine=FAST, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert [r["status"] for r in jobs(tmp_path / "run")] == ["accepted"] * 3
+
+
+def test_a_server_failing_every_request_stops_the_build_with_status_1(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(30)])
+    with FakeServerProcess(faults={"server_error": 1.0}) as server:
+        config = write_config(tmp_path, server.base_url, pool, target=3, engine=FAST)
+        assert main(["build", "--config", str(config), "--no-progress"]) == 1
+        assert server.stats()["requests"] <= 2 * FAST["max_jobs"]  # stopped after the first round, not 30 jobs
+    err = capsys.readouterr().err
+    assert "HTTP 5" in err and server.base_url in err, err
+    assert jobs(tmp_path / "run") == []
+
+
+def test_synthesis_and_llm_selection_requests_stop_the_build_too(tmp_path, capsys, picky_server):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(10)])
+    config = write_config(tmp_path, _dead_url(), pool, target=3, engine=FAST,
+                          pools={"sources": [{"path": str(pool)}], "synthesize": {"count": 5, "per_request": 5}})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+    synthesized = tmp_path / "run" / "synthesized.jsonl"
+    assert not synthesized.exists() or synthesized.read_text() == ""  # no request stored as failed
+    config = write_config(tmp_path, picky_server.base_url, pool, target=3, engine=FAST, run_dir=str(tmp_path / "sel"),
+                          pools={"sources": [{"path": str(pool)}], "llm_select": {"model": "no-such-selector"}})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert "'no-such-selector'" in capsys.readouterr().err
+    assert jobs(tmp_path / "sel") == []
+
+
+def test_a_run_whose_every_job_failed_does_not_exit_0(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write about {i}. [[badplan]]" for i in range(3)])
+    config = write_config(tmp_path, server.base_url, pool, target=3, engine=FAST, generation={"step_attempts": 1})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 1
+    assert "every job failed" in capsys.readouterr().err.lower()
+    assert [r["status"] for r in jobs(tmp_path / "run")] == ["failed"] * 3
