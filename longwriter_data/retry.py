@@ -17,7 +17,14 @@ _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConne
 
 
 class RequestFailed(Exception):
-    """A request that will not succeed: not retryable, or out of retries. Its job fails; the run goes on."""
+    """A request that will not succeed: not retryable, or out of retries. Its job fails and the run goes on, unless
+    the endpoint as a whole is unusable (see breaker.py), which reads the HTTP status, code and parameter here."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status  # None: no HTTP answer (connection refused or dropped, timeout)
+        self.code = code
+        self.param = param
 
 
 @dataclass
@@ -61,18 +68,21 @@ async def complete_with_retries(attempt_once: Attempt, request: ChatRequest, pol
             async with asyncio.timeout(policy.timeout_s):
                 return await attempt_once(request)
         except openai.AuthenticationError as exc:
-            raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}") from None
+            raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}. Check the key in the "
+                                    "environment variable named by backend.api_key_env") from None
         except openai.RateLimitError as exc:
             if getattr(exc, "code", None) == "insufficient_quota":
-                raise FatalBackendError(f"the account's quota is used up: {_short(exc)}") from None
+                raise FatalBackendError(f"the account's quota is used up: {_short(exc)}. Add credit, or use another "
+                                        "key (backend.api_key_env)") from None
             last = exc
         except _RETRYABLE as exc:
             last = exc
         except TimeoutError:
             last = TimeoutError(f"no answer within request_timeout_s={policy.timeout_s:g}")
         except openai.APIStatusError as exc:
-            raise RequestFailed(f"HTTP {exc.status_code}: {_short(exc)}") from None
-    raise RequestFailed(f"gave up after {policy.max_retries + 1} attempts: {_short(last)}")
+            raise RequestFailed(f"HTTP {exc.status_code}: {_short(exc)}", exc.status_code, exc.code, exc.param) from None
+    status = last.status_code if isinstance(last, openai.APIStatusError) else None
+    raise RequestFailed(f"gave up after {policy.max_retries + 1} attempts: {_short(last)}", status)
 
 
 def _short(error: Exception | None) -> str:

@@ -171,7 +171,8 @@ def test_an_unusable_endpoint_stops_the_build_and_fixing_it_just_works(tmp_path,
     # The user fixes the recipe and runs the same command: no --retry-failed, no --force.
     config = write_config(tmp_path, picky_server.base_url, pool, target=3, engine=FAST, filters={"min_words": 1000})
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
-    assert [r["status"] for r in jobs(tmp_path / "run")] == ["accepted"] * 3
+    statuses = [r["status"] for r in jobs(tmp_path / "run")]
+    assert statuses.count("accepted") >= 3 and "failed" not in statuses
 
 
 def test_a_server_failing_every_request_stops_the_build_with_status_1(tmp_path, capsys):
