@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .backend import Completion
+from .backend import MAX_RESPONSE_BYTES, Completion
 
 _REFUSAL = re.compile(
     r"^\s*(?:i['’]m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t (?:help|assist|write|fulfil|comply|provide)"
@@ -26,6 +26,8 @@ def answer_problem(completion: Completion) -> str | None:
         return "cut off (finish_reason=length)"
     if completion.finish_reason == "unreadable":
         return "the server's answer was not a chat completion"
+    if completion.finish_reason == "oversized":
+        return f"the server's answer was larger than {MAX_RESPONSE_BYTES:,} bytes"
     if completion.finish_reason == "content_filter":
         return "blocked by the provider's content filter"
     text = completion.text.strip()

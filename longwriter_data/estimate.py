@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .agentwrite import TEMPLATES
+from .backend import reasoning_model
 from .config import BuildConfig, PricesConfig, load_config
 from .errors import UserError
 from .length import approx_tokens
@@ -126,6 +127,10 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
         f"  wall time       {_duration(seconds):>14}   (bound by {limit}; "
         + ", ".join(f"{name} {_duration(value)}" for name, value in bounds.items()) + ")",
     ]
+    models = {config.backend.model, config.backend.plan_model or config.backend.model}
+    if any(reasoning_model(model) for model in models):
+        lines.append("  note: reasoning models also bill hidden reasoning tokens as output, which this does not "
+                     "predict; `inspect` counts them once a build has run")
     return "\n".join(lines)
 
 

@@ -58,3 +58,10 @@ def test_inspect_sets_the_estimate_beside_what_the_run_spent(tmp_path, server, c
         change = rows[name].split()[-1]
         assert abs(int(change.rstrip("%"))) <= 15, rows[name]
     assert "$" in rows["cost"]
+
+
+def test_estimate_warns_that_reasoning_tokens_are_not_predicted(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a 3000-word essay about rivers."])
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=1, backend={"model": "o3"})
+    assert main(["estimate", "--config", str(config)]) == 0
+    assert "reasoning tokens" in capsys.readouterr().out
