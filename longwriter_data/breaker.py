@@ -16,6 +16,7 @@ timeouts, 5xx, 429 after every retry).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -33,8 +34,7 @@ class EndpointUnusable(FatalBackendError):
 
 
 class EndpointBreaker:
-    def __init__(self, send: Send, base_url: str, max_jobs: int):
-        self.send = send
+    def __init__(self, base_url: str, max_jobs: int):
         self.url = shown_url(base_url)
         self.quorum = max(1, min(STREAK, max_jobs))  # failures that, filling every slot, condemn the endpoint
         self.active = 0  # requests inside `send` or held here
@@ -44,13 +44,21 @@ class EndpointBreaker:
         self.proven = False  # a request has succeeded in this build
         self.tripped: EndpointUnusable | None = None
 
-    async def __call__(self, request: ChatRequest) -> Completion:
+    def guarding(self, send: Send) -> Send:
+        """`send` with every failure judged here."""
+        return functools.partial(self.call, send)
+
+    def answered(self) -> bool:
+        """Whether a request of this build has succeeded: before, a dead address is not retried for long."""
+        return self.proven
+
+    async def call(self, send: Send, request: ChatRequest) -> Completion:
         if self.tripped:
             raise self.tripped
         self.active += 1
         try:
             try:
-                completion = await self.send(request)
+                completion = await send(request)
             except RequestFailed as exc:
                 await self._failed(exc, request)
                 raise
@@ -112,7 +120,7 @@ class EndpointBreaker:
     def _message(self, failure: RequestFailed, request: ChatRequest) -> str:
         where = f"{self.url} (model '{request.model}')"
         fix = "nothing was recorded as failed: fix it and re-run the same command"
-        status, reason = failure.status, str(failure)
+        status, reason = failure.status, str(failure).rstrip(".")
         if failure.code in ("unsupported_parameter", "unsupported_value") and failure.param:
             return (f"{where} refuses the parameter {failure.param!r} ({failure.code}): {_setting_hint(failure)}; "
                     f"{fix}. The server said: {reason}")

@@ -171,8 +171,9 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
         async with open_backend(config) as backend:
             limits = Limits(config.engine)
             attempt = functools.partial(limits.call, backend.complete)
-            send = EndpointBreaker(functools.partial(complete_with_retries, attempt, policy=policy),
-                                   str(backend.client.base_url), engine_config.max_jobs)
+            breaker = EndpointBreaker(str(backend.client.base_url), engine_config.max_jobs)
+            send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
+                                                      answered=breaker.answered))
             if synthesis is not None:
                 shutdown.attach(synthesis)
                 await synthesis.run(send)  # the same retries and budgets as the jobs' requests

@@ -10,9 +10,11 @@ import httpx2
 import openai
 import pytest
 
+from longwriter_data.backend import ChatRequest, Completion, OpenAIBackend
+from longwriter_data.breaker import EndpointBreaker, EndpointUnusable
 from longwriter_data.cli import main
 from longwriter_data.limits import AdaptiveConcurrency, TokenBucket
-from longwriter_data.retry import RetryPolicy, retry_after_s
+from longwriter_data.retry import RequestFailed, RetryPolicy, complete_with_retries, retry_after_s
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -207,3 +209,71 @@ def test_a_run_whose_every_job_failed_does_not_exit_0(tmp_path, server, capsys):
     assert main(["build", "--config", str(config), "--no-progress"]) == 1
     assert "every job failed" in capsys.readouterr().err.lower()
     assert [r["status"] for r in jobs(tmp_path / "run")] == ["failed"] * 3
+
+
+@pytest.mark.parametrize("answered, attempts", [(False, 3), (True, 7)])
+def test_a_dead_address_is_given_up_on_quickly_until_the_endpoint_has_answered(answered, attempts):
+    async def scenario() -> str:
+        backend = OpenAIBackend(_dead_url(), "key", max_connections=2, timeout_s=5)
+        policy = RetryPolicy(max_retries=6, base_delay_s=0.001, max_delay_s=0.002)
+        try:
+            await complete_with_retries(backend.complete, REQUEST, policy, answered=lambda: answered)
+        except RequestFailed as exc:
+            return str(exc)
+        finally:
+            await backend.aclose()
+        return "succeeded"
+
+    message = asyncio.run(scenario())
+    assert message.startswith(f"gave up after {attempts} attempts") and "Connect call failed" in message, message
+
+
+REQUEST = ChatRequest(model="fake", prompt="Write about rivers.", max_tokens=64, temperature=0.7)
+
+
+def _scripted(outcomes: dict[str, list]):
+    """A send whose answers per prompt come from a script, each after the event named with it is set."""
+    async def send(request: ChatRequest) -> Completion:
+        gate, outcome = outcomes[request.prompt].pop(0)
+        await gate.wait()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return Completion(text=outcome, finish_reason="stop")
+    return send
+
+
+def test_breaker_a_failure_held_until_another_request_succeeds_is_the_jobs_own():
+    async def scenario():
+        breaker = EndpointBreaker("http://h/v1", max_jobs=4)
+        failed, succeeded = asyncio.Event(), asyncio.Event()
+        failed.set()
+        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed("HTTP 500: boom", 500))],
+                                           "b": [(succeeded, "fine")]}))
+        good = asyncio.create_task(send(ChatRequest("m", "b", 8, 0.0)))
+        bad = asyncio.create_task(send(ChatRequest("m", "a", 8, 0.0)))
+        await asyncio.sleep(0)  # the failure arrives and is held: another request is still in flight
+        assert not bad.done()
+        succeeded.set()
+        return await asyncio.gather(bad, good, return_exceptions=True)
+
+    bad, good = asyncio.run(scenario())
+    assert isinstance(bad, RequestFailed) and good.text == "fine"
+
+
+def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
+    async def scenario():
+        breaker = EndpointBreaker("http://user:secret@h:8000/v1?api-key=sk-1", max_jobs=64)
+        up, down = asyncio.Event(), asyncio.Event()
+        up.set()
+        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed("gave up: refused"))] for i in range(40)}}
+        send = breaker.guarding(_scripted(script))
+        await send(ChatRequest("m", "ok", 8, 0.0))
+        requests = [asyncio.create_task(send(ChatRequest("m", f"p{i}", 8, 0.0))) for i in range(40)]
+        await asyncio.sleep(0)  # all 40 in flight: then the server goes away
+        down.set()
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, EndpointUnusable) for r in results)  # none was let through as a job's failure
+    assert results[0].exit_code == 1
+    assert "http://h:8000/v1" in str(results[0]) and "secret" not in str(results[0]) and "sk-1" not in str(results[0])
