@@ -23,6 +23,9 @@ _ERROR_TEXT = re.compile(
 def answer_problem(completion: Completion) -> str | None:
     """Why this answer must not be used (a short reason), or None when it is usable."""
     if completion.finish_reason == "length":
+        if completion.reasoning_tokens:  # a reasoning model's limit bounds its hidden reasoning too
+            return (f"cut off (finish_reason=length) after {completion.reasoning_tokens} reasoning tokens: raise "
+                    "generation.plan_max_tokens / paragraph_max_tokens")
         return "cut off (finish_reason=length)"
     if completion.finish_reason == "unreadable":
         return "the server's answer was not a chat completion"

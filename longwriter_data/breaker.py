@@ -154,7 +154,8 @@ def _model_unknown(failure: RequestFailed) -> bool:
 
 
 def _setting_error(failure: RequestFailed) -> bool:
-    """Answers no request can get past: a wrong path, an unknown model, a parameter the model refuses."""
+    """Answers no request can get past: a wrong path, an unknown model, a parameter the model refuses. (Not a 403:
+    a gateway's firewall may refuse one prompt.)"""
     if failure.status in (404, 405):
         return True
     return failure.status in (400, 422) and (failure.code in ("model_not_found", "unsupported_parameter",
