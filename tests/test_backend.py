@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from longwriter_data.backend import reasoning_model
+from longwriter_data.answers import answer_problem
+from longwriter_data.backend import Completion, reasoning_model
 from longwriter_data.cli import main
 from tests.conftest import jobs, write_config, write_pool
 
@@ -83,3 +84,9 @@ def test_an_oversized_or_gzip_bomb_answer_is_a_bad_answer_and_is_not_read_whole(
     assert (by_prompt[bad]["status"], by_prompt[bad]["reason"]) == ("failed", "plan_failed")
     assert "larger than" in by_prompt[bad]["detail"] and "after 2 attempts" in by_prompt[bad]["detail"]
     assert [by_prompt[p]["status"] for p in GOOD] == ["accepted", "accepted"]
+
+
+def test_a_reasoning_models_cut_off_answer_says_which_limit_to_raise():
+    cut = Completion(text="", finish_reason="length", completion_tokens=4096, reasoning_tokens=4000)
+    assert "4000 reasoning tokens" in answer_problem(cut) and "paragraph_max_tokens" in answer_problem(cut)
+    assert answer_problem(Completion(text="Half a sent", finish_reason="length")) == "cut off (finish_reason=length)"
