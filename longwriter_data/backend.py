@@ -169,6 +169,8 @@ class _BoundedTransport(httpx2.AsyncBaseTransport):
         if length.isdigit() and int(length) > self.limit:
             await response.aclose()
             raise ResponseTooLarge(f"the answer is larger than {self.limit:,} bytes (Content-Length {length})")
+        if encoding == "identity" and length.isdigit():
+            return response  # aiohttp reads no more than Content-Length: bounded already, at no cost
         headers = [(k, v) for k, v in response.headers.raw
                    if k.lower() not in (b"content-encoding", b"content-length")]
         return httpx2.Response(response.status_code, headers=headers, request=request, extensions=response.extensions,
