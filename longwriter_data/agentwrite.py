@@ -234,6 +234,7 @@ class AgentWrite:
                     "prompt_tokens": completion.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
                     "cached_tokens": completion.cached_tokens,
+                    "reasoning_tokens": completion.reasoning_tokens,
                     "prompt_chars": len(request.prompt),
                     "key": request_key(request.prompt),
                     "attempts": attempt,

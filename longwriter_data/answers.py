@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .backend import Completion
+from .backend import MAX_RESPONSE_BYTES, Completion
 
 _REFUSAL = re.compile(
     r"^\s*(?:i['’]m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t (?:help|assist|write|fulfil|comply|provide)"
@@ -23,9 +23,14 @@ _ERROR_TEXT = re.compile(
 def answer_problem(completion: Completion) -> str | None:
     """Why this answer must not be used (a short reason), or None when it is usable."""
     if completion.finish_reason == "length":
+        if completion.reasoning_tokens:  # a reasoning model's limit bounds its hidden reasoning too
+            return (f"cut off (finish_reason=length) after {completion.reasoning_tokens} reasoning tokens: raise "
+                    "generation.plan_max_tokens / paragraph_max_tokens")
         return "cut off (finish_reason=length)"
     if completion.finish_reason == "unreadable":
         return "the server's answer was not a chat completion"
+    if completion.finish_reason == "oversized":
+        return f"the server's answer was larger than {MAX_RESPONSE_BYTES:,} bytes"
     if completion.finish_reason == "content_filter":
         return "blocked by the provider's content filter"
     text = completion.text.strip()

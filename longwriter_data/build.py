@@ -18,6 +18,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from .backend import api_key_for, open_backend
+from .breaker import EndpointBreaker
 from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
 from .dedupe import SignatureCache
@@ -32,7 +33,7 @@ from .report import format_report, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .sources import source_name
 from .store import RunState, RunStore
-from .synthesis import SAVED_COUNT, Synthesis, synthesis_count
+from .synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
 
 
 def _say(message: str) -> None:
@@ -115,6 +116,11 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
 
     rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
     _print_summary(config, summary, report, rows)
+    status = report["status"]
+    if status["failed"] and not status["accepted"] and not status["rejected"]:
+        _say("error: every job failed (reasons above), so the run has nothing to show; fix the cause, then re-run "
+             "with --retry-failed.")
+        return 1
     if rows and config.export.hub_repo:  # publish the dataset just exported
         return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
@@ -151,7 +157,7 @@ def _fewer_collections() -> Iterator[None]:
 
 def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bool) -> None:
     saved = store.saved_config()
-    if saved is None:
+    if saved is None or not _generated_anything(store, config):
         return
     try:
         old = BuildConfig.model_validate(saved["config"]).generative_view()
@@ -178,6 +184,13 @@ def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bo
         _say("--force: continuing despite recipe changes: " + "; ".join(differences))
 
 
+def _generated_anything(store: RunStore, config: BuildConfig) -> bool:
+    """Whether the run directory holds any answer: a build stopped by a wrong model name made none, so the
+    corrected recipe is no drift."""
+    paths = (store.jobs_path, store.steps_path, synthesized_path(config.run_dir))
+    return any(path.is_file() and path.stat().st_size for path in paths)
+
+
 def _announce(config: BuildConfig, state: RunState) -> None:
     counts = state.counts
     if state.torn:
@@ -200,7 +213,9 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
         async with open_backend(config) as backend, judge_endpoint(config, policy) as judge_send:
             limits = Limits(config.engine)
             attempt = functools.partial(limits.call, backend.complete)
-            send = functools.partial(complete_with_retries, attempt, policy=policy)
+            breaker = EndpointBreaker(str(backend.client.base_url), engine_config.max_jobs)
+            send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
+                                                      answered=breaker.answered))
             if synthesis is not None:
                 shutdown.attach(synthesis)
                 await synthesis.run(send)  # the same retries and budgets as the jobs' requests

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except FatalBackendError as exc:
-        print(f"error: {exc}. Check the key in the environment variable named by backend.api_key_env.", file=sys.stderr)
-        return 2
+        print(f"error: {exc}.", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `inspect RUN | head`: the reader left; say nothing more, exit like other tools do

@@ -28,6 +28,11 @@ class BackendConfig(Strict):
     plan_model: str | None = None
     # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
     schema_style: Literal["json_schema", "llama_cpp"] = "json_schema"
+    # The output-token limit's name, and whether a temperature is sent. `auto`: OpenAI's reasoning models (o1, o3,
+    # o4-mini, gpt-5...) get `max_completion_tokens` and no temperature (they refuse both others); the rest
+    # `max_tokens` and generation.temperature.
+    token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
+    send_temperature: Literal["auto"] | bool = "auto"
     # Embedded llama.cpp server (kind: local): the GGUF file, context size and CPU threads.
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)

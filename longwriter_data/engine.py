@@ -306,6 +306,7 @@ class Engine:
                     "prompt_tokens": sum(s["prompt_tokens"] for s in result.steps),
                     "completion_tokens": sum(s["completion_tokens"] for s in result.steps),
                     "cached_tokens": sum(s.get("cached_tokens", 0) for s in result.steps),
+                    "reasoning_tokens": sum(s.get("reasoning_tokens", 0) for s in result.steps),
                 },
                 seconds=round(sum(s["seconds"] for s in result.steps), 3),
             )

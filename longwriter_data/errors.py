@@ -8,4 +8,9 @@ class UserError(Exception):
 
 
 class FatalBackendError(Exception):
-    """The backend refuses every request (for example a bad API key): the whole run stops at once."""
+    """The backend refuses every request (a bad API key, a wrong URL or model): the whole run stops at once, and
+    the CLI prints the message as one line. Exit status 2 for a setting to fix, 1 for an outage to wait out."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code

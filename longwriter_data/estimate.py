@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .agentwrite import TEMPLATES
+from .backend import reasoning_model
 from .config import BuildConfig, PricesConfig, load_config
 from .dedupe import SignatureCache
 from .errors import UserError
@@ -224,6 +225,10 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
         lines.append(f"  synthesis       {plural(synthesis.requests, 'request')} or more before the first job "
                      f"({synthesis.input_tokens:,.0f} input and {synthesis.output_tokens:,.0f} output tokens, "
                      f"{money(synthesis.cost(config.prices, caching=False))}, {_duration(synthesis.job_seconds)})")
+    models = {config.backend.model, config.backend.plan_model or config.backend.model}
+    if any(reasoning_model(model) for model in models):
+        lines.append("  note: reasoning models also bill hidden reasoning tokens as output, which this does not "
+                     "predict; `inspect` counts them once a build has run")
     return "\n".join(lines)
 
 

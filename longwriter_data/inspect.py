@@ -93,8 +93,9 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     usage, accepted = scan.usage, scan.counts()["accepted"]
     total = usage.prompt_tokens + usage.completion_tokens
     per_sample = f"; {total / accepted:,.0f} tokens per accepted sample" if accepted and total else ""
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
     lines = [f"Tokens: {usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), "
-             f"{usage.completion_tokens:,} output, {usage.requests:,} requests{per_sample}."]
+             f"{usage.completion_tokens:,} output{reasoning}, {usage.requests:,} requests{per_sample}."]
     prices = scan.prices
     cost = usage.cost(prices)
     if cost is None:
@@ -136,6 +137,9 @@ def estimate_lines(scan: Scan) -> list[str]:
     cost = usage.cost(scan.prices)
     if cost is not None:
         lines.append(row("cost", predicted.cost(scan.prices, caching=usage.cached_tokens > 0), cost, money=True))
+    if usage.reasoning_tokens:
+        lines.append(f"  (spent output includes {usage.reasoning_tokens:,} reasoning tokens: the estimate predicts "
+                     "only the written text)")
     return lines
 
 

@@ -17,7 +17,14 @@ _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConne
 
 
 class RequestFailed(Exception):
-    """A request that will not succeed: not retryable, or out of retries. Its job fails; the run goes on."""
+    """A request that will not succeed: not retryable, or out of retries. Its job fails and the run goes on, unless
+    the endpoint as a whole is unusable (see breaker.py), which reads the HTTP status, code and parameter here."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status  # None: no HTTP answer (connection refused or dropped, timeout)
+        self.code = code
+        self.param = param
 
 
 @dataclass
@@ -26,6 +33,9 @@ class RetryPolicy:
     timeout_s: float = 600
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
+    # Retries of a request that got no HTTP answer while the endpoint has answered none yet in this build: a dead
+    # address fails in seconds instead of a minute of backoff (see breaker.py).
+    unanswered_retries: int = 2
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter (AWS's recipe) on an exponential cap; a server's Retry-After (up to 10 min) is a floor."""
@@ -51,30 +61,48 @@ def retry_after_s(error: Exception) -> float | None:
 Attempt = Callable[[ChatRequest], Awaitable[Completion]]
 
 
-async def complete_with_retries(attempt_once: Attempt, request: ChatRequest, policy: RetryPolicy) -> Completion:
-    """Send one request until it succeeds, with a hard per-attempt timeout that really cancels a hung request."""
+async def complete_with_retries(attempt_once: Attempt, request: ChatRequest, policy: RetryPolicy,
+                                answered: Callable[[], bool] | None = None) -> Completion:
+    """Send one request until it succeeds, with a hard per-attempt timeout that really cancels a hung request.
+    `answered` says whether the endpoint has answered any request yet (see RetryPolicy.unanswered_retries)."""
     last: Exception | None = None
-    for attempt in range(policy.max_retries + 1):
+    attempt = 0
+    while True:
         if attempt:
+            retries = policy.max_retries
+            if answered is not None and isinstance(last, openai.APIConnectionError) and not answered():
+                retries = min(retries, policy.unanswered_retries)
+            if attempt > retries:
+                break
             await asyncio.sleep(policy.delay(attempt - 1, retry_after_s(last)))
+        attempt += 1
         try:
             async with asyncio.timeout(policy.timeout_s):
                 return await attempt_once(request)
         except openai.AuthenticationError as exc:
-            raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}") from None
+            raise FatalBackendError(f"the backend rejected the API key (401): {_short(exc)}. Check the key in the "
+                                    "environment variable named by backend.api_key_env") from None
         except openai.RateLimitError as exc:
             if getattr(exc, "code", None) == "insufficient_quota":
-                raise FatalBackendError(f"the account's quota is used up: {_short(exc)}") from None
+                raise FatalBackendError(f"the account's quota is used up: {_short(exc)}. Add credit, or use another "
+                                        "key (backend.api_key_env)") from None
             last = exc
         except _RETRYABLE as exc:
             last = exc
         except TimeoutError:
             last = TimeoutError(f"no answer within request_timeout_s={policy.timeout_s:g}")
         except openai.APIStatusError as exc:
-            raise RequestFailed(f"HTTP {exc.status_code}: {_short(exc)}") from None
-    raise RequestFailed(f"gave up after {policy.max_retries + 1} attempts: {_short(last)}")
+            raise RequestFailed(f"HTTP {exc.status_code}: {_short(exc)}", exc.status_code, exc.code, exc.param) from None
+    status = last.status_code if isinstance(last, openai.APIStatusError) else None
+    raise RequestFailed(f"gave up after {attempt} attempts: {_short(last)}", status)
 
 
 def _short(error: Exception | None) -> str:
     text = f"{type(error).__name__}: {error}" if error else "unknown error"
+    if isinstance(error, openai.APIConnectionError):  # the SDK says "Connection error." or "Request timed out."
+        root = error
+        while root.__cause__ is not None:
+            root = root.__cause__
+        if root is not error and str(root):
+            text = f"{text.rstrip('.')} ({root})"
     return text if len(text) <= 300 else text[:297] + "..."

@@ -89,17 +89,20 @@ class Usage:
     requests: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
+    reasoning_tokens: int = 0
 
     def add(self, counts: dict, requests: int | None = None) -> None:
         self.requests += int(counts.get("requests") or 0) if requests is None else requests
         self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
         self.cached_tokens += int(counts.get("cached_tokens") or 0)
         self.completion_tokens += int(counts.get("completion_tokens") or 0)
+        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
 
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "cached_tokens": self.cached_tokens, "completion_tokens": self.completion_tokens}
+                "cached_tokens": self.cached_tokens, "completion_tokens": self.completion_tokens,
+                "reasoning_tokens": self.reasoning_tokens}
 
     def cost(self, prices: PricesConfig | None) -> float | None:
         """US dollars, or None when no prices are configured."""

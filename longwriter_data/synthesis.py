@@ -284,7 +284,7 @@ class Synthesis:
                 problem = str(exc)
                 break
             usage.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                         cached_tokens=completion.cached_tokens)
+                         cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens)
             problem = answer_problem(completion) or ""
             instructions = [] if problem else parse_instructions(completion.text)
             if instructions:
@@ -293,7 +293,8 @@ class Synthesis:
         record = {"k": k, "lang": lang, "type": kind, "instructions": instructions,
                   "error": None if instructions else problem, "attempts": attempts,
                   "key": request_key(request.prompt), "seconds": round(time.monotonic() - started, 3),
-                  **{name: usage[name] for name in ("prompt_tokens", "completion_tokens", "cached_tokens")}}
+                  **{name: usage[name] for name in ("prompt_tokens", "completion_tokens", "cached_tokens",
+                                                    "reasoning_tokens")}}
         write = asyncio.ensure_future(log.append(record))
         self._writes.append(write)
         await asyncio.shield(write)  # once paid for, the answer is stored even if this request is cancelled now
@@ -328,7 +329,7 @@ class Synthesis:
             "wanted": self.count,
             "dropped": dict(self.keeper.dropped.most_common()),
             **{name: sum(record.get(name, 0) for record in records)
-               for name in ("prompt_tokens", "completion_tokens", "cached_tokens")},
+               for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")},
         }
 
     def summary_line(self) -> str:

@@ -121,3 +121,10 @@ def test_estimate_counts_one_judge_call_per_job_when_the_recipe_judges(tmp_path,
     assert predicted.requests == sum(r["usage"]["requests"] for r in records)
     assert predicted.input_tokens == pytest.approx(sum(r["usage"]["prompt_tokens"] for r in records), rel=0.15)
     assert predicted.output_tokens == pytest.approx(sum(r["usage"]["completion_tokens"] for r in records), rel=0.15)
+
+
+def test_estimate_warns_that_reasoning_tokens_are_not_predicted(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a 3000-word essay about rivers."])
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=1, backend={"model": "o3"})
+    assert main(["estimate", "--config", str(config)]) == 0
+    assert "reasoning tokens" in capsys.readouterr().out

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import datasets
 import httpx2
 import openai
 import pytest
 
+from longwriter_data.backend import ChatRequest, Completion, OpenAIBackend
+from longwriter_data.breaker import EndpointBreaker, EndpointUnusable
 from longwriter_data.cli import main
 from longwriter_data.limits import AdaptiveConcurrency, TokenBucket
-from longwriter_data.retry import RetryPolicy, retry_after_s
+from longwriter_data.retry import RequestFailed, RetryPolicy, complete_with_retries, retry_after_s
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -124,3 +127,153 @@ def test_a_wrong_api_key_stops_the_run_at_once_with_a_clear_message(tmp_path, ca
         assert server.stats()["requests"] == 0  # rejected before any request was served, and none retried
     err = capsys.readouterr().err
     assert "rejected the API key (401)" in err and "wrong-key" not in err
+
+
+FAST = {"max_jobs": 4, "max_retries": 1, "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05}
+
+
+def _dead_url() -> str:
+    """A loopback address where nothing listens: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="module")
+def picky_server():
+    """A server that knows one model, as a provider does: any other answers 404 model_not_found."""
+    with FakeServerProcess(models=["fake"]) as server:
+        yield server
+
+
+@pytest.mark.parametrize("broken, status, words", [
+    ("dead_port", 1, ["cannot reach", "backend.base_url"]),
+    ("no_v1", 2, ["HTTP 404", "backend.base_url", "/v1"]),
+    ("unknown_model", 2, ["model_not_found", "'no-such-model'"]),
+])
+def test_an_unusable_endpoint_stops_the_build_and_fixing_it_just_works(tmp_path, capsys, picky_server, broken,
+                                                                        status, words):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(30)])
+    url, model = picky_server.base_url, "fake"
+    if broken == "dead_port":
+        url = _dead_url()
+    elif broken == "no_v1":
+        url = url.removesuffix("/v1")
+    else:
+        model = "no-such-model"
+    config = write_config(tmp_path, url, pool, target=3, engine=FAST, backend={"model": model},
+                          filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == status
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err  # one line, no traceback
+    assert url in err and f"'{model}'" in err, err
+    assert all(word in err for word in words), err
+    assert not [r for r in jobs(tmp_path / "run") if r["status"] == "failed"]  # nothing burnt
+    # The user fixes the recipe and runs the same command: no --retry-failed, no --force.
+    config = write_config(tmp_path, picky_server.base_url, pool, target=3, engine=FAST, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    statuses = [r["status"] for r in jobs(tmp_path / "run")]
+    assert statuses.count("accepted") >= 3 and "failed" not in statuses
+
+
+def test_a_server_failing_every_request_stops_the_build_with_status_1(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(30)])
+    with FakeServerProcess(faults={"server_error": 1.0}) as server:
+        config = write_config(tmp_path, server.base_url, pool, target=3, engine=FAST)
+        assert main(["build", "--config", str(config), "--no-progress"]) == 1
+        assert server.stats()["requests"] <= 2 * FAST["max_jobs"]  # stopped after the first round, not 30 jobs
+    err = capsys.readouterr().err
+    assert "HTTP 5" in err and server.base_url in err, err
+    assert jobs(tmp_path / "run") == []
+
+
+def test_synthesis_and_llm_selection_requests_stop_the_build_too(tmp_path, capsys, picky_server):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(10)])
+    config = write_config(tmp_path, _dead_url(), pool, target=3, engine=FAST,
+                          pools={"sources": [{"path": str(pool)}], "synthesize": {"count": 5, "per_request": 5}})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+    synthesized = tmp_path / "run" / "synthesized.jsonl"
+    assert not synthesized.exists() or synthesized.read_text() == ""  # no request stored as failed
+    config = write_config(tmp_path, picky_server.base_url, pool, target=3, engine=FAST, run_dir=str(tmp_path / "sel"),
+                          pools={"sources": [{"path": str(pool)}], "llm_select": {"model": "no-such-selector"}})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    assert "'no-such-selector'" in capsys.readouterr().err
+    assert jobs(tmp_path / "sel") == []
+
+
+def test_a_run_whose_every_job_failed_does_not_exit_0(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write about {i}. [[badplan]]" for i in range(3)])
+    config = write_config(tmp_path, server.base_url, pool, target=3, engine=FAST, generation={"step_attempts": 1})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 1
+    assert "every job failed" in capsys.readouterr().err.lower()
+    assert [r["status"] for r in jobs(tmp_path / "run")] == ["failed"] * 3
+
+
+@pytest.mark.parametrize("answered, attempts", [(False, 3), (True, 7)])
+def test_a_dead_address_is_given_up_on_quickly_until_the_endpoint_has_answered(answered, attempts):
+    async def scenario() -> str:
+        backend = OpenAIBackend(_dead_url(), "key", max_connections=2, timeout_s=5)
+        policy = RetryPolicy(max_retries=6, base_delay_s=0.001, max_delay_s=0.002)
+        try:
+            await complete_with_retries(backend.complete, REQUEST, policy, answered=lambda: answered)
+        except RequestFailed as exc:
+            return str(exc)
+        finally:
+            await backend.aclose()
+        return "succeeded"
+
+    message = asyncio.run(scenario())
+    assert message.startswith(f"gave up after {attempts} attempts") and "Connect call failed" in message, message
+
+
+REQUEST = ChatRequest(model="fake", prompt="Write about rivers.", max_tokens=64, temperature=0.7)
+
+
+def _scripted(outcomes: dict[str, list]):
+    """A send whose answers per prompt come from a script, each after the event named with it is set."""
+    async def send(request: ChatRequest) -> Completion:
+        gate, outcome = outcomes[request.prompt].pop(0)
+        await gate.wait()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return Completion(text=outcome, finish_reason="stop")
+    return send
+
+
+def test_breaker_a_failure_held_until_another_request_succeeds_is_the_jobs_own():
+    async def scenario():
+        breaker = EndpointBreaker("http://h/v1", max_jobs=4)
+        failed, succeeded = asyncio.Event(), asyncio.Event()
+        failed.set()
+        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed("HTTP 500: boom", 500))],
+                                           "b": [(succeeded, "fine")]}))
+        good = asyncio.create_task(send(ChatRequest("m", "b", 8, 0.0)))
+        bad = asyncio.create_task(send(ChatRequest("m", "a", 8, 0.0)))
+        await asyncio.sleep(0)  # the failure arrives and is held: another request is still in flight
+        assert not bad.done()
+        succeeded.set()
+        return await asyncio.gather(bad, good, return_exceptions=True)
+
+    bad, good = asyncio.run(scenario())
+    assert isinstance(bad, RequestFailed) and good.text == "fine"
+
+
+def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
+    async def scenario():
+        breaker = EndpointBreaker("http://user:secret@h:8000/v1?api-key=sk-1", max_jobs=64)
+        up, down = asyncio.Event(), asyncio.Event()
+        up.set()
+        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed("gave up: refused"))] for i in range(40)}}
+        send = breaker.guarding(_scripted(script))
+        await send(ChatRequest("m", "ok", 8, 0.0))
+        requests = [asyncio.create_task(send(ChatRequest("m", f"p{i}", 8, 0.0))) for i in range(40)]
+        await asyncio.sleep(0)  # all 40 in flight: then the server goes away
+        down.set()
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, EndpointUnusable) for r in results)  # none was let through as a job's failure
+    assert results[0].exit_code == 1
+    assert "http://h:8000/v1" in str(results[0]) and "secret" not in str(results[0]) and "sk-1" not in str(results[0])

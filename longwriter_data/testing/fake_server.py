@@ -19,6 +19,8 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[notlong]]  the LLM selection question is answered "no"
   [[cutoff]]   paragraphs run on past their length and stop mid-sentence, with finish_reason "length"
   [[offtopic]] paragraphs leave out the instruction's topic words, which every other paragraph weaves in
+  [[huge]]     every answer is a 12 MB chat completion (its Content-Length says so)
+  [[gzipbomb]] every answer is a 100 KB gzip body that expands to a 100 MB chat completion
 
 Judge prompts (prompts/judge_en.txt) are graded from the text itself: Relevance by how many of the instruction's
 topic words the answer holds, Coherence, Clarity, Breadth and Depth and Reading Experience by how much of it
@@ -39,7 +41,12 @@ Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for 
   truncate     half an answer with finish_reason "length"         empty         an empty answer
   refuse       a refusal                                          error_text    an error message as content
   garbled      HTTP 200 whose body is not a chat completion (a proxy's HTML page)
-`--api-key KEY` answers 401 to any other key.
+`--api-key KEY` answers 401 to any other key. `--models a,b` serves only those models: any other answers 404
+`model_not_found`, as OpenAI does (a wrong path, such as a base URL without /v1, is a 404 too).
+
+Models named like OpenAI's reasoning models (o1, o3-mini, gpt-5, ...) behave like them: `max_tokens` or a
+temperature other than 1 is refused with a 400 naming the parameter, and usage reports reasoning tokens
+(`completion_tokens_details.reasoning_tokens`, included in `completion_tokens`).
 
 Run: python -m longwriter_data.testing.fake_server [--port 0] [--latency 0.0] [--fault rate_limit=0.1 ...]
 """
@@ -58,6 +65,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections import Counter
 
 from aiohttp import web
@@ -72,7 +80,10 @@ _EN_WORDS = (
 ).split()
 _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
 
-_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|offtopic|judgeflaky|judgebad)\]\]")
+_DIRECTIVE = re.compile(
+    r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|offtopic|judgeflaky"
+    r"|judgebad|huge|gzipbomb)\]\]")
+_REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)", re.IGNORECASE)
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
 _SPLIT = {  # where the instruction starts and ends in each prompt (it may hold blank lines itself)
@@ -133,8 +144,9 @@ FAULTS = ("rate_limit", "server_error", "hang", "drop", "truncate", "empty", "re
 
 class FakeServer:
     def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, api_key: str | None = None,
-                 hang_s: float = 3600.0, seed: int = 0):
+                 hang_s: float = 3600.0, seed: int = 0, models: list[str] | None = None):
         self.latency = latency
+        self.served_models = models
         self.faults = faults or {}
         self.api_key = api_key
         self.hang_s = hang_s
@@ -158,7 +170,8 @@ class FakeServer:
         return app
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        return web.json_response({"object": "list", "data": [{"id": name, "object": "model"}
+                                                             for name in self.served_models or ["fake"]]})
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({
@@ -193,6 +206,9 @@ class FakeServer:
                 return web.json_response({"error": {"message": "Incorrect API key provided.", "type":
                                           "invalid_request_error", "code": "invalid_api_key"}}, status=401)
             body = await request.json()
+            refusal = self.refusal(body)
+            if refusal is not None:
+                return refusal
             prompt = body["messages"][-1]["content"]
             key = request_key(prompt)
             self.requests += 1
@@ -212,6 +228,21 @@ class FakeServer:
             return self.answer(body, prompt)
         finally:
             self.in_flight -= 1
+
+    def refusal(self, body: dict) -> web.Response | None:
+        """OpenAI's answers to an unknown model, and to parameters its reasoning models do not take."""
+        model = str(body.get("model", ""))
+        if self.served_models and model not in self.served_models:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.", None,
+                          "model_not_found")
+        if _REASONING_MODEL.match(model.rsplit("/", 1)[-1]):
+            if "max_tokens" in body:
+                return _error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                              "'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter")
+            if body.get("temperature", 1) != 1:
+                return _error(400, f"Unsupported value: 'temperature' does not support {body['temperature']} with "
+                              "this model. Only the default (1) value is supported.", "temperature", "unsupported_value")
+        return None
 
     def _roll(self) -> str | None:
         roll = self.rng.random()
@@ -266,6 +297,10 @@ class FakeServer:
         directives = set(_DIRECTIVE.findall(instruction))
         if "fail" in directives:
             return web.json_response({"error": {"message": "injected failure", "type": "server_error"}}, status=500)
+        if "huge" in directives:
+            return web.json_response(completion(body, prompt, english(2_000_000, 0)))
+        if "gzipbomb" in directives:
+            return web.Response(body=_gzip_bomb(), content_type="application/json", headers={"Content-Encoding": "gzip"})
         seed = _seed(prompt)
         if prompt.startswith(("Does the following instruction call for a long", "下面这条指令是否需要")):
             instruction = prompt.rsplit("\n\n", 1)[-1]
@@ -415,8 +450,33 @@ def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
     return f"Write a {words}-word {noun_en} about {english(8, seed).rstrip('.').lower()}."
 
 
+def _error(status: int, message: str, param: str | None, code: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                        "code": code}}, status=status)
+
+
+_BOMB: list[bytes] = []
+
+
+def _gzip_bomb() -> bytes:
+    """A chat completion whose content is 100 MB of one letter: about 100 KB gzipped (made once)."""
+    if not _BOMB:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = [packer.compress(b'{"choices": [{"message": {"role": "assistant", "content": "')]
+        block = b"a" * 2**20
+        parts += [packer.compress(block) for _ in range(100)]
+        parts.append(packer.compress(b'"}, "finish_reason": "stop"}]}') + packer.flush())
+        _BOMB.append(b"".join(parts))
+    return _BOMB[0]
+
+
 def completion(body: dict, prompt: str, text: str) -> dict:
     prompt_tokens, completion_tokens = approx_tokens(prompt), approx_tokens(text)
+    usage = {}
+    if _REASONING_MODEL.match(str(body.get("model", "")).rsplit("/", 1)[-1]):
+        reasoning = 16 + completion_tokens // 4  # hidden thinking, billed as output
+        completion_tokens += reasoning
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -427,6 +487,7 @@ def completion(body: dict, prompt: str, text: str) -> dict:
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            **usage,
         },
     }
 
@@ -435,9 +496,11 @@ class FakeServerProcess:
     """The fake server in a child process of its own (so the engine under test has its own CPU), for `with`."""
 
     def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, api_key: str | None = None,
-                 hang_s: float = 3600.0):
+                 hang_s: float = 3600.0, models: list[str] | None = None):
         self.args = [sys.executable, "-m", "longwriter_data.testing.fake_server", "--port", "0",
                      "--latency", str(latency), "--hang-s", str(hang_s)]
+        if models:
+            self.args += ["--models", ",".join(models)]
         for name, rate in (faults or {}).items():
             self.args += ["--fault", f"{name}={rate}"]
         if api_key:
@@ -484,6 +547,7 @@ def main() -> None:
                         help=f"inject a fault at a rate in [0, 1]; names: {', '.join(FAULTS)}")
     parser.add_argument("--hang-s", type=float, default=3600.0, help="how long a hung request hangs")
     parser.add_argument("--api-key", help="answer 401 unless this key is sent")
+    parser.add_argument("--models", help="comma-separated models to serve; any other answers 404 (default: any)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     faults = {}
@@ -492,7 +556,8 @@ def main() -> None:
         if name not in FAULTS:
             parser.error(f"unknown fault {name!r}; choose from {', '.join(FAULTS)}")
         faults[name] = float(rate)
-    server = FakeServer(latency=args.latency, faults=faults, api_key=args.api_key, hang_s=args.hang_s, seed=args.seed)
+    server = FakeServer(latency=args.latency, faults=faults, api_key=args.api_key, hang_s=args.hang_s, seed=args.seed,
+                        models=args.models.split(",") if args.models else None)
 
     async def serve() -> None:
         runner = web.AppRunner(server.app(), access_log=None)
