@@ -22,6 +22,7 @@ from .dedupe import SignatureCache
 from .engine import BuildSummary, Engine
 from .errors import UserError
 from .limits import Limits
+from .outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
 from .pools import PreparedPools, draw
 from .progress import Progress
 from .report import format_report, run_report
@@ -44,16 +45,18 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
            progress: bool) -> int:
+    dataset = config.run_dir / "dataset"
+    check_replaceable(dataset, config.run_dir)  # before any work: the export at the end must not be refused
     store = RunStore(config.run_dir)
     store.lock()
     try:
+        clean_stale_staging(config.run_dir, dataset.name)
         snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint,
                     "shingle_hash": store.shingle_hash()}
         _check_drift(store, config, snapshot, force)
         store.save_config(snapshot)
         state = store.load_state(retry_failed=retry_failed)
         _announce(config, state)
-        counts = state.counts
         skipped: Counter = Counter()
         minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
         try:
@@ -64,8 +67,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
                 with _fewer_collections(), _event_loop() as runner:
                     summary = runner.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
             else:
-                summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"],
-                                       failed=counts["failed"])
+                summary = BuildSummary()  # nothing to do: this run finishes no job
         finally:
             minhashes.close()
         report = run_report(store.jobs_path)
@@ -81,8 +83,12 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         return 130
     from .export import export_run  # imports `datasets` (150 MB, 1.5 s): only once the build is done
 
-    rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
-    _print_summary(config, summary, report, rows)
+    settings = previous_settings(dataset)  # a user's `export --format sharegpt --test-size 0.1` stays so
+    rows = 0
+    if report["status"]["accepted"] and settings is not None:
+        rows = export_run(config.run_dir, dataset, fmt=settings.format, target=config.target,
+                          test_size=settings.test_size, seed=config.seed)
+    _print_summary(config, summary, report, rows, settings)
     if rows and config.export.hub_repo:  # publish the dataset just exported
         return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
@@ -143,7 +149,7 @@ def _announce(config: BuildConfig, state: RunState) -> None:
     if state.status or state.steps:
         remaining = max(0, config.target - counts["accepted"])
         _say(f"Resuming {config.run_dir}: {counts['accepted']} accepted, {counts['rejected']} rejected, "
-             f"{counts['failed']} failed, {len(state.steps)} in progress, {remaining} remaining.")
+             f"{counts['failed']} failed, {state.pending(config.target)} in progress, {remaining} remaining.")
 
 
 async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: PreparedPools,
@@ -212,11 +218,20 @@ class _Shutdown:
             running.request_stop(self.grace_s)
 
 
-def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int) -> None:
-    lines = [f"Build {config.name}: {summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed "
-             f"in this run. Whole run directory (also in report.json):", format_report(report)]
-    if summary.exhausted and summary.accepted < config.target:
+def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int,
+                   settings: ExportSettings | None) -> None:
+    finished = summary.accepted + summary.rejected + summary.failed
+    done = (f"{summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed in this run"
+            if finished else "no jobs to run in this run")
+    lines = [f"Build {config.name}: {done}. Whole run directory (also in report.json):", format_report(report)]
+    if summary.exhausted and report["status"]["accepted"] < config.target:
         lines.append(f"The pools ran dry before the target of {config.target}.")
+    dataset = config.run_dir / "dataset"
     if rows:
-        lines.append(f"Dataset ({rows} samples): {config.run_dir / 'dataset'}")
+        how = f", as {settings.describe()} like its last export" if settings != ExportSettings() else ""
+        lines.append(f"Dataset ({rows} samples{how}): {dataset}")
+    elif settings is None:
+        lines.append(f"{dataset} was left as it is: an earlier version exported it with a test split, of a size it "
+                     f"did not record; export it again with `python -m longwriter_data export {config.run_dir} "
+                     "--test-size ...`.")
     print("\n".join(lines), flush=True)

@@ -36,6 +36,9 @@ from .store import RunState, RunStore
 
 @dataclass
 class BuildSummary:
+    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are Engine.totals
+    and report.json."""
+
     accepted: int = 0
     rejected: int = 0
     failed: int = 0
@@ -60,11 +63,8 @@ class Engine:
         self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model,
                                 config.pools.llm_select)
         self.summary = BuildSummary()
+        self.totals = state.counts  # jobs per status in the whole run directory, this run's included
         self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
-        counts = state.counts
-        self.summary.accepted = counts["accepted"]
-        self.summary.rejected = counts["rejected"]
-        self.summary.failed = counts["failed"]
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = config.engine.judge_processes
         if processes is None:
@@ -153,7 +153,7 @@ class Engine:
                 if error is not None:
                     raise error
                 self._count(task.result())
-                if self.summary.accepted >= target:
+                if len(self.accepted_seqs) >= target:
                     self._cancel_beyond_cutoff(target)
         finally:
             for task in self.in_flight.values():
@@ -192,6 +192,7 @@ class Engine:
         summary = self.summary
         status = record["status"]
         setattr(summary, status, getattr(summary, status) + 1)
+        self.totals[status] += 1
         if status == "accepted":
             self.accepted_seqs.append(record["seq"])
         else:

@@ -9,3 +9,10 @@ class UserError(Exception):
 
 class FatalBackendError(Exception):
     """The backend refuses every request (for example a bad API key): the whole run stops at once."""
+
+
+class DiskFull(UserError):
+    """The disk filled up while writing output: nothing half-written is kept. Status 1, not 2: the input was fine,
+    and the same command works once there is space."""
+
+    exit_code = 1
