@@ -23,6 +23,7 @@ from pathlib import Path
 from .errors import DiskFull, UserError
 
 MARKER = ".longwriter-export.json"
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _OWNER = "owner.json"  # inside a staging folder: the pid and host of the export writing it
 # What an export wrote before it left a marker (save_to_disk's split folders, Parquet shards, card, recipe).
 _LEGACY_LAYOUT = ("README.md", "recipe.json", "length_histogram.png", "dataset_dict.json", "data/*.parquet",
@@ -173,19 +174,30 @@ def clean_stale_staging(parent: Path, name: str) -> list[Path]:
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A staging folder beside `out` (same disk: the finished export is moved into place, not copied), owned by
-    this process; removed on the way out, whatever happens. Disk full while writing it is one clear error."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-{os.getpid()}-") as tmp:
-        folder = Path(tmp)
-        (folder / _OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}),
-                                     encoding="utf-8")
+    this process; removed on the way out, whatever happens. A full disk or an unwritable folder is one clear error."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.staging-{os.getpid()}-")
+    except OSError as exc:
+        raise _write_error(exc, out) from None
+    with tmp:
+        folder = Path(tmp.name)
         try:
+            (folder / _OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}),
+                                         encoding="utf-8")
             yield folder
         except Exception as exc:
-            if _out_of_space(exc):
-                raise DiskFull(f"no space left on the disk of {out.parent} while writing the export; nothing was "
-                               "replaced and the run is unchanged: free some space and export again.") from None
+            if _out_of_space(exc) or (isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE):
+                raise _write_error(exc, out) from None
             raise
+
+
+def _write_error(exc: Exception, out: Path) -> UserError:
+    if _out_of_space(exc):
+        return DiskFull(f"no space left on the disk of {out.parent} while writing the export; nothing was replaced "
+                        "and the run is unchanged: free some space and export again.")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return UserError(f"cannot write the export beside {out} ({reason}); pass another --out.")
 
 
 def _out_of_space(exc: BaseException | None) -> bool:

@@ -311,3 +311,37 @@ def test_a_last_line_cut_mid_utf8_is_a_torn_record_and_ignored(tmp_path):
     assert export(run) == 0
     assert main(["inspect", str(run)]) == 0
     assert len(datasets.load_from_disk(str(run / "dataset"))["train"]) == 4
+
+
+def _private_mounts_work() -> bool:
+    """A user namespace with its own mounts (unshare -rm), where a small tmpfs is a real full disk; no root needed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "tmpfs", "/mnt"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _private_mounts_work(), reason="needs unshare -rm (user and mount namespaces)")
+def test_a_full_disk_during_export_is_one_line_status_1_and_the_run_and_its_last_export_stay(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    run = _run(tmp_path / "run")
+    assert export(run) == 0  # an earlier export, which must survive the failed one
+    before = _tree(run)
+    used = sum(-(-len(data) // 4096) * 4096 for data in before.values() if data is not None)
+    dataset = sum(len(data) for name, data in before.items() if name.startswith("dataset/") and data)
+    disk, after = tmp_path / "disk", tmp_path / "after"
+    disk.mkdir()
+    # The run on a disk with room for half a new export: the staging copy fills it.
+    script = (f"mount -t tmpfs -o size={used + dataset // 2} tmpfs {disk} && cp -a {run} {disk}/run && "
+              f"{shlex.quote(sys.executable)} -m longwriter_data export {disk}/run; status=$?; "
+              f"cp -a {disk}/run {after}; exit $status")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the disk of ") and "export again" in err[0], err
+    assert _tree(after) == before  # the run and its last export as they were, no staging folder left behind
