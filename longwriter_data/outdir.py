@@ -86,9 +86,10 @@ def check_replaceable(out: Path, run_dir: Path) -> None:
     """Refuse (exit 2, nothing touched) an output folder that export may not replace: anything but a new or empty
     folder or one that an export made and that holds only what it wrote."""
     out, run_dir = out.resolve(), run_dir.resolve()
-    if run_dir == out or run_dir.is_relative_to(out):
-        raise UserError(f"{out} holds the run directory {run_dir}: export writes only to a folder of its own; "
-                        "pass another --out (the default is RUN_DIR/dataset).")
+    if run_dir.is_relative_to(out):
+        what = "is the run directory" if run_dir == out else f"holds the run directory {run_dir}"
+        raise UserError(f"{out} {what}: export writes only to a folder of its own; pass another --out "
+                        "(the default is RUN_DIR/dataset).")
     if Path.cwd().resolve().is_relative_to(out):
         raise UserError(f"{out} is the current directory or one above it: export replaces its output folder whole; "
                         "pass a new folder as --out.")

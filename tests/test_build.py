@@ -250,7 +250,8 @@ def test_a_build_refuses_before_any_work_when_run_dir_dataset_is_not_its_own(tmp
     assert (run / "dataset" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("broken", [b'{"seq":1,"id":"p0001","status":"accepted","prompt":"\xe6\x96', b"\x00\xff\x1b[31m"])
+@pytest.mark.parametrize("broken", [b'{"seq":1,"id":"p0001","status":"accepted","prompt":"\xe6\x96',  # cut mid-UTF-8
+                                    b"\x00\xff\x1b[31m"])
 def test_a_corrupt_jobs_line_stops_a_build_with_one_error_line(tmp_path, server, capsys, broken):
     pool = write_pool(tmp_path / "pool.jsonl", GOOD[:4])
     config = write_config(tmp_path, server.base_url, pool, target=3)

@@ -179,7 +179,7 @@ def _tree(root) -> dict[str, bytes | None]:
 @pytest.mark.parametrize(
     "out, message",
     [
-        ("run", "holds the run directory"),
+        ("run", "is the run directory"),
         (".", "the current directory"),
         ("", "holds the run directory"),  # the folder above the run directory
         ("mine", "was not written by export (notes.txt)"),
@@ -196,7 +196,8 @@ def test_export_refuses_any_folder_it_did_not_make_and_touches_nothing(tmp_path,
     assert export(run, "--out", tmp_path / "exported") == 0
     (tmp_path / "exported" / "data" / "mine.csv").write_text("a user's file inside an export")
     assert export(run, "--out", tmp_path / "exported-before-marker") == 0
-    (tmp_path / "exported-before-marker" / ".longwriter-export.json").unlink(missing_ok=True)  # as an older version wrote it
+    legacy = tmp_path / "exported-before-marker"
+    (legacy / ".longwriter-export.json").unlink(missing_ok=True)  # as an older version wrote it
     (tmp_path / "exported-before-marker" / "todo.md").write_text("mine")
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "draft.txt").write_text("work in progress")
@@ -320,7 +321,8 @@ def _private_mounts_work() -> bool:
 
     if shutil.which("unshare") is None:
         return False
-    return subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "tmpfs", "/mnt"], capture_output=True).returncode == 0
+    probe = subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "tmpfs", "/mnt"], capture_output=True)
+    return probe.returncode == 0
 
 
 @pytest.mark.skipif(not _private_mounts_work(), reason="needs unshare -rm (user and mount namespaces)")
