@@ -26,8 +26,8 @@ MARKER = ".longwriter-export.json"
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _OWNER = "owner.json"  # inside a staging folder: the pid and host of the export writing it
 # What an export wrote before it left a marker (save_to_disk's split folders, Parquet shards, card, recipe).
-_LEGACY_LAYOUT = ("README.md", "recipe.json", "length_histogram.png", "dataset_dict.json", "data/*.parquet",
-                  "*/data-*.arrow", "*/dataset_info.json", "*/state.json")
+_LEGACY_LAYOUT = ("README.md", "README.md.tmp", "recipe.json", "length_histogram.png", "dataset_dict.json",
+                  "data/*.parquet", "*/data-*.arrow", "*/dataset_info.json", "*/state.json")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ def _foreign_file(folder: Path) -> str | None:
     marker = _marker(folder)
     if marker is not None:
         known = {*map(str, marker["files"]), MARKER}
+        known |= {f"{name}.tmp" for name in known}  # write_atomic's, left by a push killed re-rendering the card
         return next((name for name in _files(folder) if name not in known), None)
     if not _legacy(folder):
         return next(_files(folder), None)

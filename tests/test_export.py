@@ -184,6 +184,7 @@ def _tree(root) -> dict[str, bytes | None]:
         ("", "holds the run directory"),  # the folder above the run directory
         ("mine", "was not written by export (notes.txt)"),
         ("mine/notes.txt", "exists and is not a folder"),
+        ("mine/notes.txt/out", "cannot write the export beside"),
         ("exported", "holds a file its export did not write (data/mine.csv)"),
         ("exported-before-marker", "holds a file its export did not write (todo.md)"),
         ("run/jobs.jsonl", "exists and is not a folder"),
@@ -220,6 +221,8 @@ def test_export_replaces_its_own_earlier_export_or_an_empty_folder(tmp_path, ear
         assert export(run, "--out", out, "--test-size", "0.25") == 0
     if earlier == "export before the marker":
         (out / ".longwriter-export.json").unlink(missing_ok=True)
+    if earlier != "empty folder":
+        (out / "README.md.tmp").write_text("what a push killed while it rewrote the card left")
     assert export(run, "--out", out, "--format", "alpaca") == 0
     loaded = datasets.load_from_disk(str(out))
     assert list(loaded) == ["train"] and len(loaded["train"]) == 4 and "instruction" in loaded["train"].column_names
