@@ -231,7 +231,7 @@ def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, row
         how = f", as {settings.describe()} like its last export" if settings != ExportSettings() else ""
         lines.append(f"Dataset ({rows} samples{how}): {dataset}")
     elif settings is None:
-        lines.append(f"{dataset} was left as it is: an earlier version exported it with a test split, of a size it "
-                     f"did not record; export it again with `python -m longwriter_data export {config.run_dir} "
-                     "--test-size ...`.")
+        lines.append(f"{dataset} was left as it is: its export did not record its settings (an earlier version's, "
+                     f"with a test split); export it again with `python -m longwriter_data export {config.run_dir} "
+                     "--format ... --test-size ...`.")
     print("\n".join(lines), flush=True)

@@ -109,10 +109,13 @@ def check_replaceable(out: Path, run_dir: Path) -> None:
 
 def previous_settings(out: Path) -> ExportSettings | None:
     """The settings of the export in `out` (defaults when there is none); None when they are not known (an export
-    written before the marker, with a test split)."""
+    written before the marker, with a test split; a marker edited by hand)."""
     marker = _marker(out)
     if marker is not None:
-        return ExportSettings(str(marker.get("format", "messages")), float(marker.get("test_size", 0.0)))
+        fmt, test_size = marker.get("format"), marker.get("test_size")
+        if not isinstance(fmt, str) or not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
+            return None
+        return ExportSettings(fmt, float(test_size))
     if not _legacy(out):
         return ExportSettings()
     recipe = json.loads((out / "recipe.json").read_text(encoding="utf-8"))

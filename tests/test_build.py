@@ -228,6 +228,12 @@ def test_a_rebuild_keeps_the_format_and_test_split_of_the_users_last_export(tmp_
         assert "conversations" in loaded["train"].column_names
         assert (f"Dataset ({target} samples, as sharegpt, test split 0.25 like its last export): {run / 'dataset'}"
                 in capsys.readouterr().out)
+    # An export by an earlier version, with a test split of a size it did not record, is left as it is.
+    (run / "dataset" / ".longwriter-export.json").unlink()
+    before = {p: p.read_bytes() for p in (run / "dataset").rglob("*") if p.is_file()}
+    assert build(config) == 0
+    assert f"{run / 'dataset'} was left as it is" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in (run / "dataset").rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("folder", ["a user's folder", "a user's file in the export"])
