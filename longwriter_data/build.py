@@ -26,6 +26,7 @@ from .engine import BuildSummary, Engine
 from .errors import UserError
 from .judging import judge_endpoint
 from .limits import Limits
+from .outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
 from .pools import PreparedPools, draw
 from .progress import Progress
 from .redact import without_secrets
@@ -71,9 +72,12 @@ def _check_before_creating(config: BuildConfig) -> None:
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
            progress: bool) -> int:
+    dataset = config.run_dir / "dataset"
+    check_replaceable(dataset, config.run_dir)  # before any work: the export at the end must not be refused
     store = RunStore(config.run_dir)
     store.lock()
     try:
+        clean_stale_staging(config.run_dir, dataset.name)
         # No secrets (a key written into the recipe by mistake is removed, as the dataset card removes it), and
         # the paths as the recipe wrote them.
         snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
@@ -90,15 +94,13 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
             store.save_config(snapshot)
             state = store.load_state(retry_failed=retry_failed)
             _announce(config, state)
-            counts = state.counts
             skipped: Counter = Counter()
             if not state.complete(config.target):
                 store.open_logs()
                 with _fewer_collections(), _event_loop() as runner:
                     summary = runner.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
             else:
-                summary = BuildSummary(accepted=counts["accepted"], rejected=counts["rejected"],
-                                       failed=counts["failed"])
+                summary = BuildSummary()  # nothing to do: this run finishes no job
         finally:
             minhashes.close()
         report = run_report(store.jobs_path)
@@ -114,8 +116,12 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         return 130
     from .export import export_run  # imports `datasets` (150 MB, 1.5 s): only once the build is done
 
-    rows = export_run(config.run_dir, config.run_dir / "dataset", target=config.target) if summary.accepted else 0
-    _print_summary(config, summary, report, rows)
+    settings = previous_settings(dataset)  # a user's `export --format sharegpt --test-size 0.1` stays so
+    rows = 0
+    if report["status"]["accepted"] and settings is not None:
+        rows = export_run(config.run_dir, dataset, fmt=settings.format, target=config.target,
+                          test_size=settings.test_size, seed=config.seed)
+    _print_summary(config, summary, report, rows, settings)
     status = report["status"]
     if status["failed"] and not status["accepted"] and not status["rejected"]:
         _say("error: every job failed (reasons above), so the run has nothing to show; fix the cause, then re-run "
@@ -198,7 +204,7 @@ def _announce(config: BuildConfig, state: RunState) -> None:
     if state.status or state.steps:
         remaining = max(0, config.target - counts["accepted"])
         _say(f"Resuming {config.run_dir}: {counts['accepted']} accepted, {counts['rejected']} rejected, "
-             f"{counts['failed']} failed, {len(state.steps)} in progress, {remaining} remaining.")
+             f"{counts['failed']} failed, {state.pending(config.target)} in progress, {remaining} remaining.")
 
 
 async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: PreparedPools,
@@ -269,11 +275,20 @@ class _Shutdown:
             running.request_stop(self.grace_s)
 
 
-def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int) -> None:
-    lines = [f"Build {config.name}: {summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed "
-             f"in this run. Whole run directory (also in report.json):", format_report(report)]
-    if summary.exhausted and summary.accepted < config.target:
+def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int,
+                   settings: ExportSettings | None) -> None:
+    finished = summary.accepted + summary.rejected + summary.failed
+    done = (f"{summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed in this run"
+            if finished else "no jobs to run in this run")
+    lines = [f"Build {config.name}: {done}. Whole run directory (also in report.json):", format_report(report)]
+    if summary.exhausted and report["status"]["accepted"] < config.target:
         lines.append(f"The pools ran dry before the target of {config.target}.")
+    dataset = config.run_dir / "dataset"
     if rows:
-        lines.append(f"Dataset ({rows} samples): {config.run_dir / 'dataset'}")
+        how = f", as {settings.describe()} like its last export" if settings != ExportSettings() else ""
+        lines.append(f"Dataset ({rows} samples{how}): {dataset}")
+    elif settings is None:
+        lines.append(f"{dataset} was left as it is: its export did not record its settings (an earlier version's, "
+                     f"with a test split); export it again with `python -m longwriter_data export {config.run_dir} "
+                     "--format ... --test-size ...`.")
     print("\n".join(lines), flush=True)

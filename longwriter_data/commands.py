@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import UserError
@@ -33,14 +34,38 @@ def inspect_command(path: Path, png: Path | None) -> int:
     from .inspect import png_title, render_text, write_png
     from .stats import describe, load_scan
 
+    if png is not None:
+        _check_png_path(png)
     scan = load_scan(path)
     if png is not None and not scan.jobs:
         raise UserError(f"{path} has no finished jobs yet: nothing to draw in {png}.")
     print(render_text(scan), flush=True)
     if png is not None:
-        write_png(describe(scan.jobs), png, png_title(scan))
+        try:
+            write_png(describe(scan.jobs), png, png_title(scan))
+        except OSError as exc:  # a read-only disk, a full one: what the checks before could not see
+            raise UserError(f"--png {png}: cannot write it ({exc.strerror or exc}); pass another path.") from None
         print(f"Wrote {png}")
     return 0
+
+
+def _check_png_path(png: Path) -> None:
+    """Refuse, before anything is read or written, a --png path that cannot be written or that would overwrite
+    something other than an image (a run's jobs.jsonl, a folder): only an earlier PNG is replaced."""
+    if png.is_dir():
+        raise UserError(f"--png {png} is a folder; pass a file name such as {png / 'lengths.png'}.")
+    if png.exists():
+        with png.open("rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise UserError(f"--png {png} exists and is not a PNG image; inspect overwrites only an earlier "
+                                "image: pass another path.")
+    folder = png.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders that are missing are created when the image is written
+    if not folder.is_dir():
+        raise UserError(f"--png {png}: {folder} is a file, not a folder; pass another path.")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--png {png}: the folder {folder} is not writable; pass another path.")
 
 
 def push_command(path: Path, repo_id: str, private: bool | None = None, revision: str | None = None) -> int:

@@ -37,6 +37,9 @@ from .store import RunState, RunStore
 
 @dataclass
 class BuildSummary:
+    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are Engine.totals
+    and report.json."""
+
     accepted: int = 0
     rejected: int = 0
     failed: int = 0
@@ -64,11 +67,8 @@ class Engine:
         self.quality = QualityJudge(judge, config.backend.model, config.generation.step_attempts) if judge else None
         self._judge_send = self._counted(judge_send or send)
         self.summary = BuildSummary()
+        self.totals = state.counts  # jobs per status in the whole run directory, this run's included
         self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
-        counts = state.counts
-        self.summary.accepted = counts["accepted"]
-        self.summary.rejected = counts["rejected"]
-        self.summary.failed = counts["failed"]
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = config.engine.judge_processes
         if processes is None:
@@ -157,7 +157,7 @@ class Engine:
                 if error is not None:
                     raise error
                 self._count(task.result())
-                if self.summary.accepted >= target:
+                if len(self.accepted_seqs) >= target:
                     self._cancel_beyond_cutoff(target)
         finally:
             for task in self.in_flight.values():
@@ -196,6 +196,7 @@ class Engine:
         summary = self.summary
         status = record["status"]
         setattr(summary, status, getattr(summary, status) + 1)
+        self.totals[status] += 1
         if status == "accepted":
             self.accepted_seqs.append(record["seq"])
         else:

@@ -14,3 +14,10 @@ class FatalBackendError(Exception):
     def __init__(self, message: str, exit_code: int = 2):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class DiskFull(UserError):
+    """The disk filled up while writing output: nothing half-written is kept. Status 1, not 2: the input was fine,
+    and the same command works once there is space."""
+
+    exit_code = 1

@@ -8,8 +8,6 @@ so exporting after any number of interruptions and resumes gives the same rows i
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import datasets
 from .card import recipe, write_card, write_recipe
 from .errors import UserError
 from .judge import COLUMNS
+from .outdir import ExportSettings, check_replaceable, clean_stale_staging, replace, staging, write_marker
 from .stats import scan_run
 
 FORMATS = ("messages", "sharegpt", "alpaca")
@@ -79,12 +78,16 @@ _TURNS = {
 
 def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int | None = None,
                test_size: float = 0.0, seed: int = 0) -> int:
-    """Write the dataset to `out_dir` (replaced whole, atomically); returns the number of rows."""
+    """Write the dataset to `out_dir`, replacing it whole once the new export is complete; returns the number of
+    rows. Only a new or empty folder, or one an export made, is written (see outdir.check_replaceable)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     jobs_path = run_dir / "jobs.jsonl"
     if not jobs_path.exists():
         raise UserError(f"{run_dir} has no jobs.jsonl: is it a run directory of a build?")
+    out_dir = out_dir.resolve()
+    check_replaceable(out_dir, run_dir)
+    clean_stale_staging(out_dir.parent, out_dir.name)
     run = scan_run(run_dir)  # one pass, one record in memory at a time
     accepted = run.accepted(target)
     offsets = [job.offset for job in accepted]
@@ -94,13 +97,11 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     quality = [quality_columns(job) for job in accepted] if judged else None
     features = datasets.Features({**_TURNS[fmt], **_FEATURES, **(QUALITY_FEATURES if judged else {})})
     datasets.disable_progress_bars()
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        stage = Path(tmp) / "out"
+    with staging(out_dir) as tmp:
+        stage = tmp / "out"
         dataset = datasets.Dataset.from_generator(
             _rows, gen_kwargs={"jobs_path": jobs_path, "offsets": offsets, "fmt": fmt, "quality": quality},
-            features=features, cache_dir=str(Path(tmp) / "cache"),
+            features=features, cache_dir=str(tmp / "cache"),
         )
         splits = {"train": dataset}
         if test_size > 0 and len(dataset) > 1:
@@ -112,7 +113,6 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
             split.to_parquet(str(stage / "data" / f"{name}-00000-of-00001.parquet"))
         write_recipe(stage, recipe(run.config, fmt, run))
         write_card(stage)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        stage.rename(out_dir)
+        write_marker(stage, ExportSettings(fmt, test_size), seed, len(offsets))
+        replace(stage, out_dir, run_dir)
     return len(offsets)

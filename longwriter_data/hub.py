@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .card import CARD, IMAGE, RECIPE, features_yaml, write_card
 from .errors import UserError
+from .outdir import written_by_export
 
 # What the Hub gets: the card, its image, the recipe and the Parquet shards (save_to_disk's Arrow copy stays local).
 UPLOAD = [CARD, IMAGE, RECIPE, "data/*.parquet"]
@@ -36,7 +37,7 @@ class PushResult:
 def dataset_folder(path: Path) -> Path:
     """The exported folder to push: `path` itself, or a run directory's `dataset/`."""
     for folder in (path, path / "dataset"):
-        if (folder / RECIPE).is_file() and (folder / "data").is_dir():
+        if (folder / RECIPE).is_file() and (folder / "data").is_dir() and written_by_export(folder):
             return folder
     if (path / "jobs.jsonl").is_file() or (path / "config.json").is_file():
         raise UserError(f"{path} has no exported dataset with a card yet; run "

@@ -14,13 +14,13 @@ class Progress:
                         disable=not enabled, mininterval=0.5, dynamic_ncols=True, file=sys.stderr)
 
     def update(self, engine) -> None:
-        summary = engine.summary
-        self.bar.n = min(summary.accepted, self.bar.total)
+        summary, totals = engine.summary, engine.totals
+        self.bar.n = min(totals["accepted"], self.bar.total)
         elapsed = max(engine.elapsed, 1e-9)
         limiter = engine.limits.concurrency if engine.limits else None
         limit = f"/{limiter.current}" if limiter and limiter.current < limiter.ceiling else ""
         figures = (
-            f"rejected={summary.rejected} failed={summary.failed} jobs={len(engine.in_flight)} "
+            f"rejected={totals['rejected']} failed={totals['failed']} jobs={len(engine.in_flight)} "
             f"in-flight={engine.requests_in_flight}{limit} req/min={engine.requests_done / elapsed * 60:.0f} "
             f"tok/s in={engine.tokens_in / elapsed:.0f} out={engine.tokens_out / elapsed:.0f} "
             f"words/s={summary.words / elapsed:.0f}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .store import read_jsonl
+from .store import read_jobs
 
 
 def run_report(jobs_path: Path) -> dict:
     """Counts per status and per reason; a job re-queued with --retry-failed counts by its last record."""
     last: dict[int, tuple[str, str | None]] = {}
-    for record in read_jsonl(jobs_path):
+    for record in read_jobs(jobs_path):
         last[record["seq"]] = (record["status"], record.get("reason"))
     statuses = Counter(status for status, _ in last.values())
     reasons: dict[str, Counter] = {}

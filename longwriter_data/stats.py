@@ -17,7 +17,7 @@ from .config import PricesConfig
 from .errors import UserError
 from .judge import COLUMNS
 from .length import RequiredLength, approx_tokens, benchmark_score, required_length, requirement
-from .store import JUDGEMENTS, active_judge, read_judgements, read_jsonl, read_snapshot
+from .store import JUDGEMENTS, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (
@@ -181,11 +181,7 @@ def scan_run(run_dir: Path) -> Scan:
             for number, line in enumerate(fh, start=1):
                 if not line.endswith(b"\n"):
                     break  # torn tail: a build is writing it, or was killed mid-write
-                try:
-                    record = json.loads(line)  # one record at a time: memory stays flat however big the run
-                except json.JSONDecodeError:
-                    raise UserError(f"{jobs_path}:{number}: corrupt record in the middle of the log; "
-                                    "move the run directory aside or repair that line.") from None
+                record = parse_job(jobs_path, number, line)  # one at a time: memory stays flat however big the run
                 last[record["seq"]] = _job(record, offset)
                 usage_of[record["seq"]] = record.get("usage")  # failed jobs have none: their steps say it
                 offset += len(line)

@@ -120,11 +120,25 @@ def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict:
+    """One record; a line that is not a UTF-8 JSON object (bytes cut mid-character, binary garbage, another
+    program's output) is one clear error, never a traceback."""
     try:
-        return json.loads(line)
-    except json.JSONDecodeError:
+        record = json.loads(line)  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
         raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
-                        "move the run directory aside or repair that line.") from None
+                        "move the run directory aside or repair that line.")
+    return record
+
+
+def parse_job(path: Path, number: int, line: bytes) -> dict:
+    """One jobs.jsonl record: an object with an integer `seq` and a `status`, or the corrupt-record error."""
+    record = _parse(path, number, line)
+    if not isinstance(record.get("seq"), int) or not isinstance(record.get("status"), str):
+        raise UserError(f"{path}:{number}: corrupt record (no seq or status); "
+                        "move the run directory aside or repair that line.")
+    return record
 
 
 def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
@@ -132,7 +146,7 @@ def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
     for mm, start, end, number in _lines(path):
         head = _JOB_HEAD.match(mm, start, end)
         if head is None:  # written some other way: parse it properly
-            record = _parse(path, number, mm[start:end])
+            record = parse_job(path, number, mm[start:end])
             yield record["seq"], record["status"], record.get("minhash")
             continue
         status, minhash = head.group(2).decode(), head.group(4)
@@ -191,6 +205,14 @@ class RunState:
             return False
         cutoff = accepted[target - 1]
         return sum(1 for seq in self.status if seq < cutoff) == cutoff
+
+    def pending(self, target: int) -> int:
+        """Half-done jobs that a build will continue: those drawn before the dataset's last row, once `target` jobs
+        are accepted (the steps of jobs cancelled beyond it stay on disk, but those jobs are not in progress)."""
+        accepted = sorted(seq for seq, status in self.status.items() if status == "accepted")
+        if len(accepted) < target:
+            return len(self.steps)
+        return sum(1 for seq in self.steps if seq < accepted[target - 1])
 
 
 class RunStore:
@@ -334,6 +356,12 @@ def active_judge(run_dir: Path) -> str | None:
     return json.loads(path.read_text(encoding="utf-8"))["judge"] if path.is_file() else None
 
 
+def read_jobs(path: Path) -> Iterator[dict]:
+    """Every job record of a jobs.jsonl, in file order (a torn last line left out, see read_jsonl)."""
+    for mm, start, end, number in _lines(path):
+        yield parse_job(path, number, mm[start:end])
+
+
 def finished_records(run_dir: Path) -> Iterator[dict]:
     """Finished job records of a run, in file order, for export and inspect (works while a build runs)."""
-    yield from read_jsonl(run_dir / "jobs.jsonl")
+    yield from read_jobs(run_dir / "jobs.jsonl")

@@ -141,3 +141,133 @@ def test_engine_keeps_max_jobs_requests_in_flight_and_never_more(tmp_path):
         stats = server.stats()
     assert stats["requests"] == 1000  # a plan and one paragraph per job
     assert stats["max_in_flight"] == 200
+
+
+def _summary_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("Build test:"))
+
+
+def _new_records(run, before: int) -> dict[str, int]:
+    """Jobs per status that a run appended after the first `before` records: what it did itself."""
+    added = jobs(run)[before:]
+    return {status: sum(r["status"] == status for r in added) for status in ("accepted", "rejected", "failed")}
+
+
+def _in_this_run(counts: dict[str, int]) -> str:
+    return f"{counts['accepted']} accepted, {counts['rejected']} rejected, {counts['failed']} failed in this run"
+
+
+def test_the_summary_counts_only_what_this_run_did_after_a_resume_a_no_op_and_retry_failed(tmp_path, server, capsys):
+    bad = "Write a 2400-word essay about storms. [[fail]]"
+    pool = write_pool(tmp_path / "pool.jsonl", [bad, "Write a 2400-word essay about rivers. [[short]]", *GOOD])
+    config = write_config(tmp_path, server.base_url, pool, target=2, engine={"max_jobs": 1})
+    run = tmp_path / "run"
+    assert build(config) == 0
+    first = _new_records(run, 0)
+    assert _in_this_run(first) in _summary_line(capsys.readouterr().out)
+
+    before = len(jobs(run))  # resumed with a higher target: only the jobs this run finished count
+    config.write_text(config.read_text().replace("target: 2", "target: 4"))
+    assert build(config) == 0
+    second = _new_records(run, before)
+    assert second["accepted"] == 2  # not the 4 of the whole run
+    out, err = capsys.readouterr()
+    assert _in_this_run(second) in _summary_line(out)
+    assert f"{first['accepted']} accepted, {first['rejected']} rejected, {first['failed']} failed" in err  # Resuming
+
+    before = len(jobs(run))  # nothing left to do
+    assert build(config) == 0
+    assert len(jobs(run)) == before
+    assert "no jobs to run in this run" in _summary_line(capsys.readouterr().out)
+
+    assert main(["build", "--config", str(config), "--no-progress", "--retry-failed"]) == 0
+    retried = _new_records(run, before)
+    assert retried == {"accepted": 0, "rejected": 0, "failed": 1}  # the failed job, re-queued, failed again
+    out = capsys.readouterr().out
+    assert _in_this_run(retried) in out.split("Build test:")[-1]
+    report = json.loads((run / "report.json").read_text())
+    assert report["status"] == {"accepted": 4, "rejected": 1, "failed": 1}  # the whole run: each job once
+
+
+def test_a_finished_run_has_nothing_in_progress_even_with_steps_of_cancelled_jobs(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:4])
+    config = write_config(tmp_path, server.base_url, pool, target=2, engine={"max_jobs": 1})
+    run = tmp_path / "run"
+    assert build(config) == 0
+    steps = (run / "steps.jsonl").read_text(encoding="utf-8").splitlines()
+    plan = json.loads(steps[0])
+    assert plan["seq"] == 0 and plan["step"] == 0
+    # A job beyond the dataset's last row, cancelled when the target was met, after its plan was saved.
+    with (run / "steps.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({**plan, "seq": 3}) + "\n")
+    capsys.readouterr()
+    assert build(config) == 0
+    err = capsys.readouterr().err
+    assert "2 accepted, 0 rejected, 0 failed, 0 in progress, 0 remaining" in err, err
+    config.write_text(config.read_text().replace("target: 2", "target: 3"))  # now they are needed again
+    half_done = {json.loads(line)["seq"] for line in (run / "steps.jsonl").read_text().splitlines()}
+    half_done -= {r["seq"] for r in jobs(run)}
+    assert 3 in half_done
+    assert build(config) == 0
+    assert f"2 accepted, 0 rejected, 0 failed, {len(half_done)} in progress, 1 remaining" in capsys.readouterr().err
+
+
+def test_a_rebuild_keeps_the_format_and_test_split_of_the_users_last_export(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD)
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    run = tmp_path / "run"
+    assert build(config) == 0
+    assert main(["export", str(run), "--format", "sharegpt", "--test-size", "0.25"]) == 0
+    for target in (3, 5):  # a re-run with nothing to do, then one that adds samples
+        config.write_text(config.read_text().replace("target: 3", f"target: {target}"))
+        capsys.readouterr()
+        assert build(config) == 0
+        loaded = datasets.load_from_disk(str(run / "dataset"))
+        assert list(loaded) == ["train", "test"]
+        assert sum(len(split) for split in loaded.values()) == target
+        assert "conversations" in loaded["train"].column_names
+        assert (f"Dataset ({target} samples, as sharegpt, test split 0.25 like its last export): {run / 'dataset'}"
+                in capsys.readouterr().out)
+    # An export by an earlier version, with a test split of a size it did not record, is left as it is.
+    (run / "dataset" / ".longwriter-export.json").unlink()
+    before = {p: p.read_bytes() for p in (run / "dataset").rglob("*") if p.is_file()}
+    assert build(config) == 0
+    assert f"{run / 'dataset'} was left as it is" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in (run / "dataset").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("folder", ["a user's folder", "a user's file in the export"])
+def test_a_build_refuses_before_any_work_when_run_dir_dataset_is_not_its_own(tmp_path, server, capsys, folder):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:3])
+    config = write_config(tmp_path, server.base_url, pool, target=2)
+    run = tmp_path / "run"
+    if folder == "a user's folder":
+        (run / "dataset").mkdir(parents=True)
+    else:
+        assert build(config) == 0
+        config.write_text(config.read_text().replace("target: 2", "target: 3"))
+    (run / "dataset" / "notes.txt").write_text("mine")
+    requests = server.stats()["requests"]
+    capsys.readouterr()
+    assert build(config) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "notes.txt" in err and "export" in err
+    assert server.stats()["requests"] == requests  # refused before any request
+    assert (run / "dataset" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("broken", [b'{"seq":1,"id":"p0001","status":"accepted","prompt":"\xe6\x96',  # cut mid-UTF-8
+                                    b"\x00\xff\x1b[31m"])
+def test_a_corrupt_jobs_line_stops_a_build_with_one_error_line(tmp_path, server, capsys, broken):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:4])
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    assert build(config) == 0
+    path = tmp_path / "run" / "jobs.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = broken
+    path.write_bytes(b"\n".join(lines))
+    capsys.readouterr()
+    assert build(config) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # a line whose head is intact is found by the report pass,
+    errors = [line for line in err if not line.startswith("Resuming ")]  # after "Resuming ..."
+    assert len(errors) == 1 and "jobs.jsonl:2: corrupt record" in errors[0], err

@@ -169,3 +169,184 @@ def test_bad_input_is_one_error_line_and_status_2(tmp_path, capsys, setup, args,
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
     assert not (run / "dataset").exists()
+
+
+def _tree(root) -> dict[str, bytes | None]:
+    """Every path under `root` with its bytes (None for a folder): what a refused command must leave as it was."""
+    return {p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("run", "is the run directory"),
+        (".", "the current directory"),
+        ("", "holds the run directory"),  # the folder above the run directory
+        ("mine", "was not written by export (notes.txt)"),
+        ("mine/notes.txt", "exists and is not a folder"),
+        ("mine/notes.txt/out", "cannot write the export beside"),
+        ("exported", "holds a file its export did not write (data/mine.csv)"),
+        ("exported-before-marker", "holds a file its export did not write (todo.md)"),
+        ("run/jobs.jsonl", "exists and is not a folder"),
+    ],
+)
+def test_export_refuses_any_folder_it_did_not_make_and_touches_nothing(tmp_path, capsys, monkeypatch, out, message):
+    run = _run(tmp_path / "run")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    assert export(run, "--out", tmp_path / "exported") == 0
+    (tmp_path / "exported" / "data" / "mine.csv").write_text("a user's file inside an export")
+    assert export(run, "--out", tmp_path / "exported-before-marker") == 0
+    legacy = tmp_path / "exported-before-marker"
+    (legacy / ".longwriter-export.json").unlink(missing_ok=True)  # as an older version wrote it
+    (tmp_path / "exported-before-marker" / "todo.md").write_text("mine")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "draft.txt").write_text("work in progress")
+    monkeypatch.chdir(tmp_path / "work")
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    assert export(run, "--out", tmp_path / out if out != "." else ".") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("earlier", ["export", "export before the marker", "empty folder"])
+def test_export_replaces_its_own_earlier_export_or_an_empty_folder(tmp_path, earlier):
+    run = _run(tmp_path / "run")
+    out = tmp_path / "out"
+    if earlier == "empty folder":
+        out.mkdir()
+    else:
+        assert export(run, "--out", out, "--test-size", "0.25") == 0
+    if earlier == "export before the marker":
+        (out / ".longwriter-export.json").unlink(missing_ok=True)
+    if earlier != "empty folder":
+        (out / "README.md.tmp").write_text("what a push killed while it rewrote the card left")
+    assert export(run, "--out", out, "--format", "alpaca") == 0
+    loaded = datasets.load_from_disk(str(out))
+    assert list(loaded) == ["train"] and len(loaded["train"]) == 4 and "instruction" in loaded["train"].column_names
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]  # the old test split
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left behind
+
+
+def _killed_staging(parent, name: str):
+    """What an export killed mid-write leaves: its staging folder, written by the real code, its process dead."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys; from pathlib import Path; from longwriter_data.outdir import staging\n"
+            "with staging(Path(sys.argv[1])) as tmp:\n"
+            "    (tmp / 'out').mkdir(); (tmp / 'out' / 'data-00000.arrow').write_bytes(b'x' * 1000)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    before = set(parent.iterdir())
+    proc = subprocess.run([sys.executable, "-c", code, str(parent / name)])
+    assert proc.returncode == -9
+    (left,) = set(parent.iterdir()) - before
+    assert left.name.startswith(f".{name}.staging-")
+    return left
+
+
+def test_staging_folders_of_killed_exports_are_removed_by_the_next_export_and_build(tmp_path, server):
+    import json
+    import os
+    import socket
+
+    from tests.conftest import write_config, write_pool
+
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 2400-word essay about topic {i}." for i in range(3)])
+    config = write_config(tmp_path, server.base_url, pool, target=2)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    dead = [_killed_staging(run, "dataset") for _ in range(2)]
+    # Left alone: a live export's, another machine's (a shared disk), and a folder that only looks like one.
+    live = run / f".dataset.staging-{os.getpid()}-abc123"
+    other_host = run / ".dataset.staging-999999-def456"
+    lookalike = run / ".dataset.staging-999998-ghi789"
+    for folder, host in ((live, socket.gethostname()), (other_host, "another-machine"), (lookalike, None)):
+        folder.mkdir()
+        if host:
+            pid = int(folder.name.split("-")[1])
+            (folder / "owner.json").write_text(json.dumps({"pid": pid, "host": host}))
+    assert export(run) == 0
+    assert not any(p.exists() for p in dead)
+    assert live.exists() and other_host.exists() and lookalike.exists()
+
+    again = _killed_staging(run, "dataset")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert not again.exists()
+    out = tmp_path / "elsewhere" / "export"
+    out.parent.mkdir()
+    stale = _killed_staging(out.parent, "export")
+    assert export(run, "--out", out) == 0
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    "line, where",
+    [
+        ("cut mid-UTF-8", 2),
+        ("binary garbage", 2),
+        ("not a job record", 2),
+    ],
+)
+@pytest.mark.parametrize("command", ["export", "inspect"])
+def test_a_corrupt_line_in_jobs_jsonl_is_one_error_line(tmp_path, capsys, line, where, command):
+    run = _run(tmp_path / "run")
+    lines = (run / "jobs.jsonl").read_bytes().split(b"\n")
+    broken = {
+        "cut mid-UTF-8": "文章".encode()[:4],  # a record cut inside a character, then the next record
+        "binary garbage": b"\x00\xff\xfe\x80garbage\x1b[31m",
+        "not a job record": b"[1, 2, 3]",
+    }[line]
+    lines[where - 1] = lines[where - 1][:200] + broken if line == "cut mid-UTF-8" else broken
+    (run / "jobs.jsonl").write_bytes(b"\n".join(lines))
+    capsys.readouterr()
+    assert main([command, str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"jobs.jsonl:{where}: corrupt record" in err, err
+    assert not (run / "dataset").exists()
+
+
+def test_a_last_line_cut_mid_utf8_is_a_torn_record_and_ignored(tmp_path):
+    run = _run(tmp_path / "run")
+    with (run / "jobs.jsonl").open("ab") as fh:
+        fh.write(b'{"seq": 6, "status": "accepted", "prompt": "' + "文章".encode()[:4])
+    assert export(run) == 0
+    assert main(["inspect", str(run)]) == 0
+    assert len(datasets.load_from_disk(str(run / "dataset"))["train"]) == 4
+
+
+def _private_mounts_work() -> bool:
+    """A user namespace with its own mounts (unshare -rm), where a small tmpfs is a real full disk; no root needed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "tmpfs", "/mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _private_mounts_work(), reason="needs unshare -rm (user and mount namespaces)")
+def test_a_full_disk_during_export_is_one_line_status_1_and_the_run_and_its_last_export_stay(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    run = _run(tmp_path / "run")
+    assert export(run) == 0  # an earlier export, which must survive the failed one
+    before = _tree(run)
+    used = sum(-(-len(data) // 4096) * 4096 for data in before.values() if data is not None)
+    dataset = sum(len(data) for name, data in before.items() if name.startswith("dataset/") and data)
+    disk, after = tmp_path / "disk", tmp_path / "after"
+    disk.mkdir()
+    # The run on a disk with room for half a new export: the staging copy fills it.
+    script = (f"mount -t tmpfs -o size={used + dataset // 2} tmpfs {disk} && cp -a {run} {disk}/run && "
+              f"{shlex.quote(sys.executable)} -m longwriter_data export {disk}/run; status=$?; "
+              f"cp -a {disk}/run {after}; exit $status")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the disk of ") and "export again" in err[0], err
+    assert _tree(after) == before  # the run and its last export as they were, no staging folder left behind

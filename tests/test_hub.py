@@ -1,6 +1,7 @@
 """`push` through the real huggingface_hub client against a loopback fake Hub (HF_ENDPOINT): what it uploads, that
 a retry uploads nothing twice, and one clear line for each way it can fail."""
 
+import json
 import os
 import shutil
 import socket
@@ -187,3 +188,16 @@ def test_the_cli_in_a_fresh_process_reads_hf_endpoint_and_hf_token_from_the_envi
     assert sorted(hub.call(hub.hub.files, "alice/cli")) == [".gitattributes", *UPLOADED]
     written = [p for p in (run / "dataset").rglob("*") if p.is_file()] + [p for p in tmp_path.rglob("*") if p.is_file()]
     assert not any(TOKEN.encode() in p.read_bytes() for p in written)  # the token is never written anywhere
+
+
+def test_push_rewrites_the_card_only_of_a_folder_export_made(hub, run, tmp_path, capsys):
+    """push rewrites README.md in the folder it pushes: a folder export did not write is refused, untouched."""
+    folder = tmp_path / "hand-made"
+    shutil.copytree(run / "dataset", folder)
+    (folder / ".longwriter-export.json").unlink(missing_ok=True)
+    (folder / "recipe.json").write_text(json.dumps({"format": "messages", "note": "my own recipe"}))
+    (folder / "README.md").write_text("my own card")
+    assert push(folder, "--repo-id", "lab/essays") == 2
+    assert "neither a run directory nor a folder written by export" in error_line(capsys)
+    assert (folder / "README.md").read_text() == "my own card"
+    assert hub.call(lambda: [c for c in hub.hub.record.commits if c["repo"] == "lab/essays"]) == []

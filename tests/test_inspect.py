@@ -205,3 +205,37 @@ def test_a_bad_hub_repo_in_the_recipe_names_the_key(tmp_path, capsys):
     assert main(["build", "--config", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "export.hub_repo" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "png, message",
+    [
+        ("run/jobs.jsonl", "exists and is not a PNG image"),  # never overwrite a run's own files
+        ("notes.txt", "exists and is not a PNG image"),
+        ("folder", "is a folder"),
+        ("notes.txt/lengths.png", "notes.txt is a file, not a folder"),
+        ("notes.txt/deeper/lengths.png", "notes.txt is a file, not a folder"),
+        ("/proc/lengths.png", "cannot write it"),  # read-only even for root
+    ],
+)
+def test_an_unwritable_png_path_is_one_error_line_and_nothing_is_written(tmp_path, capsys, png, message):
+    run = _mixed_run(tmp_path / "run")
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "folder").mkdir()
+    path = tmp_path / png
+    before = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    status, out, err = inspect(capsys, run, "--png", path)
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: --png ") and message in err, err
+    assert str(path) in err
+    assert {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")} == before
+
+
+def test_png_replaces_an_earlier_image_and_creates_missing_folders(tmp_path, capsys):
+    run = _mixed_run(tmp_path / "run")
+    path = tmp_path / "plots" / "new" / "lengths.png"
+    assert inspect(capsys, run, "--png", path)[0] == 0
+    first = path.read_bytes()
+    path.write_bytes(first[:100])  # an older image, say
+    assert inspect(capsys, run, "--png", path)[0] == 0
+    assert path.read_bytes() == first
