@@ -4,8 +4,8 @@ the pool.
 Every request of a build (synthesis, LLM selection, plans, paragraphs) passes through one `EndpointBreaker` after
 its retries. A request that failed for good is held until it is known which it was:
 - a request succeeds meanwhile: the endpoint works, the failure was the job's own (its job fails, as before);
-- `STREAK` requests in a row fail, or every request in flight has failed (at least `min(STREAK, max_jobs)` in a
-  row; before any request of the build succeeded, one without an HTTP answer or two with an HTTP error): the
+- `STREAK` requests in a row fail, or every request in flight has failed (at least `min(STREAK, max(3, max_jobs))`
+  in a row; before any request of the build succeeded, one without an HTTP answer or two with an HTTP error): the
   endpoint is unusable. The build stops with one line naming the URL and the model, and the held
   jobs are not recorded as failed, so fixing the recipe and re-running the same command just works.
 A 404 (wrong path or unknown model) or a refused parameter stops the build at the first answer: no job can
@@ -25,6 +25,7 @@ from .errors import FatalBackendError
 from .retry import RequestFailed
 
 STREAK = 8  # failed requests in a row, with no success between them, that mark the endpoint unusable
+QUORUM_FLOOR = 3
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 
@@ -36,7 +37,9 @@ class EndpointUnusable(FatalBackendError):
 class EndpointBreaker:
     def __init__(self, base_url: str, max_jobs: int):
         self.url = shown_url(base_url)
-        self.quorum = max(1, min(STREAK, max_jobs))  # failures that, filling every slot, condemn the endpoint
+        # Failures that, filling every slot, condemn an endpoint that has worked: never fewer than QUORUM_FLOOR, so
+        # with one or two slots a job whose own request fails is not taken for an outage.
+        self.quorum = min(STREAK, max(QUORUM_FLOOR, max_jobs))
         self.active = 0  # requests inside `send` or held here
         # Failed requests waiting for the verdict (True: the endpoint is unusable), with the failure and request.
         self.held: list[tuple[asyncio.Future, RequestFailed, ChatRequest]] = []
