@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .conclusions import premature_conclusions
 from .config import PricesConfig
 from .errors import UserError
 from .length import RequiredLength, approx_tokens, length_score_range, required_length
@@ -68,6 +69,8 @@ class Job:
     required: RequiredLength | None = None
     offset: int = -1  # byte offset of the record in jobs.jsonl: export reads the text from there
     instruction_tokens: int = 0  # runs: the instruction's size, for inspect's estimate-vs-spent comparison
+    # runs: (non-final paragraphs that end with a closing summary, non-final paragraphs); None without paragraphs
+    conclusions: tuple[int, int] | None = None
 
     @property
     def score(self) -> float | None:
@@ -150,7 +153,14 @@ def _job(record: dict, offset: int) -> Job:
     return Job(seq=record["seq"], status=record["status"], reason=record.get("reason"),
                lang=record.get("lang") or "en", type=record.get("type"), words=record.get("word_count"),
                required=_required(record), offset=offset,
-               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0)
+               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0,
+               conclusions=_conclusions(record.get("paragraphs")))
+
+
+def _conclusions(paragraphs: list[str] | None) -> tuple[int, int] | None:
+    if not paragraphs or len(paragraphs) < 2:
+        return None
+    return premature_conclusions(paragraphs), len(paragraphs) - 1
 
 
 def scan_run(run_dir: Path) -> Scan:

@@ -18,6 +18,10 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[same=K]]   paragraphs identical to those of every other job with the same K (near-duplicate outputs)
   [[notlong]]  the LLM selection question is answered "no"
   [[cutoff]]   paragraphs run on past their length and stop mid-sentence, with finish_reason "length"
+  [[junk=KIND]] the first answer to each paragraph prompt is junk (retries get good text): gateway, busy, zh_busy,
+               json_error, placeholder, deferral, template, huge (200 KB) -- see JUNK
+  [[control]]  paragraphs hold NUL, ANSI colour codes and other control characters
+  [[conclude]] every paragraph ends with a closing summary ("In summary, ...", "综上所述，...")
 
 Instruction synthesis prompts (prompts/synthesize_*.txt) get the number of new writing requests asked for, of
 the asked type and language, distinct and deterministic for a given prompt ("Write a 2800-word academic paper
@@ -65,7 +69,7 @@ _EN_WORDS = (
 ).split()
 _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
 
-_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff)\]\]")
+_DIRECTIVE = re.compile(r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|junk=\w+|control|conclude)\]\]")
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
 _SPLIT = {  # where the instruction starts and ends in each prompt (it may hold blank lines itself)
@@ -273,6 +277,9 @@ class FakeServer:
             text = chinese(words, seed) if zh else english(words, seed)
         else:
             text = self.paragraph(prompt, zh, directives, seed)
+            junk = next((d.split("=")[1] for d in directives if d.startswith("junk=")), None)
+            if junk and self.per_prompt[request_key(prompt)] == 1:
+                text = JUNK[junk](text)
             if "cutoff" in directives:
                 data = completion(body, prompt, text + ("然后这句话一直写下去没有" if zh else " And then it ran on past the"))
                 data["choices"][0]["finish_reason"] = "length"
@@ -296,6 +303,12 @@ class FakeServer:
         text = chinese(words, seed) if zh else english(words, seed)
         if "meta" in directives:
             text += f" As an AI language model, I wrote this part. (Paragraph 2 - Word Count: {words} words)"
+        if "control" in directives:
+            middle = len(text) // 2
+            text = "\x1b[31m" + text[:middle] + "\x00\x07\x1b[0m" + text[middle:] + "\x1b]0;title\x07\x9b2J"
+        if "conclude" in directives:
+            text += (" 综上所述，这一部分的讨论说明了问题的关键。" if zh else
+                     " In summary, this part has shown what matters most here.")
         return text
 
     def synthesized(self, body: dict, prompt: str, lang: str, asked: re.Pattern) -> str:
@@ -329,6 +342,20 @@ class FakeServer:
         return "\n\n".join(
             f"Paragraph {i + 1} - Main Point: Part {i + 1} of the piece - Word Count: {each} words" for i in range(count)
         )
+
+
+# What a [[junk=KIND]] job gets as its first answer to each paragraph prompt (HTTP 200, finish_reason "stop").
+JUNK = {
+    "gateway": lambda text: "Upstream error: the model timed out while generating a response. Please retry later.",
+    "busy": lambda text: "We're currently experiencing high demand, which may cause temporary errors. "
+                         "Please try again in a few minutes.",
+    "zh_busy": lambda text: "服务器繁忙，请稍后再试。",
+    "json_error": lambda text: 'Response: {"error": {"message": "upstream request timeout", "code": 504}}',
+    "placeholder": lambda text: "[Paragraph 3 content goes here]",
+    "deferral": lambda text: text[:300] + " I'll continue writing the rest of this section in my next response.",
+    "template": lambda text: text + "<|im_end|>\n<|im_start|>user\nNow write me a poem.<|im_end|>",
+    "huge": lambda text: "word " * 40_000,
+}
 
 
 def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
