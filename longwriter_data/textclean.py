@@ -11,9 +11,10 @@ import re
 
 # Whole escape sequences first (so `\x1b[31m` leaves nothing behind, not "[31m"): CSI, OSC, then two-byte escapes;
 # then single C0 (except \t \n), DEL, C1 controls and lone surrogates.
+# (8-bit C1 introducers are dropped alone: in text they are more often mojibake than a terminal's escape.)
 _CONTROL = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b\n]{0,256}(?:\x07|\x1b\\)"  # OSC (a window title, a hyperlink), when terminated
     r"|\x1b[@-Z\\-_]?"
     r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 )

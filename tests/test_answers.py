@@ -128,8 +128,9 @@ def test_strikethrough_markup_is_not_a_template_token_but_an_end_of_sequence_tok
         ("\x1b[31mred\x1b[0m text", "red text"),
         ("bold \x1b[1;32;40mgreen\x1b[m end", "bold green end"),
         ("NUL\x00 BEL\x07 BS\x08 VT\x0b FF\x0c ESC\x1b DEL\x7f", "NUL BEL BS VT FF ESC DEL"),
-        ("C1 \x85next \x9b2Jcsi \x90dcs", "C1 next csi dcs"),
+        ("C1 \x85next \x9b2J \x90dcs", "C1 next 2J dcs"),
         ("title\x1b]0;window title\x07 after", "title after"),
+        ("open \x1b]8;;unterminated link", "open 8;;unterminated link"),  # only what is surely an escape
         ("windows\r\nlines\rold mac", "windows\nlines\nold mac"),
         ("lone \ud800surrogate", "lone surrogate"),
         ("中文\x00内容，emoji 🙂 stays", "中文内容，emoji 🙂 stays"),
