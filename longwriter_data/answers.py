@@ -63,7 +63,9 @@ _PLACEHOLDER = re.compile(
     r"|[\[【（(][^\]】）)\n]{0,30}(?:待补充|待续写|待完善|内容略|内容待定)[^\]】）)\n]{0,10}[\]】）)]",
     re.IGNORECASE,
 )
-# Deferrals: the model promises the writing for a later message instead of writing it now.
+# Deferrals: the model promises the writing for a later message instead of writing it now. They open or close an
+# answer: only its first and last _EDGE characters are read.
+_EDGE = 600
 _DEFERRAL = re.compile(
     r"\b(?:I['’]ll|I will|I(?:['’]m| am) going to|let me|we['’]ll|we will)\s+(?:continue|proceed|pick up|resume|finish"
     r"|complete|write|cover|provide|go on|expand)\b[^\n]{0,150}?\b(?:in|with|on) (?:my|the|a|your) (?:next|following"
@@ -79,6 +81,18 @@ _DEFERRAL = re.compile(
     r"|由于(?:回复|回答|输出|消息)(?:的)?(?:长度|字数)(?:限制|所限)"
     r"|(?:如需|如果需要|需要我|是否需要我|要不要我)继续(?:写|撰写|生成|创作|扩写)|请回复[“\"]?继续",
     re.IGNORECASE,
+)
+# Every _PLACEHOLDER / _DEFERRAL match contains one of these (lower-cased): most answers contain none and skip the
+# regex, which costs milliseconds on a long answer.
+_PLACEHOLDER_HINTS = ("[", "lorem ipsum", "此处", "这里", "在此", "待补充", "待续写", "待完善", "内容略", "内容待定")
+_DEFERRAL_HINTS = (
+    *(f"{word} {kind}" for word in ("next", "following", "subsequent", "separate")
+      for kind in ("response", "message", "reply", "answer", "turn", "output")),
+    "let me know if", "tell me if", "would you like me to", "to be continued", "continued in", "continues in",
+    "continuing in", "未完待续", "待续", "回复中", "回答中", "消息中", "长度限制", "字数限制", "长度所限", "字数所限",
+    "继续写", "继续撰写", "继续生成", "继续创作", "继续扩写", "回复“继续", "回复\"继续", "回复继续",
+    *(f"{what} {length}{limit}" for what in ("response", "character", "token", "output", "message")
+      for length in ("", "length ") for limit in ("limit", "constraint")),
 )
 # Chat-template tokens: the model wrote past its own turn, often inventing the user's next message.
 _TEMPLATE = re.compile(
@@ -108,9 +122,11 @@ def answer_problem(completion: Completion, max_chars: int | None = None) -> str 
         return "error message instead of writing"
     if token := template_leak(text):
         return f"chat-template token {token!r} in the answer"
-    if match := _PLACEHOLDER.search(text):
+    lowered = text.lower()
+    if any(hint in lowered for hint in _PLACEHOLDER_HINTS) and (match := _PLACEHOLDER.search(text)):
         return f"placeholder instead of writing: {match.group(0)[:60]!r}"
-    if match := _DEFERRAL.search(text):
+    edges = lowered if len(text) <= 2 * _EDGE else lowered[:_EDGE] + "\n" + lowered[-_EDGE:]
+    if any(hint in edges for hint in _DEFERRAL_HINTS) and (match := _DEFERRAL.search(edges)):
         return f"writing deferred to a later message: {match.group(0)[:60]!r}"
     return None
 

@@ -22,6 +22,10 @@ _CLOSING = re.compile(
     r"|(?:conclusions?|summary|总结|结论|结语|小结)\s*(?:\*\*)?\s*[:：]?\s*$)",
     re.IGNORECASE | re.MULTILINE,
 )
+# Every _CLOSING match contains one of these (lower-cased): most tails contain none and skip the regex.
+_HINTS = ("summar", "conclu", "sum up", "sum it up", "summing up", "in sum", "overall", "all in all", "in short",
+          "in closing", "nutshell", "综上", "总之", "总而言之", "总的", "总体", "概括", "概而言之", "简而言之", "一言以蔽之",
+          "总结", "结论", "结语", "小结")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)|[。！？]+[”’」』）]*")
 _TAIL = 1500  # characters: more than the last three sentences of any paragraph worth judging
 _LAST_SENTENCES = 3  # a summary that opens one of the paragraph's last three sentences closes the paragraph
@@ -30,6 +34,9 @@ _LAST_SENTENCES = 3  # a summary that opens one of the paragraph's last three se
 def ends_with_conclusion(paragraph: str) -> bool:
     """Whether one of the paragraph's last three sentences opens with a closing summary."""
     tail = paragraph.rstrip()[-_TAIL:]
+    lowered = tail.lower()
+    if not any(hint in lowered for hint in _HINTS):
+        return False
     last = None
     for last in _CLOSING.finditer(tail):
         pass

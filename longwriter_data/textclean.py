@@ -18,10 +18,13 @@ _CONTROL = re.compile(
     r"|\x1b[@-Z\\-_]?"
     r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 )
+_ANY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # one character class: a fast scan for clean text
 
 
 def strip_control(text: str) -> str:
     """`text` without control characters and escape sequences, line breaks as LF; unchanged text is returned as is."""
+    if not _ANY.search(text):
+        return text
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)
