@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .answers import answer_problem, trimmed
+from .answers import MAX_CHARS_PER_TOKEN, answer_problem, trimmed
 from .backend import ChatRequest, Completion, request_key
 from .config import GenerationConfig, LlmSelect
 from .length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from .pools import Instruction
 from .retry import RequestFailed
+from .textclean import strip_control
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 SaveStep = Callable[[dict], Awaitable[None]]
@@ -90,8 +91,8 @@ def extend_prompt(instruction: Instruction, plan: Plan, paragraph: str, index: i
 
 
 def clean_paragraph(text: str) -> str:
-    """Drop a leading "Paragraph N" label the model may echo; keep any subtitle."""
-    text = text.strip()
+    """Drop control characters and a leading "Paragraph N" label the model may echo; keep any subtitle."""
+    text = strip_control(text).strip()
     text = _LABEL_LINE.sub("", text, count=1) if _LABEL_LINE.match(text) and "\n" in text else text
     return _LABEL_PREFIX.sub("", text, count=1).strip()
 
@@ -220,7 +221,7 @@ class AgentWrite:
                 raise JobFailed(step, str(exc)) from None
             if trim and completion.finish_reason == "length":
                 completion = trimmed(completion)
-            problem = answer_problem(completion) or ""
+            problem = answer_problem(completion, max_chars=max(request.max_tokens, 256) * MAX_CHARS_PER_TOKEN) or ""
             if not problem and check is not None:
                 try:
                     check(completion.text)

@@ -105,6 +105,8 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
             minhashes.close()
         report = run_report(store.jobs_path)
         report["skipped_instructions"] = dict(skipped)
+        if pools.dropped["prompt_too_long"]:  # never drawn: longer than pools.max_prompt_chars or select's limit
+            report["skipped_instructions"]["prompt_too_long"] = pools.dropped["prompt_too_long"]
         if synthesis is not None:
             report["synthesis"] = synthesis.report()
         store.save_report(report)

@@ -204,6 +204,9 @@ class PoolsConfig(Strict):
     type_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)  # ... and per type
     inject_length: LengthInjection | None = None
     synthesize: SynthesizeConfig | None = None  # null: draw only what the sources hold
+    # Instructions longer than this are skipped (counted as prompt_too_long), whatever `select` says: a prompt is
+    # sent with every step of its job, so one huge pool record would be paid for dozens of times.
+    max_prompt_chars: int = Field(20000, ge=1)
 
 
 class FiltersConfig(Strict):
@@ -211,7 +214,10 @@ class FiltersConfig(Strict):
     max_words: int = Field(32000, ge=1)
     # LongBench-Write's S_l against the instruction's required length (when it has one); null disables.
     min_length_score: float | None = Field(80, ge=0, le=100)
-    reject_meta_text: bool = True  # "Paragraph 3 -", "Word Count:", "As an AI" left in the text
+    reject_meta_text: bool = True  # "Paragraph 3 -", "Word Count:", "As an AI language model, I" left in the text
+    # Share of non-final paragraphs that may end with a closing summary ("In summary, ...", "综上所述") in a sample
+    # of 4+ paragraphs; above it the sample is rejected as premature_conclusion. null disables.
+    max_premature_conclusion_share: float | None = Field(0.5, ge=0, le=1)
     max_repeated_ngram_ratio: float = Field(0.3, ge=0, le=1)  # share of 8-grams (12 for Chinese) that repeat
     max_paragraph_repetition: float = Field(0.5, ge=0, le=1)  # the same, within any one paragraph (a model looping)
     max_duplicate_paragraph_ratio: float = Field(0.1, ge=0, le=1)

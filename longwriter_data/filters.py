@@ -1,7 +1,7 @@
 """Which finished samples make the dataset: each rejection carries a named reason for the report.
 
-Checks run cheapest first and the first failing one names the reason: band, length score, refusal, leftover
-plan/meta text, repetition, language mismatch, plan adherence. Near-duplicate outputs are judged by the engine,
+Checks run cheapest first and the first failing one names the reason: band, length score, refusal, chat-template
+tokens, leftover plan/meta text, premature conclusions, repetition, language mismatch, plan adherence. Near-duplicate outputs are judged by the engine,
 which holds the accepted set (see dedupe.py).
 """
 
@@ -13,19 +13,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answers import looks_like_refusal
+from .answers import AI_SELF, looks_like_refusal, template_leak
+from .conclusions import premature_conclusions
 from .config import FiltersConfig
 from .dedupe import signature
 from .length import RequiredLength, compliance_score, words_of
 from .pools import detect_lang
 
 _META = re.compile(
-    r"\bParagraph\s+\d+\s*(?:[-–—:]|\(|$)|\bWord\s*Count\s*[:：]|\bMain\s*Points?\s*[:：]|\bAs an AI\b"
-    r"|段落\s*\d+\s*[-—:：]|字数要求|主要内容\s*[:：]|作为(?:一个)?(?:AI|人工智能)",
+    r"\bParagraph\s+\d+\s*(?:[-–—:]|\(|$)|\bWord\s*Count\s*[:：]|\bMain\s*Points?\s*[:：]"
+    r"|段落\s*\d+\s*[-—:：]|字数要求|主要内容\s*[:：]"
+    # the assistant's self-reference counts only where a sentence or a paragraph starts
+    rf"|(?:^|(?<=[.!?;:…。！？；：])|(?<=[.!?;:…]\s)|(?<=[.!?][\"'”’)\]]\s))[ \t*_>#-]*"
+    r"(?:(?:unfortunately|however|but|well|sorry|of course|honestly|that said|please note that|note that),?\s+"
+    rf"|(?:但是|不过|然而|抱歉|很抱歉|当然)[，,]?)?(?:{AI_SELF})",
     re.IGNORECASE | re.MULTILINE,
 )
 # Every _META match contains one of these (lower-cased): most texts contain none, and skip the regex (~3 ms).
-_META_HINTS = ("paragraph", "word", "point", "as an ai", "段落", "字数要求", "主要内容", "作为")
+_META_HINTS = ("paragraph", "word", "point", "as an a", "段落", "字数要求", "主要内容", "作为")
+
+
+# Premature conclusions are judged on samples of at least this many paragraphs: with fewer, one stray "Overall, ..."
+# would be a large share.
+PREMATURE_MIN_PARAGRAPHS = 4
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,18 @@ def judge(sample: Sample, filters: FiltersConfig) -> Verdict:
     refused = next((i for i, p in enumerate(sample.paragraphs) if looks_like_refusal(p)), None)
     if refused is not None:
         return Verdict("rejected", "refusal", f"paragraph {refused + 1} is a refusal or apology")
+    leaked = next(((i, token) for i, p in enumerate(sample.paragraphs) if (token := template_leak(p))), None)
+    if leaked is not None:
+        return Verdict("rejected", "template_leak", f"paragraph {leaked[0] + 1} holds the chat-template token "
+                                                     f"{leaked[1]!r}")
     if filters.reject_meta_text and _has_meta_hint(sample.text) and (match := _META.search(sample.text)):
         return Verdict("rejected", "meta_text", f"leftover plan/meta text: {match.group(0)!r}")
+    if filters.max_premature_conclusion_share is not None and len(sample.paragraphs) >= PREMATURE_MIN_PARAGRAPHS:
+        early, body = premature_conclusions(sample.paragraphs), len(sample.paragraphs) - 1
+        if early / body > filters.max_premature_conclusion_share:
+            return Verdict("rejected", "premature_conclusion", f"{early} of {body} non-final paragraphs end with a "
+                                                                f"closing summary ({early / body:.0%} > "
+                                                                f"{filters.max_premature_conclusion_share:.0%})")
     ngram = 12 if sample.lang == "zh" else 8
     # One pass over each paragraph's n-grams serves both checks (n-grams across paragraph breaks are left out).
     grams = [_ngrams(_lowered(w), ngram) for w in sample.words]

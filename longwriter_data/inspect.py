@@ -84,6 +84,22 @@ def scatter_summary(report: LengthReport) -> str:
     return text
 
 
+def conclusion_line(jobs: list) -> str | None:
+    """Premature conclusions per status: non-final paragraphs that end with a closing summary ("In summary, ...",
+    "综上所述"), and the samples that have any. None when no job kept its paragraphs (an exported dataset)."""
+    parts = []
+    for status in ("accepted", "rejected"):
+        counted = [job.conclusions for job in jobs if job.status == status and job.conclusions]
+        if counted:
+            early, body = sum(c[0] for c in counted), sum(c[1] for c in counted)
+            samples = sum(1 for c in counted if c[0])
+            parts.append(f"{status} {early:,} of {body:,} ({_share(early, body)}), in {samples:,} of "
+                         f"{len(counted):,} samples")
+    if not parts:
+        return None
+    return "Premature conclusions (non-final paragraphs ending with a closing summary): " + "; ".join(parts) + "."
+
+
 def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -240,6 +256,8 @@ def render_text(scan: Scan) -> str:
         lines += format_table(group_table("language", report.langs, _columns(scan, report))) + [""]
         lines += format_table(group_table("type", report.types, _columns(scan, report))) + [""]
         lines.append("Required vs actual length: " + scatter_summary(report))
+        if conclusions := conclusion_line(jobs):
+            lines.append(conclusions)
         if any(pair[2] == "accepted" for pair in report.pairs):
             lines += format_table(required_table(report), indent="  ")
         lines.append("")

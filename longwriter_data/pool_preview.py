@@ -86,7 +86,11 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
         lines += _table("Per required length (words; 'none' = no length asked):", by_band, total)
         dropped = pools.dropped + skipped
         lines.append("Dropped by selection rules:" + ("" if dropped else " none"))
-        lines += [f"  {rule}: {count}" for rule, count in dropped.most_common()]
+        limits = f"pools.max_prompt_chars ({config.pools.max_prompt_chars:,} characters)"
+        if config.pools.select:
+            limits += f" or pools.select.max_prompt_chars ({config.pools.select.max_prompt_chars:,})"
+        why = {"prompt_too_long": f" (skipped: longer than {limits})"}
+        lines += [f"  {rule}: {count}{why.get(rule, '')}" for rule, count in dropped.most_common()]
         lines.append(f"First {len(drawn)} in draw order:")
         for instruction in drawn:
             text = instruction.prompt.replace("\n", " ")

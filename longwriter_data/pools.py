@@ -21,6 +21,7 @@ from .dedupe import NearDuplicates, SignatureCache, signature
 from .errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
 from .length import RequiredLength, mentions_length, requirement
+from .textclean import strip_control
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LETTER = re.compile(r"[^\W\d_]+")  # runs of letters, Han characters included: few matches, counted in C
@@ -144,7 +145,8 @@ class PreparedPools:
         self.names.append(name)
         self.weights.append(weight)
         self._fh.seek(0, os.SEEK_END)  # read() may have moved the shared handle
-        return sum(1 for record in records if self._admit(index, dict(record), select=True))
+        return sum(1 for record in records
+                   if self._admit(index, {**record, "prompt": strip_control(record["prompt"])}, select=True))
 
     def _admit(self, index: int, record: dict, select: bool) -> bytes | None:
         """Append a record to the work file and its stratum, or count why not; the line written, or None."""
@@ -166,6 +168,8 @@ class PreparedPools:
         """Why a record may not join the pools (a rule name: language, selection, exact duplicate), or None.
         Nothing is remembered: synthesis asks this of candidates before it keeps them."""
         config = self.config
+        if len(record["prompt"]) > config.max_prompt_chars:  # before anything reads the whole prompt
+            return "prompt_too_long"
         lang = record.get("lang") or detect_lang(record["prompt"])
         if config.languages and lang not in config.languages:
             return "language"

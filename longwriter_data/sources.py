@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from .config import PoolSource
 from .errors import UserError
+from .textclean import strip_control
 
 CHAT_COLUMNS = ("messages", "conversation", "conversations")
 _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -172,6 +173,8 @@ def normalized(source: PoolSource, where: str, record: dict) -> dict:
             prompt = first_user_turn(record.get(chat))
             if prompt is None:
                 raise UserError(f"{where}: column '{chat}' has no user turn to use as the prompt.")
+    if isinstance(prompt, str):
+        prompt = strip_control(prompt)  # NUL, ANSI colour codes and the like never reach the dataset
     if not isinstance(prompt, str) or not prompt.strip():
         raise UserError(f"{where}: field '{source.field}' is missing or not a non-empty string "
                         f"(map another column with `field:`).")

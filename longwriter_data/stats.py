@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .conclusions import premature_conclusions
 from .config import PricesConfig
 from .errors import UserError
 from .judge import COLUMNS
@@ -73,6 +74,8 @@ class Job:
     quality_score: float | None = None  # S_q of the judge shown (see judging.py), when one scored the sample
     quality_scores: dict | None = None  # its six scores, dimension -> 1..5
     judge: str | None = None  # which judge: model@template hash
+    # runs: (non-final paragraphs that end with a closing summary, non-final paragraphs); None without paragraphs
+    conclusions: tuple[int, int] | None = None
 
     @property
     def score(self) -> float | None:
@@ -162,7 +165,14 @@ def _job(record: dict, offset: int) -> Job:
                required=_required(record), offset=offset,
                instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0,
                id=record.get("id"), quality_score=record.get("quality_score"),
-               quality_scores=record.get("quality_scores"), judge=record.get("judge"))
+               quality_scores=record.get("quality_scores"), judge=record.get("judge"),
+               conclusions=_conclusions(record.get("paragraphs")))
+
+
+def _conclusions(paragraphs: list[str] | None) -> tuple[int, int] | None:
+    if not paragraphs or len(paragraphs) < 2:
+        return None
+    return premature_conclusions(paragraphs), len(paragraphs) - 1
 
 
 def scan_run(run_dir: Path) -> Scan:

@@ -8,6 +8,7 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
+from longwriter_data.conclusions import ends_with_conclusion
 from longwriter_data.config import FiltersConfig, LengthInjection
 from longwriter_data.dedupe import NearDuplicates, signature
 from longwriter_data.filters import Sample, judge, repetition_ratio
@@ -18,6 +19,9 @@ from tests.conftest import jobs, write_config, write_pool
 
 CLEAN_EN = [english(500, seed) for seed in range(5)]  # 2,500 words of non-repeating text
 CLEAN_ZH = [chinese(500, seed) for seed in range(5)]
+CONCLUDED_EN = [p + "\n\nIn summary, this part has shown why the question matters. It sets up what follows."
+                for p in CLEAN_EN]
+CONCLUDED_ZH = [p + "综上所述，这一部分说明了问题的关键。" for p in CLEAN_ZH]
 
 
 def sample(paragraphs=CLEAN_EN, lang="en", required=None, planned=2500) -> Sample:
@@ -46,6 +50,20 @@ def sample(paragraphs=CLEAN_EN, lang="en", required=None, planned=2500) -> Sampl
         (sample(CLEAN_EN, lang="zh"), "language_mismatch"),
         (sample(CLEAN_ZH, lang="en"), "language_mismatch"),
         (sample(planned=10000), "below_plan"),
+        (sample([*CLEAN_EN[:4], CLEAN_EN[4] + "<|im_end|>\n<|im_start|>user\nThanks!"]), "template_leak"),
+        (sample([CLEAN_EN[0] + " [/INST]", *CLEAN_EN[1:]]), "template_leak"),
+        (sample([*CONCLUDED_EN[:3], *CLEAN_EN[3:]]), "premature_conclusion"),  # 3 of 4 non-final paragraphs
+        (sample([*CONCLUDED_EN[:2], *CLEAN_EN[2:]]), None),  # 2 of 4: at the share, not above it
+        (sample([*CLEAN_EN[:4], CONCLUDED_EN[4]]), None),  # the last paragraph is where a summary belongs
+        (sample(CONCLUDED_ZH, lang="zh"), "premature_conclusion"),
+        (sample(CONCLUDED_EN[:3], planned=1500), "too_short"),  # (3 paragraphs are never judged on this)
+        # an essay may talk about AI; only the assistant's self-reference at a sentence start is meta text
+        (sample([*CLEAN_EN[:4], CLEAN_EN[4] + " Many analysts retrain as an AI project manager within a year."]), None),
+        (sample([*CLEAN_EN[:4], "As an AI ethicist, I have argued for audits. " + CLEAN_EN[4]]), None),
+        (sample([*CLEAN_EN[:4], CLEAN_EN[4] + " However, as an AI language model, I cannot verify this."]), "meta_text"),
+        (sample([*CLEAN_ZH[:4], "机器学习作为人工智能的一个重要分支，发展迅速。" + CLEAN_ZH[4]], lang="zh"), None),
+        (sample([*CLEAN_ZH[:4], CLEAN_ZH[4] + "作为一个AI语言模型，我无法提供最新数据。"], lang="zh"), "meta_text"),
+        (sample([*CLEAN_EN[:4], "I apologize to no one for loving this city. " + CLEAN_EN[4]]), None),
     ],
 )
 def test_each_filter_rejects_with_its_reason(case, reason):
@@ -55,9 +73,10 @@ def test_each_filter_rejects_with_its_reason(case, reason):
 
 
 def test_filters_can_be_switched_off():
-    relaxed = FiltersConfig(min_length_score=None, reject_meta_text=False, check_language=False, min_plan_ratio=None)
+    relaxed = FiltersConfig(min_length_score=None, reject_meta_text=False, check_language=False, min_plan_ratio=None,
+                            max_premature_conclusion_share=None)
     for case in (sample(required=RequiredLength(5000, 5000)), sample(CLEAN_EN, lang="zh"), sample(planned=10000),
-                 sample([*CLEAN_EN[:4], CLEAN_EN[4] + " Word Count: 9"])):
+                 sample([*CLEAN_EN[:4], CLEAN_EN[4] + " Word Count: 9"]), sample(CONCLUDED_EN)):
         assert judge(case, relaxed).status == "accepted"
 
 
@@ -199,3 +218,45 @@ def test_a_build_keeps_compliant_answers_to_floors_and_ceilings_and_records_the_
         assert record["status"] == status, record["detail"]
         assert record["required"] == {"kind": kind, "target": target, "low": low, "high": high}
         assert record["required_length"] == target
+
+
+@pytest.mark.parametrize(
+    "paragraph, closes",
+    [
+        ("Some text. In conclusion, rivers matter.", True),
+        ("Some text. **In summary**, rivers matter. They shape towns. They feed fields.", True),
+        ("Some text.\n\n### Conclusion\n\nRivers matter.", True),
+        ("To sum up: rivers matter.", True),
+        ("一些内容。总之，河流很重要。", True),
+        ("一些内容。总而言之，河流塑造了城市。它们养育了农田。", True),
+        ("In conclusion, rivers matter. " + "More is said about them later. " * 5, False),  # not near the end
+        ("Overall performance improved in the third year.", False),  # "Overall" that opens no summary
+        ("The report's summary, in short sentences, came last.", False),
+        ("总体上看不出变化，这一年的降雨与往年相近。", False),
+    ],
+)
+def test_a_paragraph_ends_with_a_closing_summary(paragraph, closes):
+    assert ends_with_conclusion(paragraph) is closes
+
+
+def test_junk_answers_are_retried_and_never_reach_the_data(tmp_path, server):
+    """Error text, placeholders, deferrals, template turns and oversized answers sent with HTTP 200: each
+    paragraph's first answer is junk, the step's second attempt is used, and the dataset holds no trace of them."""
+    kinds = ("gateway", "busy", "json_error", "placeholder", "deferral", "template", "huge")
+    prompts = [f"Write a 1200-word essay about harbour number {i}. [[junk={kind}]]" for i, kind in enumerate(kinds)]
+    prompts += ["请写一篇1200字的文章，介绍长江。[[junk=zh_busy]]", "Write a 1200-word essay about docks. [[control]]"]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    config = write_config(tmp_path, server.base_url, pool, target=len(prompts), filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    records = jobs(tmp_path / "run")
+    assert [r["status"] for r in records] == ["accepted"] * len(prompts), [r.get("detail") for r in records]
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    attempts = {(s["seq"], s["step"]): s["attempts"] for s in steps if s["step"] > 0}
+    junk_seqs = {r["seq"] for r in records if "junk=" in r["prompt"]}
+    assert {a for (seq, _), a in attempts.items() if seq in junk_seqs} == {2}
+    rows = datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]
+    for row in rows:
+        answer = row["messages"][1]["content"]
+        for trace in ("error", "retry", "<|", "goes here", "next response", "稍后", "\x1b", "\x00", "\x07", "\x9b"):
+            assert trace not in answer
+        assert len(answer) < 20_000

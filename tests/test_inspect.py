@@ -239,3 +239,17 @@ def test_png_replaces_an_earlier_image_and_creates_missing_folders(tmp_path, cap
     path.write_bytes(first[:100])  # an older image, say
     assert inspect(capsys, run, "--png", path)[0] == 0
     assert path.read_bytes() == first
+
+
+def test_inspect_counts_premature_conclusions_per_status(tmp_path, server, capsys):
+    concluding = "Write a 2400-word essay on why lighthouses were automated along rocky coasts. [[conclude]]"
+    pool = write_pool(tmp_path / "pool.jsonl", [*ESSAYS[:2], concluding])
+    config = write_config(tmp_path, server.base_url, pool, target=3)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert "premature_conclusion" in capsys.readouterr().out  # the build's table of reasons
+    status, out, _ = inspect(capsys, tmp_path / "run")
+    assert status == 0
+    # 6 paragraphs a job (2,400 words planned as 6 x 400): 5 non-final each; only the [[conclude]] job's close early
+    assert ("Premature conclusions (non-final paragraphs ending with a closing summary): accepted 0 of 10 (0.0%), "
+            "in 0 of 2 samples; rejected 5 of 5 (100.0%), in 1 of 1 samples.") in out
+    assert "premature_conclusion 1" in out

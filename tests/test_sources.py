@@ -20,6 +20,7 @@ from longwriter_data.cli import main
 from longwriter_data.config import PoolsConfig, PoolSource, Selection
 from longwriter_data.errors import UserError
 from longwriter_data.pools import PreparedPools, draw, selection_problem
+from tests.conftest import jobs, write_config, write_pool
 
 ROWS = [
     {"instruction": "Write a 3000-word report on river pollution.", "key": "a", "category": "Academic and Monograph"},
@@ -278,3 +279,46 @@ def test_a_folder_that_is_not_a_saved_dataset_is_a_clear_error(tmp_path, make):
     make(folder)
     with pytest.raises(UserError, match=r"folder: not a dataset saved with save_to_disk"):
         prepared([{"hf": str(folder)}])
+
+
+DIRTY = "Write a \x1b[1;31m5000-word\x1b[0m report\x00 on rivers\x07 and \x9bdeltas.\r\nCover the \ud800floods."
+CLEAN = "Write a 5000-word report on rivers and deltas.\nCover the floods."
+
+
+def test_control_characters_never_leave_a_pool_of_any_kind(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"prompt": DIRTY}) + "\n", encoding="utf-8")  # \u escapes: NUL, ESC, a surrogate
+    csv_path = tmp_path / "p.csv"
+    with csv_path.open("w", newline="", encoding="utf-8", errors="surrogatepass") as fh:
+        csv.writer(fh).writerows([["prompt"], [DIRTY.replace("\ud800", "")]])
+    text = tmp_path / "p.txt"
+    text.write_text(DIRTY.replace("\ud800", "").replace("\r\n", " ") + "\n", encoding="utf-8")
+    for path, expected in ((jsonl, CLEAN), (csv_path, CLEAN), (text, CLEAN.replace("\n", " "))):
+        (instruction,) = drawn(prepared([{"path": path}]))
+        assert instruction.prompt == expected, path.suffix
+    pools = prepared([{"path": jsonl}])
+    assert pools.add("synthesized", [{"prompt": "\x1b[32mWrite a novel.\x1b[0m", "id": "s"}], weight=1.0) == 1
+    assert {i.prompt for i in drawn(pools)} == {CLEAN, "Write a novel."}
+
+
+def test_a_prompt_of_only_control_characters_names_its_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "Write a story."}) + "\n" + json.dumps({"prompt": "\x1b[0m\x00"}) + "\n")
+    with pytest.raises(UserError, match=r"p\.jsonl:2: field 'prompt' is missing"):
+        prepared([{"path": path}])
+
+
+def test_huge_pool_prompts_are_skipped_and_counted_in_preview_and_report(tmp_path, server, capsys):
+    huge = "Write a 2400-word essay about this text: " + "lorem " * 400_000  # 2.4 MB, sent with every step
+    pool = write_pool(tmp_path / "pool.jsonl", ["Write a 2400-word essay about rivers.", huge])
+    config = write_config(tmp_path, server.base_url, pool, target=1)
+    assert main(["pools", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "1 instructions to draw" in out
+    assert "prompt_too_long: 1 (skipped: longer than pools.max_prompt_chars (20,000 characters))" in out
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    assert "prompt_too_long: 1" in capsys.readouterr().out
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["skipped_instructions"] == {"prompt_too_long": 1}
+    assert max(len(p) for p in server.stats(keys=True)["per_prompt"]) < 100  # (keys are hashes: nothing huge sent)
+    assert [r["prompt"] for r in jobs(tmp_path / "run")] == ["Write a 2400-word essay about rivers."]

@@ -21,6 +21,10 @@ Directives inside an instruction make that one job misbehave, for tests:
   [[offtopic]] paragraphs leave out the instruction's topic words, which every other paragraph weaves in
   [[huge]]     every answer is a 12 MB chat completion (its Content-Length says so)
   [[gzipbomb]] every answer is a 100 KB gzip body that expands to a 100 MB chat completion
+  [[junk=KIND]] the first answer to each paragraph prompt is junk (retries get good text): gateway, busy, zh_busy,
+               json_error, placeholder, deferral, template, huge (200 KB) -- see JUNK
+  [[control]]  paragraphs hold NUL, ANSI colour codes and other control characters
+  [[conclude]] every paragraph ends with a closing summary ("In summary, ...", "综上所述，...")
 
 Judge prompts (prompts/judge_en.txt) are graded from the text itself: Relevance by how many of the instruction's
 topic words the answer holds, Coherence, Clarity, Breadth and Depth and Reading Experience by how much of it
@@ -82,7 +86,7 @@ _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来�
 
 _DIRECTIVE = re.compile(
     r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|offtopic|judgeflaky"
-    r"|judgebad|huge|gzipbomb)\]\]")
+    r"|judgebad|huge|gzipbomb|junk=\w+|control|conclude)\]\]")
 _REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)", re.IGNORECASE)
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
@@ -318,6 +322,9 @@ class FakeServer:
             text = text if "offtopic" in directives else on_topic(text, topic_terms(instruction, zh), zh)
         else:
             text = self.paragraph(prompt, zh, directives, seed)
+            junk = next((d.split("=")[1] for d in directives if d.startswith("junk=")), None)
+            if junk and self.per_prompt[request_key(prompt)] == 1:
+                text = JUNK[junk](text)
             if "cutoff" in directives:
                 data = completion(body, prompt, text + ("然后这句话一直写下去没有" if zh else " And then it ran on past the"))
                 data["choices"][0]["finish_reason"] = "length"
@@ -343,6 +350,12 @@ class FakeServer:
             text = on_topic(text, topic_terms(_between(prompt, *_SPLIT["write_zh" if zh else "write_en"]), zh), zh)
         if "meta" in directives:
             text += f" As an AI language model, I wrote this part. (Paragraph 2 - Word Count: {words} words)"
+        if "control" in directives:
+            middle = len(text) // 2
+            text = "\x1b[31m" + text[:middle] + "\x00\x07\x1b[0m" + text[middle:] + "\x1b]0;title\x07\x9b2J"
+        if "conclude" in directives:
+            text += (" 综上所述，这一部分的讨论说明了问题的关键。" if zh else
+                     " In summary, this part has shown what matters most here.")
         return text
 
     def judged(self, body: dict, prompt: str) -> str:
