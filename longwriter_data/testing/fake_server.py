@@ -454,6 +454,20 @@ def on_topic(text: str, terms: list[str], zh: bool) -> str:
     return " ".join(words)
 
 
+# What a [[junk=KIND]] job gets as its first answer to each paragraph prompt (HTTP 200, finish_reason "stop").
+JUNK = {
+    "gateway": lambda text: "Upstream error: the model timed out while generating a response. Please retry later.",
+    "busy": lambda text: "We're currently experiencing high demand, which may cause temporary errors. "
+                         "Please try again in a few minutes.",
+    "zh_busy": lambda text: "服务器繁忙，请稍后再试。",
+    "json_error": lambda text: 'Response: {"error": {"message": "upstream request timeout", "code": 504}}',
+    "placeholder": lambda text: "[Paragraph 3 content goes here]",
+    "deferral": lambda text: text[:300] + " I'll continue writing the rest of this section in my next response.",
+    "template": lambda text: text + "<|im_end|>\n<|im_start|>user\nNow write me a poem.<|im_end|>",
+    "huge": lambda text: "word " * 40_000,
+}
+
+
 def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
     """A synthesized long-form request of a type, with a random topic: never a near-duplicate of another."""
     words = (2400, 2800, 3200)[index % 3]
