@@ -72,12 +72,13 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
             if limit and sum(by_lang.values()) >= limit:
                 break
         total = sum(by_lang.values())
-        lines = [f"{config.name}: {plural(total, 'instruction')} to draw (target {config.target:,} accepted "
-                 f"samples).", *notes]
+        lines = [f"{config.name}: {plural(total, 'instruction')} to draw (target: "
+                 f"{plural(config.target, 'accepted sample')}).", *notes]
         acceptance = synthesize.acceptance if synthesize else DEFAULT_ACCEPTANCE
         expected = int((total + pending) * acceptance)
         if expected < config.target:
-            lines.append(f"Warning: {plural(total + pending, 'instruction')} give about {expected:,} accepted samples "
+            lines.append(f"Warning: the pools' {plural(total + pending, 'instruction')} would give about "
+                         f"{plural(expected, 'accepted sample')} "
                          f"at {acceptance:.0%} acceptance, short of the target of {config.target:,}: the pools will "
                          f"run dry first. Add sources, or set pools.synthesize (count: auto makes up the rest).")
         lines += _table("Per source:", by_source, total)

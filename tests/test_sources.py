@@ -166,7 +166,7 @@ def test_pools_command_previews_the_mix(tmp_path, capsys):
     assert "3 instructions to draw" in out  # all three are long-form: a report, a 报告, an essay
     assert "Per language:" in out and "Per type:" in out
     assert "Per required length" in out and "2k-4k" in out
-    assert ("Warning: 3 instructions give about 2 accepted samples at 85% acceptance, short of the target of 10"
+    assert ("Warning: the pools' 3 instructions would give about 2 accepted samples at 85% acceptance, short of the target of 10"
             in out)
     assert not (tmp_path / "run").exists()  # a preview writes nothing
 
@@ -314,7 +314,7 @@ def test_huge_pool_prompts_are_skipped_and_counted_in_preview_and_report(tmp_pat
     config = write_config(tmp_path, server.base_url, pool, target=1)
     assert main(["pools", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "1 instructions to draw" in out
+    assert "1 instruction to draw" in out
     assert "prompt_too_long: 1 (skipped: longer than pools.max_prompt_chars (20,000 characters))" in out
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
     assert "prompt_too_long: 1" in capsys.readouterr().out
