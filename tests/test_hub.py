@@ -1,6 +1,7 @@
 """`push` through the real huggingface_hub client against a loopback fake Hub (HF_ENDPOINT): what it uploads, that
 a retry uploads nothing twice, and one clear line for each way it can fail."""
 
+import json
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import huggingface_hub
+import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import HfApi
 
@@ -187,3 +189,43 @@ def test_the_cli_in_a_fresh_process_reads_hf_endpoint_and_hf_token_from_the_envi
     assert sorted(hub.call(hub.hub.files, "alice/cli")) == [".gitattributes", *UPLOADED]
     written = [p for p in (run / "dataset").rglob("*") if p.is_file()] + [p for p in tmp_path.rglob("*") if p.is_file()]
     assert not any(TOKEN.encode() in p.read_bytes() for p in written)  # the token is never written anywhere
+
+
+LOAD = """
+import json, sys
+import datasets
+loaded = datasets.load_dataset(sys.argv[1], revision=sys.argv[2] if len(sys.argv) > 2 else None)
+print(json.dumps({name: split.to_list() for name, split in loaded.items()}))
+"""
+
+
+def test_the_try_it_hub_round_trip_push_then_load_dataset(tmp_path, run):
+    """As the README tells a user: start the fake Hub, push to it, load the dataset back by name (and by commit)
+    in fresh processes with a fresh cache; every request stays on the loopback (proxies that go nowhere)."""
+    hub = subprocess.Popen([sys.executable, "-m", "longwriter_data.testing.fake_hub", "--user", "me"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        said = [hub.stdout.readline() for _ in range(4)]
+        endpoint = said[0].split(" at ")[1].split()[0]
+        exports = dict(item.split("=", 1) for item in said[1].split()[1:])
+        assert exports == {"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_local_test_token"}
+        dead = f"http://127.0.0.1:{_closed_port()}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}, **exports,
+               "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+               "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "ALL_PROXY": dead, "NO_PROXY": "127.0.0.1,localhost"}
+        pushed = subprocess.run([sys.executable, "-m", "longwriter_data", "push", str(run), "--repo-id", "me/essays"],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        commit = HfApi(endpoint=endpoint).dataset_info("me/essays").sha
+        assert pushed.stdout.split("commit ")[1].startswith(commit[:10])
+        del env["HF_TOKEN"]  # a public dataset reads without a token
+        local = {p.name.split("-")[0]: pq.read_table(p).to_pylist() for p in (run / "dataset" / "data").glob("*.parquet")}
+        for revision in ([], [commit]):
+            loaded = subprocess.run([sys.executable, "-c", LOAD, "me/essays", *revision], env=env,
+                                    capture_output=True, text=True, timeout=180)
+            assert loaded.returncode == 0, loaded.stderr
+            assert json.loads(loaded.stdout) == local
+            assert "malformed" not in loaded.stderr and "Warning" not in loaded.stderr, loaded.stderr
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
