@@ -15,7 +15,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     whose help says what happens instead) or its help already states it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config", required=True, type=Path, help="YAML recipe, e.g. configs/6k.yaml")
     build.add_argument("--retry-failed", action="store_true", help="re-queue jobs that failed in earlier runs")
     build.add_argument("--force", action="store_true", help="resume even though the recipe changed")
-    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.add_argument("--no-progress", action="store_true", help="show no progress bar (for logs and CI)")
 
     pools = commands.add_parser("pools", help="preview the instruction mix of a recipe without generating")
     pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
