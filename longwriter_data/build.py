@@ -24,7 +24,7 @@ from .errors import UserError
 from .limits import Limits
 from .pools import PreparedPools, draw
 from .progress import Progress
-from .report import format_report, run_report
+from .report import format_report, plural, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .store import RunState, RunStore
 from .synthesis import Synthesis
@@ -218,5 +218,5 @@ def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, row
     if summary.exhausted and summary.accepted < config.target:
         lines.append(f"The pools ran dry before the target of {config.target}.")
     if rows:
-        lines.append(f"Dataset ({rows} samples): {config.run_dir / 'dataset'}")
+        lines.append(f"Dataset ({plural(rows, 'sample')}): {config.run_dir / 'dataset'}")
     print("\n".join(lines), flush=True)

@@ -21,6 +21,7 @@ import yaml
 from .inspect import (Table, band_table, group_table, png_title, required_table, scatter_summary, usage_lines,
                       write_png)
 from .length import approx_tokens
+from .report import plural
 from .stats import Scan, describe, scan_dataset
 from .store import write_atomic
 
@@ -127,12 +128,13 @@ def features_yaml(folder: Path) -> list:
     return datasets.Features.from_arrow_schema(pq.read_schema(shard))._to_yaml_list()
 
 
-def _split_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
+def split_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
     """Per split: rows, uncompressed bytes and file bytes, from the Parquet footers (no data is read)."""
     import pyarrow.parquet as pq
 
     sizes: dict[str, tuple[int, int, int]] = {}
-    for shard in sorted((folder / "data").glob("*.parquet")):
+    order = {"train": 0, "validation": 1, "test": 2}
+    for shard in sorted((folder / "data").glob("*.parquet"), key=lambda f: (order.get(f.name.split("-")[0], 3), f.name)):
         meta = pq.read_metadata(shard)
         rows, nbytes, size = sizes.get(shard.name.split("-", 1)[0], (0, 0, 0))
         sizes[shard.name.split("-", 1)[0]] = (
@@ -146,7 +148,7 @@ def front_matter(scan: Scan, folder: Path) -> dict:
     langs = sorted({job.lang for job in scan.jobs})
     splits = list(scan.splits)
     # `datasets` reads a split only with name, num_bytes and num_examples (else it warns at every load_dataset)
-    sizes = _split_sizes(folder)
+    sizes = split_sizes(folder)
     return {
         "license": (config.get("export") or {}).get("license") or "apache-2.0",
         "language": langs,
@@ -363,7 +365,7 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
         f"---\n{meta}---",
         f"# {title}",
         f"Long-output SFT data in the way of [LongWriter-6k](https://huggingface.co/datasets/THUDM/LongWriter-6k): "
-        f"{len(scan.jobs):,} samples ({splits}) whose answers run {words[0]:,} to {words[-1]:,} words "
+        f"{plural(len(scan.jobs), 'sample')} ({splits}) whose answers run {words[0]:,} to {words[-1]:,} words "
         f"(median {words[len(words) // 2]:,}), written by AgentWrite.",
         _load_section(repo, fmt, token_lengths(folder), _train_shards(folder)),
         "## Lengths",

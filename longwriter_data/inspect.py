@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .report import plural
 from .stats import BANDS, LIMIT, MARKED_EDGES, Group, LengthReport, Scan, band_of, bin_labels, describe
 
 BAR_WIDTH = 48
@@ -92,7 +93,7 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     total = usage.prompt_tokens + usage.completion_tokens
     per_sample = f"; {total / accepted:,.0f} tokens per accepted sample" if accepted and total else ""
     lines = [f"Tokens: {usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), "
-             f"{usage.completion_tokens:,} output, {usage.requests:,} requests{per_sample}."]
+             f"{usage.completion_tokens:,} output, {plural(usage.requests, 'request')}{per_sample}."]
     prices = scan.prices
     cost = usage.cost(prices)
     if cost is None:
@@ -126,7 +127,7 @@ def estimate_lines(scan: Scan) -> list[str]:
         return f"  {name:<14} {show(guess):>14} {show(spent):>14}   {change}"
 
     lines = [f"Estimate vs spent, for the {len(finished):,} finished jobs"
-             + (f" (spent includes {scan.in_progress} jobs in progress)" if scan.in_progress else "") + ":",
+             + (f" (spent includes {plural(scan.in_progress, 'job')} in progress)" if scan.in_progress else "") + ":",
              f"  {'':<14} {'predicted':>14} {'spent':>14}   spent vs predicted",
              row("requests", predicted.requests, usage.requests),
              row("input tokens", predicted.input_tokens, usage.prompt_tokens),
@@ -196,9 +197,9 @@ def _heading(scan: Scan) -> str:
     if scan.kind == "dataset":
         splits = ", ".join(f"{name} {n:,}" for name, n in scan.splits.items())
         fmt = (scan.recipe or {}).get("format", "unknown")
-        return f"Dataset {scan.path}: {len(scan.jobs):,} samples ({splits}), {fmt} format."
+        return f"Dataset {scan.path}: {plural(len(scan.jobs), 'sample')} ({splits}), {fmt} format."
     status = ", ".join(f"{counts[s]:,} {s}" for s in ("accepted", "rejected", "failed"))
-    heading = f"Run {scan.path}: {len(scan.jobs):,} jobs finished ({status})"
+    heading = f"Run {scan.path}: {plural(len(scan.jobs), 'job')} finished ({status})"
     if scan.in_progress:
         heading += f", {scan.in_progress:,} unfinished (running, interrupted, or cancelled when the target was met)"
     heading += "."
@@ -287,5 +288,5 @@ def _word_ticks(axis, ticks: list[int]) -> None:
 
 def png_title(scan: Scan) -> str:
     name = (scan.config or {}).get("name") or scan.path.name
-    what = "samples" if scan.kind == "dataset" else "finished jobs"
-    return f"{name}: {len(scan.jobs):,} {what}"
+    what = plural(len(scan.jobs), "sample") if scan.kind == "dataset" else plural(len(scan.jobs), "finished job")
+    return f"{name}: {what}"

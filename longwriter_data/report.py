@@ -8,6 +8,11 @@ from pathlib import Path
 from .store import read_jsonl
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """"1 job", "2 jobs", "1,200 jobs": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def run_report(jobs_path: Path) -> dict:
     """Counts per status and per reason; a job re-queued with --retry-failed counts by its last record."""
     last: dict[int, tuple[str, str | None]] = {}

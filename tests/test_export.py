@@ -70,9 +70,11 @@ def test_every_format_loads_with_load_from_disk_and_as_parquet(tmp_path, fmt):
     assert ROLES[fmt](train[0]) in (["user", "assistant"], ["human", "gpt"], ["instruction", "output"])
 
 
-def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path):
+def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path, capsys):
     run = _run(tmp_path / "run")
     assert export(run, "--test-size", "0.25") == 0
+    assert f"Exported 4 samples (3 train, 1 test; messages format) with its card to {run / 'dataset'}" in \
+        capsys.readouterr().out
     folder = run / "dataset"
     loaded = datasets.load_from_disk(str(folder))
     assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 1}

@@ -83,10 +83,13 @@ def test_push_uploads_the_card_image_recipe_and_parquet_and_nothing_else(hub, ru
     assert not api.dataset_info("lab/essays").private
 
 
-def test_a_retried_push_uploads_nothing_twice(hub, run, capsys):
+def test_a_retried_push_uploads_nothing_twice(hub, run, capfd):
     assert push(run, "--repo-id", "alice/essays") == 0
+    capfd.readouterr()
     assert push(run, "--repo-id", "alice/essays") == 0
-    assert "already holds this export: nothing to upload" in capsys.readouterr().out
+    out, err = capfd.readouterr()
+    assert out == f"{hub.endpoint}/datasets/alice/essays (revision main) already holds this export: nothing to upload.\n"
+    assert err == ""  # none of huggingface_hub's own chatter ("No files have been modified...")
     commits = hub.call(lambda: [c["summary"] for c in hub.hub.record.commits])
     assert commits == ["initial commit", "Upload dataset with longwriter-data"]
     assert len(hub.hub.record.lfs_uploads) == 2

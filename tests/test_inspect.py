@@ -146,6 +146,7 @@ def test_inspect_reads_a_run_that_is_still_being_written(tmp_path, capsys):
     assert band_row(out, "[2k, 4k)") == ["3", "0", "33.3%"]
     completion = sum(round(w * 1.3) for w in (1500, 1999, 2000, 2500, 3000, 5000, 12000, 32000, 33000))
     assert f"Tokens: 9,900 input (100 cached), {completion + 590:,} output" in out
+    assert "(spent includes 1 job in progress):" in out  # one job, not "1 jobs"
 
 
 def test_inspect_on_an_exported_dataset_folder_shows_the_dataset_rows(tmp_path, capsys):
