@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from tqdm import tqdm
+
 from .backend import open_backend
 from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
@@ -31,7 +33,9 @@ from .synthesis import Synthesis
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A line on stderr that never lands on the progress bar's line: tqdm clears the bar, writes, redraws it."""
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
