@@ -134,7 +134,8 @@ def split_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
 
     sizes: dict[str, tuple[int, int, int]] = {}
     order = {"train": 0, "validation": 1, "test": 2}
-    for shard in sorted((folder / "data").glob("*.parquet"), key=lambda f: (order.get(f.name.split("-")[0], 3), f.name)):
+    shards = sorted((folder / "data").glob("*.parquet"), key=lambda f: (order.get(f.name.split("-")[0], 3), f.name))
+    for shard in shards:
         meta = pq.read_metadata(shard)
         rows, nbytes, size = sizes.get(shard.name.split("-", 1)[0], (0, 0, 0))
         sizes[shard.name.split("-", 1)[0]] = (
@@ -221,7 +222,7 @@ def _train_shards(folder: Path) -> list[str]:
     return [f"data/{shard.name}" for shard in sorted((folder / "data").glob("train-*.parquet"))]
 
 
-def _load_section(repo_id: str, fmt: str, tokens: TokenLengths, train_shards: list[str]) -> str:
+def _load_section(repo_id: str, fmt: str, tokens: TokenLengths, train_shards: list[str], splits: list[str]) -> str:
     column = {"messages": "messages", "sharegpt": "conversations", "alpaca": "instruction, input, output"}[fmt]
     fit = tokens.setting
     tags = {"messages": {"formatting": "sharegpt", "columns": {"messages": "messages"},
@@ -233,6 +234,10 @@ def _load_section(repo_id: str, fmt: str, tokens: TokenLengths, train_shards: li
     hub = json.dumps({name: {"hf_hub_url": repo_id, "split": "train", **tags}}, indent=2)
     local = json.dumps({name: {"file_name": f"/path/to/{name}/{train_shards[0]}" if train_shards else "", **tags}},
                        indent=2)
+    others = [name for name in splits if name != "train"]
+    why = "the export folder mixes file types" + (
+        f", and `data/` also holds the {' and '.join(others)} split{'s' if len(others) > 1 else ''}, which would be "
+        "trained on" if others else "")
     axolotl = {
         "messages": "    type: chat_template\n    field_messages: messages",
         "sharegpt": "    type: chat_template\n    field_messages: conversations\n"
@@ -292,8 +297,7 @@ LLaMA-Factory reads this {fmt} format as it is; set `cutoff_len: {fit}` in the t
 {hub}
 ```
 
-or from a local copy: `file_name` must name the train shard itself (the export folder mixes file types, and `data/`
-also holds the test split, which would be trained on):
+or from a local copy: `file_name` must name the train shard itself ({why}):
 
 ```json
 {local}
@@ -367,7 +371,7 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
         f"Long-output SFT data in the way of [LongWriter-6k](https://huggingface.co/datasets/THUDM/LongWriter-6k): "
         f"{plural(len(scan.jobs), 'sample')} ({splits}) whose answers run {words[0]:,} to {words[-1]:,} words "
         f"(median {words[len(words) // 2]:,}), written by AgentWrite.",
-        _load_section(repo, fmt, token_lengths(folder), _train_shards(folder)),
+        _load_section(repo, fmt, token_lengths(folder), _train_shards(folder), list(scan.splits)),
         "## Lengths",
         f"![Output length histogram and required vs actual length]({IMAGE})",
         markdown(band_table(report)),

@@ -211,12 +211,23 @@ def _heading(scan: Scan) -> str:
     return heading
 
 
-_COLOURS = {"accepted": "#2b6cb0", "rejected": "#8797ab", "failed": "#e53e3e"}
+# Okabe & Ito's colour-blind safe palette: blue and orange stay apart under every colour-vision deficiency and differ
+# in lightness too (they stay apart in greyscale); the band edges are drawn in black, apart from both.
+_COLOURS = {"accepted": "#0072B2", "rejected": "#E69F00", "failed": "#CC79A7"}
+_EDGE = "#222222"
 
 
 def write_png(report: LengthReport, path: Path, title: str) -> None:
     """The histogram (log-scaled bins, band edges marked) and the required-vs-actual scatter, side by side."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    figure = draw_lengths(report, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def draw_lengths(report: LengthReport, title: str):
+    """The figure write_png saves (a matplotlib Figure; no pyplot: no global state, no display needed)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(13, 5.2), dpi=110, layout="constrained")
     left, right = figure.subplots(1, 2, width_ratios=(1.25, 1))
@@ -234,16 +245,18 @@ def write_png(report: LengthReport, path: Path, title: str) -> None:
                  edgecolor="white", linewidth=0.6, label=status)
         bottom = [b + h for b, h in zip(bottom, heights)]
     left.set_xscale("log")
-    _word_ticks(left.xaxis, [250, 500, 1000, 2000, 4000, 8000, 16000, 32000])
+    # 32k itself is labelled by its marked edge at the top: a "32k" tick would collide with ">32k" beside it.
+    _word_ticks(left.xaxis, [250, 500, 1000, 2000, 4000, 8000, 16000])
     left.set_xticks([*left.get_xticks(), (LIMIT * highs[-1]) ** 0.5],
                     [*(t.get_text() for t in left.get_xticklabels()), ">32k"])
     left.set_xlim(lows[0], highs[-1])
     left.set_ylim(0, max(bottom, default=0) * 1.15 or 1)
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 of an output
     for edge in MARKED_EDGES:
-        left.axvline(edge, color="#c53030", linestyle="--", linewidth=1.2, zorder=3)
-        left.text(edge, 0.985, f"{edge // 1000}k", color="#c53030", transform=left.get_xaxis_transform(), zorder=4,
+        left.axvline(edge, color=_EDGE, linestyle="--", linewidth=1.2, zorder=3)
+        left.text(edge, 0.985, f"{edge // 1000}k", color=_EDGE, transform=left.get_xaxis_transform(), zorder=4,
                   ha="center", va="top", fontsize=10, fontweight="bold",
-                  bbox={"facecolor": "white", "edgecolor": "#c53030", "boxstyle": "round,pad=0.2"})
+                  bbox={"facecolor": "white", "edgecolor": _EDGE, "boxstyle": "round,pad=0.2"})
     left.set_xlabel("output length (words, log scale)")
     left.set_ylabel("outputs")
     left.set_title("Output length", fontsize=11)
@@ -251,34 +264,50 @@ def write_png(report: LengthReport, path: Path, title: str) -> None:
     left.grid(axis="y", alpha=0.3)
 
     if report.pairs:
-        size = 28 if len(report.pairs) < 300 else 10  # few points drawn large, many small
-        for status in report.statuses:
-            points = [(r, w) for r, w, s, _ in report.pairs if s == status]
-            if points:
-                right.scatter(*zip(*points), s=size, alpha=0.65, color=_COLOURS.get(status, "#718096"), label=status,
-                              edgecolors="none")
-        values = [v for r, w, _, _ in report.pairs for v in (r, w)]
-        low, high = min(values) / 1.3, max(values) * 1.3
-        right.plot([low, high], [low, high], color="#2d3748", linewidth=1, label="actual = required")
-        right.set_xscale("log")
-        right.set_yscale("log")
-        ticks = [t for t in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000) if low <= t <= high]
-        _word_ticks(right.xaxis, ticks)
-        _word_ticks(right.yaxis, ticks)
-        right.set_xlim(low, high)
-        right.set_ylim(low, high)
-        right.legend(loc="upper left", frameon=False)
-        means = ", ".join(f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses
-                          if report.scores.get(s))
-        right.set_title(f"Required vs actual length (mean S_l: {means})", fontsize=11)
-    else:
-        right.text(0.5, 0.5, "No instruction states a length", ha="center", va="center", transform=right.transAxes)
-        right.set_title("Required vs actual length", fontsize=11)
-    right.set_xlabel("required length (words)")
-    right.set_ylabel("actual length (words)")
-    right.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", metadata={"Software": None})
+        _scatter(right, report)
+    else:  # nothing to compare: say so on a blank panel instead of drawing meaningless axes
+        right.set_axis_off()
+        right.text(0.5, 0.5, "Required vs actual length:\nno instruction stated a length", ha="center",
+                   va="center", transform=right.transAxes, fontsize=12, color="#4a5568")
+    return figure
+
+
+def _scatter(axes, report: LengthReport) -> None:
+    """Required vs actual length; outputs at the same point are one dot whose area grows with their number, so
+    the dots and the counts in the legend agree."""
+    from collections import Counter
+
+    many = len(report.pairs) >= 300
+    base = 10 if many else 28  # few points drawn large, many small
+    stacked = False
+    for status in report.statuses:
+        points = Counter((r, w) for r, w, s, _ in report.pairs if s == status)
+        if points:
+            stacked |= max(points.values()) > 1
+            axes.scatter(*zip(*points), s=[base * n for n in points.values()], alpha=0.7,
+                         color=_COLOURS.get(status, "#718096"), edgecolors="white", linewidths=0.4,
+                         label=f"{status} ({plural(points.total(), 'output')})")
+    values = [v for r, w, _, _ in report.pairs for v in (r, w)]
+    low, high = min(values) / 1.3, max(values) * 1.3
+    axes.plot([low, high], [low, high], color=_EDGE, linewidth=1, label="actual = required")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    ticks = [t for t in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000) if low <= t <= high]
+    _word_ticks(axes.xaxis, ticks)
+    _word_ticks(axes.yaxis, ticks)
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    legend = axes.legend(loc="upper left", frameon=False, title_fontsize=9,
+                         title="dot area: outputs at that point" if stacked else None)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([base * 1.5])  # legend dots of one size, whatever the first dot's count
+    means = ", ".join(f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses
+                      if report.scores.get(s))
+    axes.set_title(f"Required vs actual length (mean S_l: {means})", fontsize=11)
+    axes.set_xlabel("required length (words)")
+    axes.set_ylabel("actual length (words)")
+    axes.grid(alpha=0.3)
 
 
 def _word_ticks(axis, ticks: list[int]) -> None:

@@ -219,6 +219,7 @@ def test_the_card_gives_token_lengths_and_trainer_settings_that_fit_the_longest_
     assert shard == "/path/to/NAME/data/train-00000-of-00001.parquet"
     assert pq.read_metadata(folder / shard.removeprefix("/path/to/NAME/")).num_rows == 3
     assert local["formatting"] == "sharegpt" and local["columns"] == {"messages": "messages"}
+    assert "`data/` also holds the test split, which would be trained on" in text
     assert json.loads(_snippet(text, "from the Hub", "json"))["NAME"]["split"] == "train"
 
 

@@ -88,7 +88,8 @@ def test_a_retried_push_uploads_nothing_twice(hub, run, capfd):
     capfd.readouterr()
     assert push(run, "--repo-id", "alice/essays") == 0
     out, err = capfd.readouterr()
-    assert out == f"{hub.endpoint}/datasets/alice/essays (revision main) already holds this export: nothing to upload.\n"
+    url = f"{hub.endpoint}/datasets/alice/essays"
+    assert out == f"{url} (revision main) already holds this export: nothing to upload.\n"
     assert err == ""  # none of huggingface_hub's own chatter ("No files have been modified...")
     commits = hub.call(lambda: [c["summary"] for c in hub.hub.record.commits])
     assert commits == ["initial commit", "Upload dataset with longwriter-data"]
@@ -222,7 +223,8 @@ def test_the_try_it_hub_round_trip_push_then_load_dataset(tmp_path, run):
         commit = HfApi(endpoint=endpoint).dataset_info("me/essays").sha
         assert pushed.stdout.split("commit ")[1].startswith(commit[:10])
         del env["HF_TOKEN"]  # a public dataset reads without a token
-        local = {p.name.split("-")[0]: pq.read_table(p).to_pylist() for p in (run / "dataset" / "data").glob("*.parquet")}
+        local = {p.name.split("-")[0]: pq.read_table(p).to_pylist()
+                 for p in (run / "dataset" / "data").glob("*.parquet")}
         for revision in ([], [commit]):
             loaded = subprocess.run([sys.executable, "-c", LOAD, "me/essays", *revision], env=env,
                                     capture_output=True, text=True, timeout=180)
