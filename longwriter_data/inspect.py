@@ -138,6 +138,26 @@ def estimate_lines(scan: Scan) -> list[str]:
     return lines
 
 
+def default_filters_lines(scan: Scan) -> list[str]:
+    """For a run built with relaxed filters: what the defaults would decide about its accepted samples."""
+    from .default_filters import default_filters_opinion
+
+    opinion = default_filters_opinion(scan)
+    if opinion is None:
+        return []
+    relaxed = ", ".join(f"{key} {_setting(used)} (default {_setting(default)})"
+                        for key, (used, default) in opinion.relaxed.items())
+    verdict = f"{opinion.passing:,} of {plural(opinion.accepted, 'accepted sample')} would pass"
+    if opinion.rejected:
+        verdict += "; rejected: " + ", ".join(f"{reason} {n:,}" for reason, n in opinion.rejected.most_common())
+    return [f"This run relaxed the filters: {relaxed}.",
+            f"With the default filters (near-duplicates not checked again), {verdict}."]
+
+
+def _setting(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}"
+
+
 def histogram_lines(report: LengthReport) -> list[str]:
     """Horizontal bars, one per log-scaled bin, stacked by status, with the 2k and 32k edges drawn across."""
     peak = max((sum(counts.values()) for counts in report.histogram), default=0) or 1
@@ -182,6 +202,8 @@ def render_text(scan: Scan) -> str:
             lines += format_table(required_table(report), indent="  ")
         lines.append("")
     lines += usage_lines(scan)
+    if opinion := default_filters_lines(scan):
+        lines += [""] + opinion
     if comparison := estimate_lines(scan):
         lines += [""] + comparison
     return "\n".join(lines)

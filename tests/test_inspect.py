@@ -270,3 +270,24 @@ def test_accepted_and_rejected_differ_in_lightness_not_only_in_hue():
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
     assert abs(luminance(colours["accepted"]) - luminance(colours["rejected"])) >= 0.2
+
+
+def test_a_run_built_with_relaxed_filters_shows_what_the_default_filters_would_decide(tmp_path, capsys):
+    jobs = [SyntheticJob(words=2100, required=(2000, 2000)),  # passes the defaults too
+            SyntheticJob(words=2100, required=(6000, 6000)),  # S_l far below the default 80
+            SyntheticJob(words=2400, required=(6000, 6000)),
+            SyntheticJob(words=1000, status="rejected", reason="too_short")]  # not in the dataset: not judged
+    run = write_run(tmp_path / "run", jobs, filters={"min_length_score": None, "max_repeated_ngram_ratio": 0.9})
+    status, out, _ = inspect(capsys, run)
+    assert status == 0
+    assert ("This run relaxed the filters: min_length_score null (default 80), max_repeated_ngram_ratio 0.9 "
+            "(default 0.3).") in out
+    assert "With the default filters (near-duplicates not checked again), 1 of 3 accepted samples would pass; " \
+           "rejected: length_score 2." in out
+
+
+def test_a_run_built_with_the_default_filters_is_not_judged_again(tmp_path, capsys):
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2100, required=(6000, 6000))],
+                    filters={"near_duplicate_threshold": 0.9})  # not a per-sample setting
+    status, out, _ = inspect(capsys, run)
+    assert status == 0 and "default filters" not in out and "relaxed" not in out
