@@ -213,6 +213,7 @@ def test_the_try_it_hub_round_trip_push_then_load_dataset(tmp_path, run):
         endpoint = said[0].split(" at ")[1].split()[0]
         exports = dict(item.split("=", 1) for item in said[1].split()[1:])
         assert exports == {"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_local_test_token"}
+        assert HfApi(endpoint=endpoint, token="hf_local_test_token").whoami(cache=False)["name"] == "me"
         dead = f"http://127.0.0.1:{_closed_port()}"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}, **exports,
                "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
