@@ -134,14 +134,12 @@ def split_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
 
     sizes: dict[str, tuple[int, int, int]] = {}
     order = {"train": 0, "validation": 1, "test": 2}
-    shards = sorted((folder / "data").glob("*.parquet"), key=lambda f: (order.get(f.name.split("-")[0], 3), f.name))
-    for shard in shards:
+    for split, shard in sorted((f.name.split("-", 1)[0], f) for f in (folder / "data").glob("*.parquet")):
         meta = pq.read_metadata(shard)
-        rows, nbytes, size = sizes.get(shard.name.split("-", 1)[0], (0, 0, 0))
-        sizes[shard.name.split("-", 1)[0]] = (
-            rows + meta.num_rows, nbytes + sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
-            size + shard.stat().st_size)
-    return sizes
+        rows, nbytes, size = sizes.get(split, (0, 0, 0))
+        nbytes += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        sizes[split] = (rows + meta.num_rows, nbytes, size + shard.stat().st_size)
+    return dict(sorted(sizes.items(), key=lambda item: (order.get(item[0], 3), item[0])))
 
 
 def front_matter(scan: Scan, folder: Path) -> dict:

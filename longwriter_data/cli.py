@@ -21,8 +21,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="longwriter-data", description="Build long-output SFT datasets with AgentWrite.",
-                                     formatter_class=_Help)
+    parser = argparse.ArgumentParser(prog="longwriter-data", formatter_class=_Help,
+                                     description="Build long-output SFT datasets with AgentWrite.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build", help="generate samples (resumes the run directory if it exists)")
