@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from .backend import api_key_for, open_backend
 from .breaker import EndpointBreaker
@@ -30,7 +31,7 @@ from .outdir import ExportSettings, check_replaceable, clean_stale_staging, prev
 from .pools import PreparedPools, draw
 from .progress import Progress
 from .redact import without_secrets
-from .report import format_report, run_report
+from .report import format_report, plural, run_report
 from .retry import RetryPolicy, complete_with_retries
 from .sources import source_name
 from .store import RunState, RunStore
@@ -38,7 +39,9 @@ from .synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A line on stderr that never lands on the progress bar's line: tqdm clears the bar, writes, redraws it."""
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
@@ -288,7 +291,7 @@ def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, row
     dataset = config.run_dir / "dataset"
     if rows:
         how = f", as {settings.describe()} like its last export" if settings != ExportSettings() else ""
-        lines.append(f"Dataset ({rows} samples{how}): {dataset}")
+        lines.append(f"Dataset ({plural(rows, 'sample')}{how}): {dataset}")
     elif settings is None:
         lines.append(f"{dataset} was left as it is: its export did not record its settings (an earlier version's, "
                      f"with a test split); export it again with `python -m longwriter_data export {config.run_dir} "

@@ -11,15 +11,26 @@ from pathlib import Path
 from .errors import FatalBackendError, UserError
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, unless it has none worth printing (a flag's off, an unset value
+    whose help says what happens instead) or its help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="longwriter-data", description="Build long-output SFT datasets with AgentWrite.")
+    parser = argparse.ArgumentParser(prog="longwriter-data", formatter_class=_Help,
+                                     description="Build long-output SFT datasets with AgentWrite.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build", help="generate samples (resumes the run directory if it exists)")
     build.add_argument("--config", required=True, type=Path, help="YAML recipe, e.g. configs/6k.yaml")
     build.add_argument("--retry-failed", action="store_true", help="re-queue jobs that failed in earlier runs")
     build.add_argument("--force", action="store_true", help="resume even though the recipe changed")
-    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.add_argument("--no-progress", action="store_true", help="show no progress bar (for logs and CI)")
 
     pools = commands.add_parser("pools", help="preview the instruction mix of a recipe without generating")
     pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
@@ -40,14 +51,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="decode speed of one request, for the wall time (default: %(default)s)")
 
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
-    export.add_argument("run_dir", type=Path)
-    export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/dataset)")
-    export.add_argument("--format", default="messages", help="messages (LongWriter-6k), sharegpt or alpaca")
-    export.add_argument("--test-size", type=float, default=0.0, help="share of rows for a test split")
+    export.add_argument("run_dir", type=Path, help="the run directory of a build")
+    export.add_argument("--out", type=Path, help="output folder, replaced whole (default: RUN_DIR/dataset)")
+    export.add_argument("--format", default="messages", help="chat schema of the rows: messages (LongWriter-6k's; "
+                        "the one TRL reads as conversations), sharegpt or alpaca")
+    export.add_argument("--test-size", type=float, default=0.0,
+                        help="share of rows held out as a test split, e.g. 0.05; 0 writes only a train split")
 
     inspect = commands.add_parser("inspect", help="length histogram and bands, languages, types, S_l, tokens, cost")
     inspect.add_argument("path", type=Path, help="a run directory (even one still running) or an exported folder")
-    inspect.add_argument("--png", type=Path, help="also draw the histogram and the required-vs-actual scatter here")
+    inspect.add_argument("--png", type=Path, help="also draw the histogram and the required-vs-actual scatter into "
+                         "this PNG file (default: text only)")
 
     judge = commands.add_parser("judge", help="score a finished run with the quality judge, keep or reject by it")
     judge.add_argument("run_dir", type=Path)
@@ -62,8 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")
     push.add_argument("run_dir", type=Path, help="a run directory (pushes RUN_DIR/dataset) or an exported folder")
     push.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository (created if missing)")
-    push.add_argument("--private", action="store_true", default=None, help="create the repository private")
-    push.add_argument("--revision", help="branch to push to (created from main if missing; default main)")
+    push.add_argument("--private", action="store_true", default=None,
+                      help="create the repository private (default: public; an existing one keeps its visibility)")
+    push.add_argument("--revision", help="branch to push to, created from main if missing (default: main)")
+    for command in commands.choices.values():
+        command.formatter_class = _Help
     return parser
 
 

@@ -21,12 +21,15 @@ def _run_target(run_dir: Path) -> tuple[int | None, int]:
 def export_command(run_dir: Path, out: Path | None, fmt: str, test_size: float) -> int:
     if not 0 <= test_size < 1:
         raise UserError(f"--test-size must be in [0, 1), got {test_size}.")
+    from .card import split_sizes
     from .export import export_run  # imports datasets: only the commands that need it pay for it
+    from .report import plural
 
     target, seed = _run_target(run_dir)
     out = out or run_dir / "dataset"
     rows = export_run(run_dir, out, fmt=fmt, target=target, test_size=test_size, seed=seed)
-    print(f"Exported {rows} samples ({fmt}) with its card to {out}")
+    splits = ", ".join(f"{n:,} {name}" for name, (n, _, _) in split_sizes(out).items())
+    print(f"Exported {plural(rows, 'sample')} ({splits}; {fmt} format) with its card to {out}")
     return 0
 
 

@@ -64,7 +64,7 @@ def push_dataset(path: Path, repo_id: str, *, private: bool | None = None, revis
     write_card(folder, repo_id, image=False)  # its loading example names the repository it now lives in
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     files = [name for name in files if any(fnmatch(name, pattern) for pattern in UPLOAD)]
-    with _hub_errors(api.endpoint, repo_id):
+    with _hub_errors(api.endpoint, repo_id), _quiet_hub():
         head = _check_remote(api, repo_id, branch, features_yaml(folder))
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         if branch != "main":
@@ -105,6 +105,22 @@ def _check_remote(api, repo_id: str, branch: str, features: list) -> str | None:
 
 def _columns(features: list) -> str:
     return ", ".join(str(feature.get("name")) for feature in features)
+
+
+@contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Keep huggingface_hub's own progress bars and log lines ("Upload 0 LFS files", "No files have been
+    modified...") off the terminal: push prints one line that says what was uploaded, or that nothing was."""
+    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with disable_progress_bars():
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 @contextmanager

@@ -111,7 +111,7 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     per_sample = f"; {total / accepted:,.0f} tokens per accepted sample" if accepted and total else ""
     reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
     lines = [f"Tokens: {usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), "
-             f"{usage.completion_tokens:,} output{reasoning}, {usage.requests:,} requests{per_sample}."]
+             f"{usage.completion_tokens:,} output{reasoning}, {plural(usage.requests, 'request')}{per_sample}."]
     prices = scan.prices
     cost = usage.cost(prices)
     if cost is None:
@@ -216,6 +216,26 @@ def quality_lines(jobs: list[Job]) -> list[str]:
     return lines + [f"Lowest S_q: {report.lowest}", ""]
 
 
+def default_filters_lines(scan: Scan) -> list[str]:
+    """For a run built with relaxed filters: what the defaults would decide about its accepted samples."""
+    from .default_filters import default_filters_opinion
+
+    opinion = default_filters_opinion(scan)
+    if opinion is None:
+        return []
+    relaxed = ", ".join(f"{key} {_setting(used)} (default {_setting(default)})"
+                        for key, (used, default) in opinion.relaxed.items())
+    verdict = f"{opinion.passing:,} of {plural(opinion.accepted, 'accepted sample')} would pass"
+    if opinion.rejected:
+        verdict += "; rejected: " + ", ".join(f"{reason} {n:,}" for reason, n in opinion.rejected.most_common())
+    return [f"This run relaxed the filters: {relaxed}.",
+            f"With the default filters (near-duplicates not checked again), {verdict}."]
+
+
+def _setting(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}"
+
+
 def histogram_lines(report: LengthReport) -> list[str]:
     """Horizontal bars, one per log-scaled bin, stacked by status, with the 2k and 32k edges drawn across."""
     peak = max((sum(counts.values()) for counts in report.histogram), default=0) or 1
@@ -263,6 +283,8 @@ def render_text(scan: Scan) -> str:
         lines.append("")
     lines += quality_lines(jobs)
     lines += usage_lines(scan)
+    if opinion := default_filters_lines(scan):
+        lines += [""] + opinion
     if comparison := estimate_lines(scan):
         lines += [""] + comparison
     return "\n".join(lines)
@@ -278,9 +300,9 @@ def _heading(scan: Scan) -> str:
     if scan.kind == "dataset":
         splits = ", ".join(f"{name} {n:,}" for name, n in scan.splits.items())
         fmt = (scan.recipe or {}).get("format", "unknown")
-        return f"Dataset {scan.path}: {len(scan.jobs):,} samples ({splits}), {fmt} format."
+        return f"Dataset {scan.path}: {plural(len(scan.jobs), 'sample')} ({splits}), {fmt} format."
     status = ", ".join(f"{counts[s]:,} {s}" for s in ("accepted", "rejected", "failed"))
-    heading = f"Run {scan.path}: {len(scan.jobs):,} jobs finished ({status})"
+    heading = f"Run {scan.path}: {plural(len(scan.jobs), 'job')} finished ({status})"
     if scan.in_progress:
         heading += f", {scan.in_progress:,} unfinished (running, interrupted, or cancelled when the target was met)"
     heading += "."
@@ -292,12 +314,23 @@ def _heading(scan: Scan) -> str:
     return heading
 
 
-_COLOURS = {"accepted": "#2b6cb0", "rejected": "#8797ab", "failed": "#e53e3e"}
+# Okabe & Ito's colour-blind safe palette: blue and orange stay apart under every colour-vision deficiency and differ
+# in lightness too (they stay apart in greyscale); the band edges are drawn in black, apart from both.
+_COLOURS = {"accepted": "#0072B2", "rejected": "#E69F00", "failed": "#CC79A7"}
+_EDGE = "#222222"
 
 
 def write_png(report: LengthReport, path: Path, title: str) -> None:
     """The histogram (log-scaled bins, band edges marked) and the required-vs-actual scatter, side by side."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    figure = draw_lengths(report, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def draw_lengths(report: LengthReport, title: str):
+    """The figure write_png saves (a matplotlib Figure; no pyplot: no global state, no display needed)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(13, 5.2), dpi=110, layout="constrained")
     left, right = figure.subplots(1, 2, width_ratios=(1.25, 1))
@@ -315,16 +348,18 @@ def write_png(report: LengthReport, path: Path, title: str) -> None:
                  edgecolor="white", linewidth=0.6, label=status)
         bottom = [b + h for b, h in zip(bottom, heights)]
     left.set_xscale("log")
-    _word_ticks(left.xaxis, [250, 500, 1000, 2000, 4000, 8000, 16000, 32000])
+    # 32k itself is labelled by its marked edge at the top: a "32k" tick would collide with ">32k" beside it.
+    _word_ticks(left.xaxis, [250, 500, 1000, 2000, 4000, 8000, 16000])
     left.set_xticks([*left.get_xticks(), (LIMIT * highs[-1]) ** 0.5],
                     [*(t.get_text() for t in left.get_xticklabels()), ">32k"])
     left.set_xlim(lows[0], highs[-1])
     left.set_ylim(0, max(bottom, default=0) * 1.15 or 1)
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 of an output
     for edge in MARKED_EDGES:
-        left.axvline(edge, color="#c53030", linestyle="--", linewidth=1.2, zorder=3)
-        left.text(edge, 0.985, f"{edge // 1000}k", color="#c53030", transform=left.get_xaxis_transform(), zorder=4,
+        left.axvline(edge, color=_EDGE, linestyle="--", linewidth=1.2, zorder=3)
+        left.text(edge, 0.985, f"{edge // 1000}k", color=_EDGE, transform=left.get_xaxis_transform(), zorder=4,
                   ha="center", va="top", fontsize=10, fontweight="bold",
-                  bbox={"facecolor": "white", "edgecolor": "#c53030", "boxstyle": "round,pad=0.2"})
+                  bbox={"facecolor": "white", "edgecolor": _EDGE, "boxstyle": "round,pad=0.2"})
     left.set_xlabel("output length (words, log scale)")
     left.set_ylabel("outputs")
     left.set_title("Output length", fontsize=11)
@@ -332,34 +367,50 @@ def write_png(report: LengthReport, path: Path, title: str) -> None:
     left.grid(axis="y", alpha=0.3)
 
     if report.pairs:
-        size = 28 if len(report.pairs) < 300 else 10  # few points drawn large, many small
-        for status in report.statuses:
-            points = [(r, w) for r, w, s, _ in report.pairs if s == status]
-            if points:
-                right.scatter(*zip(*points), s=size, alpha=0.65, color=_COLOURS.get(status, "#718096"), label=status,
-                              edgecolors="none")
-        values = [v for r, w, _, _ in report.pairs for v in (r, w)]
-        low, high = min(values) / 1.3, max(values) * 1.3
-        right.plot([low, high], [low, high], color="#2d3748", linewidth=1, label="actual = required")
-        right.set_xscale("log")
-        right.set_yscale("log")
-        ticks = [t for t in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000) if low <= t <= high]
-        _word_ticks(right.xaxis, ticks)
-        _word_ticks(right.yaxis, ticks)
-        right.set_xlim(low, high)
-        right.set_ylim(low, high)
-        right.legend(loc="upper left", frameon=False)
-        means = ", ".join(f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses
-                          if report.scores.get(s))
-        right.set_title(f"Required vs actual length (mean S_l: {means})", fontsize=11)
-    else:
-        right.text(0.5, 0.5, "No instruction states a length", ha="center", va="center", transform=right.transAxes)
-        right.set_title("Required vs actual length", fontsize=11)
-    right.set_xlabel("required length (words)")
-    right.set_ylabel("actual length (words)")
-    right.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", metadata={"Software": None})
+        _scatter(right, report)
+    else:  # nothing to compare: say so on a blank panel instead of drawing meaningless axes
+        right.set_axis_off()
+        right.text(0.5, 0.5, "Required vs actual length:\nno instruction stated a length", ha="center",
+                   va="center", transform=right.transAxes, fontsize=12, color="#4a5568")
+    return figure
+
+
+def _scatter(axes, report: LengthReport) -> None:
+    """Required vs actual length; outputs at the same point are one dot whose area grows with their number, so
+    the dots and the counts in the legend agree."""
+    from collections import Counter
+
+    many = len(report.pairs) >= 300
+    base = 10 if many else 28  # few points drawn large, many small
+    stacked = False
+    for status in report.statuses:
+        points = Counter((r, w) for r, w, s, _ in report.pairs if s == status)
+        if points:
+            stacked |= max(points.values()) > 1
+            axes.scatter(*zip(*points), s=[base * n for n in points.values()], alpha=0.7,
+                         color=_COLOURS.get(status, "#718096"), edgecolors="white", linewidths=0.4,
+                         label=f"{status} ({plural(points.total(), 'output')})")
+    values = [v for r, w, _, _ in report.pairs for v in (r, w)]
+    low, high = min(values) / 1.3, max(values) * 1.3
+    axes.plot([low, high], [low, high], color=_EDGE, linewidth=1, label="actual = required")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    ticks = [t for t in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000) if low <= t <= high]
+    _word_ticks(axes.xaxis, ticks)
+    _word_ticks(axes.yaxis, ticks)
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    legend = axes.legend(loc="upper left", frameon=False, title_fontsize=9,
+                         title="dot area: outputs at that point" if stacked else None)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([base * 1.5])  # legend dots of one size, whatever the first dot's count
+    means = ", ".join(f"{s} {statistics.fmean(report.scores[s]):.1f}" for s in report.statuses
+                      if report.scores.get(s))
+    axes.set_title(f"Required vs actual length (mean S_l: {means})", fontsize=11)
+    axes.set_xlabel("required length (words)")
+    axes.set_ylabel("actual length (words)")
+    axes.grid(alpha=0.3)
 
 
 def _word_ticks(axis, ticks: list[int]) -> None:
@@ -369,5 +420,5 @@ def _word_ticks(axis, ticks: list[int]) -> None:
 
 def png_title(scan: Scan) -> str:
     name = (scan.config or {}).get("name") or scan.path.name
-    what = "samples" if scan.kind == "dataset" else "finished jobs"
-    return f"{name}: {len(scan.jobs):,} {what}"
+    what = plural(len(scan.jobs), "sample") if scan.kind == "dataset" else plural(len(scan.jobs), "finished job")
+    return f"{name}: {what}"

@@ -8,6 +8,11 @@ from pathlib import Path
 from .store import read_jobs
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """"1 job", "2 jobs", "1,200 jobs": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def run_report(jobs_path: Path) -> dict:
     """Counts per status and per reason; a job re-queued with --retry-failed counts by its last record."""
     last: dict[int, tuple[str, str | None]] = {}
@@ -38,7 +43,3 @@ def format_report(report: dict) -> str:
         lines.append(f"(instructions skipped before generation, {reason}: {count})")
     return "\n".join(lines)
 
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """'1 job', '2 jobs', '1,200 jobs': a count with its noun, in the right number."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

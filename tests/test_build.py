@@ -271,3 +271,37 @@ def test_a_corrupt_jobs_line_stops_a_build_with_one_error_line(tmp_path, server,
     err = capsys.readouterr().err.strip().splitlines()  # a line whose head is intact is found by the report pass,
     errors = [line for line in err if not line.startswith("Resuming ")]  # after "Resuming ..."
     assert len(errors) == 1 and "jobs.jsonl:2: corrupt record" in errors[0], err
+
+
+def _screen(stream: str) -> list[str]:
+    """The lines a terminal shows for `stream`: a carriage return goes back to the line's start and overwrites."""
+    lines, line, column = [], [], 0
+    for char in stream:
+        if char == "\n":
+            lines.append("".join(line).rstrip())
+            line, column = [], 0
+        elif char == "\r":
+            column = 0
+        else:
+            line[column:column + 1] = [char]
+            column += 1
+    return [*lines, "".join(line).rstrip()]
+
+
+def test_the_ctrl_c_message_gets_its_own_line_beside_the_progress_bar(tmp_path, server):
+    import signal
+    import subprocess
+    import sys
+
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD)
+    config = write_config(tmp_path, server.base_url, pool, target=5)
+    proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.arm(proc.pid, 3, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    shown = _screen(err)
+    assert any(line.startswith("accepted:") for line in shown), err  # the bar was drawn
+    stopping = [line for line in shown if "Stopping: no new jobs" in line]
+    assert len(stopping) == 1 and stopping[0].startswith("Stopping: no new jobs"), shown
+    assert any(line.startswith("Interrupted: everything finished so far is saved") for line in shown), shown

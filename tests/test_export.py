@@ -2,8 +2,12 @@
 content, secrets kept out of it, and bad input answered with one line and status 2."""
 
 import json
+import logging
+import re
+import warnings
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
@@ -66,9 +70,11 @@ def test_every_format_loads_with_load_from_disk_and_as_parquet(tmp_path, fmt):
     assert ROLES[fmt](train[0]) in (["user", "assistant"], ["human", "gpt"], ["instruction", "output"])
 
 
-def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path):
+def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path, capsys):
     run = _run(tmp_path / "run")
     assert export(run, "--test-size", "0.25") == 0
+    assert f"Exported 4 samples (3 train, 1 test; messages format) with its card to {run / 'dataset'}" in \
+        capsys.readouterr().out
     folder = run / "dataset"
     loaded = datasets.load_from_disk(str(folder))
     assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 1}
@@ -77,7 +83,9 @@ def test_a_test_split_is_written_beside_train_and_named_in_the_card(tmp_path):
     meta = DatasetCard.load(folder / "README.md").data.to_dict()
     assert meta["configs"] == [{"config_name": "default", "data_files": [
         {"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]
-    assert meta["dataset_info"]["splits"] == [{"name": "train", "num_examples": 3}, {"name": "test", "num_examples": 1}]
+    splits = meta["dataset_info"]["splits"]
+    assert [(split["name"], split["num_examples"]) for split in splits] == [("train", 3), ("test", 1)]
+    assert all(split["num_bytes"] > 0 for split in splits)
 
 
 def test_the_card_has_valid_front_matter_and_the_folder_loads_by_its_configs(tmp_path):
@@ -350,3 +358,67 @@ def test_a_full_disk_during_export_is_one_line_status_1_and_the_run_and_its_last
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no space left on the disk of ") and "export again" in err[0], err
     assert _tree(after) == before  # the run and its last export as they were, no staging folder left behind
+
+
+def test_loading_the_export_logs_no_warning_about_its_card(tmp_path, monkeypatch, caplog):
+    run = _run(tmp_path / "run")
+    assert export(run, "--test-size", "0.25") == 0
+    monkeypatch.setattr(logging.getLogger("datasets"), "propagate", True)  # datasets keeps its logs to itself
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = datasets.load_dataset(str(run / "dataset"), cache_dir=str(tmp_path / "cache"))
+    assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 1}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [str(w.message) for w in caught] == []
+
+
+def _snippet(text: str, after: str, lang: str) -> str:
+    """The first ```lang block of the card after the sentence `after`."""
+    return re.search(rf"```{lang}\n(.*?)```", text[text.index(after):], re.S).group(1)
+
+
+def test_the_card_gives_token_lengths_and_trainer_settings_that_fit_the_longest_sample(tmp_path):
+    from longwriter_data.length import approx_tokens
+
+    run = _run(tmp_path / "run")
+    assert export(run, "--test-size", "0.25") == 0
+    folder = run / "dataset"
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    rows = [row for shard in sorted((folder / "data").glob("*.parquet")) for row in pq.read_table(shard).to_pylist()]
+    tokens = sorted(sum(approx_tokens(turn["content"]) for turn in row["messages"]) for row in rows)
+    assert f"| {tokens[len(tokens) // 2]:,} | {tokens[-1]:,} | {tokens[-1]:,} | {tokens[-1]:,} |" in text
+    assert "estimated at 4 characters a token" in text
+    fit = int(re.search(r"rounded up to a multiple of 1,024: ([\d,]+)", text).group(1).replace(",", ""))
+    assert fit % 1024 == 0 and fit >= 1.25 * tokens[-1] and fit - 1024 < 1.25 * tokens[-1]
+    assert f"args=SFTConfig(max_length={fit})" in text
+    assert f"cutoff_len: {fit}" in text
+    assert f"sequence_len: {fit}\ndatasets:\n  - path: ORG/NAME\n    split: train\n" in text
+    assert "this `messages` format is the one it reads as conversations" in text
+    # LLaMA-Factory from local files: the train shard itself, which holds the train rows and no others
+    local = json.loads(_snippet(text, "from a local copy", "json"))["NAME"]
+    shard = local.pop("file_name")
+    assert shard == "/path/to/NAME/data/train-00000-of-00001.parquet"
+    assert pq.read_metadata(folder / shard.removeprefix("/path/to/NAME/")).num_rows == 3
+    assert local["formatting"] == "sharegpt" and local["columns"] == {"messages": "messages"}
+    assert "`data/` also holds the test split, which would be trained on" in text
+    assert json.loads(_snippet(text, "from the Hub", "json"))["NAME"]["split"] == "train"
+
+
+def test_a_card_of_another_format_tells_trl_users_to_export_messages(tmp_path):
+    run = _run(tmp_path / "run")
+    assert export(run, "--format", "sharegpt") == 0
+    text = (run / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert "TRL reads only the `messages` format as conversations" in text and "--format messages" in text
+    assert "SFTTrainer(" not in text
+
+
+@pytest.mark.parametrize("model_path, shown", [(None, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                                               ("/home/alice/models/qwen-7b.Q4_K_M.gguf", "qwen-7b.Q4_K_M.gguf")])
+def test_a_local_build_shows_its_model_file_not_an_unused_base_url(tmp_path, model_path, shown):
+    run = _run(tmp_path / "run", backend={"kind": "local", "model": "smollm2-135m", "model_path": model_path})
+    assert export(run) == 0
+    folder = run / "dataset"
+    published = (folder / "README.md").read_text(encoding="utf-8") + (folder / "recipe.json").read_text()
+    assert "api.openai.com" not in published and "base_url" not in published and "/home/alice" not in published
+    assert f"(model file `{shown}`, run by llama.cpp)" in published
+    assert json.loads((folder / "recipe.json").read_text())["config"]["backend"]["model_path"] == shown

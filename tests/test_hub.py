@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import huggingface_hub
+import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import HfApi
 
@@ -82,10 +83,14 @@ def test_push_uploads_the_card_image_recipe_and_parquet_and_nothing_else(hub, ru
     assert not api.dataset_info("lab/essays").private
 
 
-def test_a_retried_push_uploads_nothing_twice(hub, run, capsys):
+def test_a_retried_push_uploads_nothing_twice(hub, run, capfd):
     assert push(run, "--repo-id", "alice/essays") == 0
+    capfd.readouterr()
     assert push(run, "--repo-id", "alice/essays") == 0
-    assert "already holds this export: nothing to upload" in capsys.readouterr().out
+    out, err = capfd.readouterr()
+    url = f"{hub.endpoint}/datasets/alice/essays"
+    assert out == f"{url} (revision main) already holds this export: nothing to upload.\n"
+    assert err == ""  # none of huggingface_hub's own chatter ("No files have been modified...")
     commits = hub.call(lambda: [c["summary"] for c in hub.hub.record.commits])
     assert commits == ["initial commit", "Upload dataset with longwriter-data"]
     assert len(hub.hub.record.lfs_uploads) == 2
@@ -201,3 +206,45 @@ def test_push_rewrites_the_card_only_of_a_folder_export_made(hub, run, tmp_path,
     assert "neither a run directory nor a folder written by export" in error_line(capsys)
     assert (folder / "README.md").read_text() == "my own card"
     assert hub.call(lambda: [c for c in hub.hub.record.commits if c["repo"] == "lab/essays"]) == []
+
+
+LOAD = """
+import json, sys
+import datasets
+loaded = datasets.load_dataset(sys.argv[1], revision=sys.argv[2] if len(sys.argv) > 2 else None)
+print(json.dumps({name: split.to_list() for name, split in loaded.items()}))
+"""
+
+
+def test_the_try_it_hub_round_trip_push_then_load_dataset(tmp_path, run):
+    """As the README tells a user: start the fake Hub, push to it, load the dataset back by name (and by commit)
+    in fresh processes with a fresh cache; every request stays on the loopback (proxies that go nowhere)."""
+    hub = subprocess.Popen([sys.executable, "-m", "longwriter_data.testing.fake_hub", "--user", "me"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        said = [hub.stdout.readline() for _ in range(4)]
+        endpoint = said[0].split(" at ")[1].split()[0]
+        exports = dict(item.split("=", 1) for item in said[1].split()[1:])
+        assert exports == {"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_local_test_token"}
+        assert HfApi(endpoint=endpoint, token="hf_local_test_token").whoami(cache=False)["name"] == "me"
+        dead = f"http://127.0.0.1:{_closed_port()}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}, **exports,
+               "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+               "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "ALL_PROXY": dead, "NO_PROXY": "127.0.0.1,localhost"}
+        pushed = subprocess.run([sys.executable, "-m", "longwriter_data", "push", str(run), "--repo-id", "me/essays"],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        commit = HfApi(endpoint=endpoint).dataset_info("me/essays").sha
+        assert pushed.stdout.split("commit ")[1].startswith(commit[:10])
+        del env["HF_TOKEN"]  # a public dataset reads without a token
+        local = {p.name.split("-")[0]: pq.read_table(p).to_pylist()
+                 for p in (run / "dataset" / "data").glob("*.parquet")}
+        for revision in ([], [commit]):
+            loaded = subprocess.run([sys.executable, "-c", LOAD, "me/essays", *revision], env=env,
+                                    capture_output=True, text=True, timeout=180)
+            assert loaded.returncode == 0, loaded.stderr
+            assert json.loads(loaded.stdout) == local
+            assert "malformed" not in loaded.stderr and "Warning" not in loaded.stderr, loaded.stderr
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)

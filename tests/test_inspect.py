@@ -147,6 +147,7 @@ def test_inspect_reads_a_run_that_is_still_being_written(tmp_path, capsys):
     assert band_row(out, "[2k, 4k)") == ["3", "0", "33.3%"]
     completion = sum(round(w * 1.3) for w in (1500, 1999, 2000, 2500, 3000, 5000, 12000, 32000, 33000))
     assert f"Tokens: 9,900 input (100 cached), {completion + 590:,} output" in out
+    assert "(spent includes 1 job in progress):" in out  # one job, not "1 jobs"
 
 
 def test_inspect_on_an_exported_dataset_folder_shows_the_dataset_rows(tmp_path, capsys):
@@ -253,3 +254,89 @@ def test_inspect_counts_premature_conclusions_per_status(tmp_path, server, capsy
     assert ("Premature conclusions (non-final paragraphs ending with a closing summary): accepted 0 of 10 (0.0%), "
             "in 0 of 2 samples; rejected 5 of 5 (100.0%), in 1 of 1 samples.") in out
     assert "premature_conclusion 1" in out
+
+
+def _figure(jobs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from longwriter_data.inspect import draw_lengths
+    from longwriter_data.stats import describe
+
+    figure = draw_lengths(describe(jobs), "title")
+    FigureCanvasAgg(figure).draw()  # lays the text out, so that its extents are real
+    return figure
+
+
+def _job(seq, words, required=None, status="accepted"):
+    from longwriter_data.length import RequiredLength
+    from longwriter_data.stats import Job
+
+    return Job(seq=seq, status=status, words=words, required=RequiredLength(required, required) if required else None)
+
+
+def test_histogram_counts_have_whole_ticks_and_no_two_labels_overlap():
+    figure = _figure([_job(0, 2500), _job(1, 2600), _job(2, 40000), _job(3, 1500, status="rejected")])
+    histogram = figure.axes[0]
+    low, high = histogram.get_ylim()
+    assert all(tick == int(tick) for tick in histogram.get_yticks() if low <= tick <= high)
+    texts = [t for t in histogram.get_xticklabels() if t.get_text()] + list(histogram.texts)
+    assert {t.get_text() for t in texts} >= {"2k", "16k", ">32k", "32k"}
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+    for i, (name, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1:]:
+            assert not box.overlaps(other_box), f"{name!r} overlaps {other!r}"
+
+
+def test_an_empty_required_vs_actual_panel_says_so_and_draws_no_axes():
+    figure = _figure([_job(0, 2500), _job(1, 3000)])
+    panel = figure.axes[1]
+    assert not panel.axison
+    assert ["no instruction stated a length" in t.get_text() for t in panel.texts] == [True]
+
+
+def test_outputs_at_the_same_point_are_one_dot_sized_by_their_count_and_the_legend_counts_them():
+    jobs = [_job(i, 2100, 2000) for i in range(5)] + [_job(5, 2900, 3000)]
+    jobs += [_job(6, 1500, 2000, "rejected"), _job(7, 1500, 2000, "rejected")]
+    scatter = _figure(jobs).axes[1]
+    dots = {c.get_label(): c for c in scatter.collections}
+    assert set(dots) == {"accepted (6 outputs)", "rejected (2 outputs)"}
+    accepted = dots["accepted (6 outputs)"]
+    assert len(accepted.get_offsets()) == 2
+    sizes = sorted(accepted.get_sizes())
+    assert sizes[1] == 5 * sizes[0]  # area by count: five outputs, five times the area of one
+    assert len(dots["rejected (2 outputs)"].get_offsets()) == 1
+    assert scatter.get_legend().get_title().get_text() == "dot area: outputs at that point"
+
+
+def test_accepted_and_rejected_differ_in_lightness_not_only_in_hue():
+    """Colour-blind readers and greyscale prints tell the two apart by lightness (relative luminance)."""
+    figure = _figure([_job(0, 2500), _job(1, 1500, status="rejected")])
+    legend = figure.axes[0].get_legend()
+    colours = {t.get_text(): p.get_facecolor() for p, t in zip(legend.get_patches(), legend.get_texts())}
+
+    def luminance(rgba) -> float:
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    assert abs(luminance(colours["accepted"]) - luminance(colours["rejected"])) >= 0.2
+
+
+def test_a_run_built_with_relaxed_filters_shows_what_the_default_filters_would_decide(tmp_path, capsys):
+    jobs = [SyntheticJob(words=2100, required=(2000, 2000)),  # passes the defaults too
+            SyntheticJob(words=2100, required=(6000, 6000)),  # S_l far below the default 80
+            SyntheticJob(words=2400, required=(6000, 6000)),
+            SyntheticJob(words=1000, status="rejected", reason="too_short")]  # not in the dataset: not judged
+    run = write_run(tmp_path / "run", jobs, filters={"min_length_score": None, "max_repeated_ngram_ratio": 0.9})
+    status, out, _ = inspect(capsys, run)
+    assert status == 0
+    assert ("This run relaxed the filters: min_length_score null (default 80), max_repeated_ngram_ratio 0.9 "
+            "(default 0.3).") in out
+    assert "With the default filters (near-duplicates not checked again), 1 of 3 accepted samples would pass; " \
+           "rejected: length_score 2." in out
+
+
+def test_a_run_built_with_the_default_filters_is_not_judged_again(tmp_path, capsys):
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2100, required=(6000, 6000))],
+                    filters={"near_duplicate_threshold": 0.9})  # not a per-sample setting
+    status, out, _ = inspect(capsys, run)
+    assert status == 0 and "default filters" not in out and "relaxed" not in out

@@ -1,6 +1,9 @@
-"""A loopback stand-in for the Hugging Face Hub: just the endpoints `huggingface_hub` uses to create a dataset
-repository, upload a folder to it (preupload, Git LFS batch and PUT, NDJSON commit), list its files and read its
-info, kept in memory and recorded so that tests can see what a push sent.
+"""A Hugging Face Hub on your own machine, to try `push` and `load_dataset` without an account or network.
+
+It serves the endpoints `huggingface_hub` and `datasets` use to create a dataset repository, upload a folder to it
+(preupload, Git LFS batch and PUT, NDJSON commit), read its info, list and download its files (tree, paths-info,
+resolve, by branch or by commit) and tell who a token belongs to (whoami-v2). Repositories live in memory: they are
+gone when the server stops. Tests use it too, and read what a push sent from its record.
 
 LFS uploads use the basic transfer; huggingface_hub must be told not to use Xet (HF_HUB_DISABLE_XET=1), which this
 server does not speak. Files named like the Hub's default .gitattributes (Parquet, Arrow, images) and files over
@@ -16,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -48,6 +52,7 @@ class Repo:
     private: bool
     branches: dict[str, dict[str, Blob]] = field(default_factory=dict)
     heads: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, dict[str, Blob]] = field(default_factory=dict)  # every commit's files: reads by commit id
 
 
 @dataclass
@@ -100,6 +105,9 @@ class FakeHub:
             web.post(repo + "/branch/{branch}", self.create_branch),
             web.get(repo + "/tree/{rev}", self.tree),
             web.get(repo + "/tree/{rev}/{path:.*}", self.tree),
+            web.post(repo + "/paths-info/{rev}", self.paths_info),
+            web.get("/datasets/{owner}/{name}/resolve/{rev}/{path:.*}", self.resolve),  # and HEAD
+            web.get("/api/whoami-v2", self.whoami),
             web.post("/datasets/{owner}/{name}.git/info/lfs/objects/batch", self.lfs_batch),
             web.put("/lfs/{oid}", self.lfs_put),
         ])
@@ -143,6 +151,16 @@ class FakeHub:
             raise _Refused(404, f"Invalid rev id: {rev}", "RevisionNotFound")
         return repo, rev
 
+    def _snapshot(self, request: web.Request) -> tuple[Repo, dict[str, Blob], str]:
+        """For reads: the repository, the files and the commit id of the branch or commit the path names."""
+        repo = self._repo(request)
+        rev = request.match_info.get("rev", "main")
+        if rev in repo.branches:
+            return repo, repo.branches[rev], repo.heads[rev]
+        if rev in repo.commits:
+            return repo, repo.commits[rev], rev
+        raise _Refused(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+
     # --- endpoints
 
     async def create_repo(self, request: web.Request) -> web.Response:
@@ -182,12 +200,12 @@ class FakeHub:
         return web.json_response({"errors": errors, "warnings": []}, status=400 if errors else 200)
 
     async def info(self, request: web.Request) -> web.Response:
-        repo, rev = self._revision(request)
-        files = repo.branches[rev]
+        repo, files, sha = self._snapshot(request)
         card = files.get("README.md")
         return web.json_response({
             "id": f"{request.match_info['owner']}/{request.match_info['name']}",
-            "author": repo.owner, "sha": repo.heads[rev], "private": repo.private,
+            "author": repo.owner, "sha": sha, "private": repo.private, "disabled": False, "gated": False,
+            "downloads": 0, "likes": 0, "tags": [], "lastModified": "2024-01-01T00:00:00.000Z",
             "cardData": _front_matter(card.data.decode()) if card else None,
             "siblings": [{"rfilename": path} for path in sorted(files)],
         })
@@ -257,6 +275,7 @@ class FakeHub:
         parent = repo.heads.get(rev, "")
         oid = hashlib.sha1(f"{parent}{summary}{sorted((p, b.oid) for p, b in files.items())}".encode()).hexdigest()
         repo.heads[rev] = oid
+        repo.commits[oid] = files
         self.record.commits.append({"repo": repo_id, "revision": rev, "oid": oid, "summary": summary,
                                     "added": sorted(added), "deleted": sorted(deleted)})
         return oid
@@ -272,11 +291,11 @@ class FakeHub:
         return web.json_response({})
 
     async def tree(self, request: web.Request) -> web.Response:
-        repo, rev = self._revision(request)
+        _, files, _ = self._snapshot(request)
         prefix = request.match_info.get("path", "").strip("/")
         recursive = request.query.get("recursive", "false").lower() in ("1", "true")
         entries, folders = [], set()
-        for path, blob in sorted(repo.branches[rev].items()):
+        for path, blob in sorted(files.items()):
             if prefix and not path.startswith(prefix + "/"):
                 continue
             rest = path[len(prefix) + 1:] if prefix else path
@@ -287,16 +306,61 @@ class FakeHub:
                     folders.add(folder)
                     entries.append({"type": "directory", "path": folder, "oid": "0" * 40, "size": 0})
             if recursive or len(parts) == 1:
-                entry = {"type": "file", "path": path, "size": len(blob.data), "oid": git_oid(blob.data)}
-                if blob.lfs:
-                    entry["lfs"] = {"oid": blob.oid, "size": len(blob.data), "pointerSize": 134}
-                entries.append(entry)
+                entries.append(_file_entry(path, blob))
         return web.json_response(entries)
+
+    async def paths_info(self, request: web.Request) -> web.Response:
+        _, files, _ = self._snapshot(request)
+        entries = []
+        for path in (await request.post()).getall("paths", []):
+            path = path.strip("/")
+            if path in files:
+                entries.append(_file_entry(path, files[path]))
+            elif any(name.startswith(path + "/") for name in files):
+                entries.append({"type": "directory", "path": path, "oid": "0" * 40, "size": 0})
+        return web.json_response(entries)
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        """A file's bytes (GET, whole or one `Range: bytes=` span) or just its headers (HEAD), with the commit id
+        and ETag huggingface_hub caches it by."""
+        _, files, sha = self._snapshot(request)
+        blob = files.get(request.match_info["path"])
+        if blob is None:
+            raise _Refused(404, f"Entry not found: {request.match_info['path']}", "EntryNotFound")
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{blob.oid}"', "Accept-Ranges": "bytes"}
+        if blob.lfs:
+            headers.update({"X-Linked-Etag": f'"{blob.oid}"', "X-Linked-Size": str(len(blob.data))})
+        span = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("Range", ""))
+        if span is None:
+            return web.Response(body=blob.data, headers=headers, content_type="application/octet-stream")
+        start = int(span[1])
+        end = min(int(span[2]) if span[2] else len(blob.data) - 1, len(blob.data) - 1)
+        if start >= len(blob.data):
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{len(blob.data)}"})
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(blob.data)}"
+        return web.Response(status=206, body=blob.data[start:end + 1], headers=headers,
+                            content_type="application/octet-stream")
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        if user is None:
+            raise _Refused(401, "Invalid credentials in Authorization header")
+        orgs = [{"type": "org", "name": org} for org in self.orgs.get(user, [])]
+        return web.json_response({"type": "user", "name": user, "fullname": user, "orgs": orgs,
+                                  "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
 
     # --- for tests
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         return {path: blob.data for path, blob in self.repos[repo_id].branches[revision].items()}
+
+
+def _file_entry(path: str, blob: Blob) -> dict:
+    """A file as the tree and paths-info endpoints describe it."""
+    entry = {"type": "file", "path": path, "size": len(blob.data), "oid": git_oid(blob.data)}
+    if blob.lfs:
+        entry["lfs"] = {"oid": blob.oid, "size": len(blob.data), "pointerSize": 134}
+    return entry
 
 
 class FakeHubThread:
@@ -341,15 +405,26 @@ class FakeHubThread:
         self._loop.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default="hf_local_test_token", help="the token the server accepts")
-    parser.add_argument("--user", default="me", help="the user that token belongs to (may write to USER/*)")
-    args = parser.parse_args()
+DEFAULT_TOKEN = "hf_local_test_token"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m longwriter_data.testing.fake_hub", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="A Hugging Face Hub on your own machine, kept in memory until you stop it (Ctrl-C): push a "
+                    "dataset to it and load it back with `datasets.load_dataset`, with no account and no network. "
+                    "It prints the environment variables that point huggingface_hub and datasets at it.")
+    parser.add_argument("--port", type=int, default=0, help="loopback port to listen on; 0 picks a free one")
+    parser.add_argument("--token", default=DEFAULT_TOKEN,
+                        help="the token it accepts for writing (set it as HF_TOKEN); reading needs none")
+    parser.add_argument("--user", default="me", help="the user that token belongs to: it may push to USER/NAME")
+    args = parser.parse_args(argv)
     try:
         with FakeHubThread({args.token: args.user}, port=args.port) as server:
-            print(f"HF_ENDPOINT={server.endpoint} HF_HUB_DISABLE_XET=1 HF_TOKEN=<the --token>; user {args.user}",
+            print(f"Fake Hugging Face Hub at {server.endpoint} (in memory; Ctrl-C stops it). In another shell:\n"
+                  f"  export HF_ENDPOINT={server.endpoint} HF_HUB_DISABLE_XET=1 HF_TOKEN={args.token}\n"
+                  f"  python -m longwriter_data push RUN_DIR --repo-id {args.user}/NAME\n"
+                  f"  python -c \"import datasets; print(datasets.load_dataset('{args.user}/NAME'))\"",
                   flush=True)
             threading.Event().wait()
     except KeyboardInterrupt:
