@@ -15,6 +15,7 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -77,8 +78,12 @@ class OpenAIBackend:
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"Accept-Encoding": "gzip, deflate"},  # the encodings _BoundedStream can decode within bounds
         )
+        # A query in base_url (`?api-version=...`, a gateway's `?api-key=...`) goes with every request: the SDK would
+        # otherwise put the request's path after it, inside the query.
+        parts = urlsplit(base_url)
         self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s, http_client=http_client
+            base_url=urlunsplit(parts._replace(query="")), api_key=api_key, max_retries=0, timeout=timeout_s,
+            http_client=http_client, default_query=dict(parse_qsl(parts.query, keep_blank_values=True)) or None
         )
 
     def parameters(self, model: str) -> tuple[str, bool]:

@@ -64,14 +64,15 @@ def _parser() -> argparse.ArgumentParser:
                          "this PNG file (default: text only)")
 
     judge = commands.add_parser("judge", help="score a finished run with the quality judge, keep or reject by it")
-    judge.add_argument("run_dir", type=Path)
+    judge.add_argument("run_dir", type=Path, help="a run directory made by build")
     judge.add_argument("--model", help="judge model (default: quality.judge.model, else backend.model)")
-    judge.add_argument("--min-score", type=float, help="reject samples with S_q below this as low_quality")
+    judge.add_argument("--min-score", type=float, help="reject samples with S_q below this as low_quality (default: quality.judge.min_score of the "
+                       "run's recipe; none: score only)")
     judge.add_argument("--min-dimension", action="append", default=[], metavar="DIMENSION=N",
                        help="reject samples scoring below N on a dimension, e.g. Relevance=3 (repeatable)")
     judge.add_argument("--base-url", help="the judge's endpoint (default: quality.judge.base_url, else the backend's)")
-    judge.add_argument("--api-key-env", help="environment variable holding the judge endpoint's key")
-    judge.add_argument("--export", action="store_true", help="export RUN_DIR/dataset again afterwards")
+    judge.add_argument("--api-key-env", help="environment variable holding the judge endpoint's key (default: quality.judge.api_key_env)")
+    judge.add_argument("--export", action="store_true", help="export RUN_DIR/dataset again afterwards (default: off)")
 
     push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")
     push.add_argument("run_dir", type=Path, help="a run directory (pushes RUN_DIR/dataset) or an exported folder")
