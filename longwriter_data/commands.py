@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import tempfile
 from pathlib import Path
 
 from .errors import UserError
@@ -67,8 +67,11 @@ def _check_png_path(png: Path) -> None:
         folder = folder.parent  # the folders that are missing are created when the image is written
     if not folder.is_dir():
         raise UserError(f"--png {png}: {folder} is a file, not a folder; pass another path.")
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--png {png}: the folder {folder} is not writable; pass another path.")
+    try:  # a real probe (as root, os.access says yes to a read-only mount or /proc); an unnamed file leaves no trace
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise UserError(f"--png {png}: the folder {folder} is not writable ({exc.strerror or exc}); pass another "
+                        "path.") from None
 
 
 def push_command(path: Path, repo_id: str, private: bool | None = None, revision: str | None = None) -> int:

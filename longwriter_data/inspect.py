@@ -276,11 +276,11 @@ def render_text(scan: Scan) -> str:
         lines += format_table(group_table("language", report.langs, _columns(scan, report))) + [""]
         lines += format_table(group_table("type", report.types, _columns(scan, report))) + [""]
         lines.append("Required vs actual length: " + scatter_summary(report))
-        if conclusions := conclusion_line(jobs):
-            lines.append(conclusions)
         if any(pair[2] == "accepted" for pair in report.pairs):
             lines += format_table(required_table(report), indent="  ")
         lines.append("")
+        if conclusions := conclusion_line(jobs):
+            lines += [conclusions, ""]
     lines += quality_lines(jobs)
     lines += usage_lines(scan)
     if opinion := default_filters_lines(scan):
