@@ -15,17 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .agentwrite import TEMPLATES
-from .backend import reasoning_model
+from .generate.agentwrite import TEMPLATES
+from .backends.openai_http import reasoning_model
 from .config import BuildConfig, PricesConfig, load_config
-from .dedupe import SignatureCache
+from .quality.dedupe import SignatureCache
 from .errors import UserError
-from .judge import read_template
-from .length import approx_tokens
-from .pools import PreparedPools, draw
-from .report import plural
+from .quality.judge import read_template
+from .quality.length import approx_tokens
+from .pools.instructions import PreparedPools, draw
+from .publish.report import plural
 from .store import RunStore
-from .synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
+from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
 
 # Characters per word of written text: English words with their space and punctuation; one Han character.
 _CHARS_PER_WORD = {"en": 5.9, "zh": 1.05}

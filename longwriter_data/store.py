@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dedupe import SHINGLE_HASH
+from .quality.dedupe import SHINGLE_HASH
 from .errors import UserError
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))

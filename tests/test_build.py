@@ -6,7 +6,7 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.length import count_words
+from longwriter_data.quality.length import count_words
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 

@@ -9,8 +9,8 @@ import yaml
 from huggingface_hub import DatasetCard
 
 from longwriter_data.cli import main
-from longwriter_data.length import count_words
-from longwriter_data.testing.synthetic import SyntheticJob, write_run
+from longwriter_data.quality.length import count_words
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 
 TURNS = {
     "messages": ("messages", lambda row: (row["messages"][0]["content"], row["messages"][1]["content"])),

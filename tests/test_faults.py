@@ -10,11 +10,11 @@ import httpx2
 import openai
 import pytest
 
-from longwriter_data.backend import ChatRequest, Completion, OpenAIBackend
-from longwriter_data.breaker import EndpointBreaker, EndpointUnusable
+from longwriter_data.backends.openai_http import ChatRequest, Completion, OpenAIBackend
+from longwriter_data.backends.breaker import EndpointBreaker, EndpointUnusable
 from longwriter_data.cli import main
-from longwriter_data.limits import AdaptiveConcurrency, TokenBucket
-from longwriter_data.retry import RequestFailed, RetryPolicy, complete_with_retries, retry_after_s
+from longwriter_data.backends.limits import AdaptiveConcurrency, TokenBucket
+from longwriter_data.backends.retry import RequestFailed, RetryPolicy, complete_with_retries, retry_after_s
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 

@@ -14,10 +14,10 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.judge import (DIMENSIONS, BadAnswer, build_prompt, default_template, judge_key, parse_answer,
+from longwriter_data.quality.judge import (DIMENSIONS, BadAnswer, build_prompt, default_template, judge_key, parse_answer,
                                    quality_problem, quality_score)
-from longwriter_data.length import approx_tokens
-from longwriter_data.stats import scan_run
+from longwriter_data.quality.length import approx_tokens
+from longwriter_data.publish.stats import scan_run
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 

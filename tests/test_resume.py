@@ -224,8 +224,8 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     from collections import Counter
 
     from longwriter_data.config import load_config
-    from longwriter_data.dedupe import SignatureCache, signature
-    from longwriter_data.pools import PreparedPools, draw
+    from longwriter_data.quality.dedupe import SignatureCache, signature
+    from longwriter_data.pools.instructions import PreparedPools, draw
 
     prompts = [f"Write a 1200-word essay about subject {i}, {'x ' * i}." for i in range(8)]
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
@@ -260,7 +260,7 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
 def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, server):
     from datasketch import MinHash
 
-    from longwriter_data.dedupe import decode, shingles, signature
+    from longwriter_data.quality.dedupe import decode, shingles, signature
     from longwriter_data.store import RunStore
 
     text = "A quiet river runs past old mills and new bridges. " * 20

@@ -19,7 +19,7 @@ import yaml
 from longwriter_data.cli import main
 from longwriter_data.config import PoolsConfig, PoolSource, Selection
 from longwriter_data.errors import UserError
-from longwriter_data.pools import PreparedPools, draw, selection_problem
+from longwriter_data.pools.instructions import PreparedPools, draw, selection_problem
 
 ROWS = [
     {"instruction": "Write a 3000-word report on river pollution.", "key": "a", "category": "Academic and Monograph"},

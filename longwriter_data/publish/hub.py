@@ -15,7 +15,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from .card import CARD, IMAGE, RECIPE, features_yaml, write_card
-from .errors import UserError
+from ..errors import UserError
 from .outdir import written_by_export
 
 # What the Hub gets: the card, its image, the recipe and the Parquet shards (save_to_disk's Arrow copy stays local).

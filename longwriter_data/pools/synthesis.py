@@ -22,13 +22,13 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
-from .answers import answer_problem
-from .backend import ChatRequest, Completion, request_key
-from .config import BuildConfig, SynthesizeConfig
-from .dedupe import NearDuplicates, SignatureCache, signature
-from .pools import PreparedPools, detect_lang, draw
-from .retry import RequestFailed
-from .store import GroupCommitLog, read_jsonl, repair_tail
+from ..quality.answer_checks import answer_problem
+from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..config import BuildConfig, SynthesizeConfig
+from ..quality.dedupe import NearDuplicates, SignatureCache, signature
+from .instructions import PreparedPools, detect_lang, draw
+from ..backends.retry import RequestFailed
+from ..store import GroupCommitLog, read_jsonl, repair_tail
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import PricesConfig
-from .errors import UserError
-from .judge import COLUMNS
-from .length import RequiredLength, approx_tokens, benchmark_score, required_length, requirement
-from .store import JUDGEMENTS, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
+from ..config import PricesConfig
+from ..errors import UserError
+from ..quality.judge import COLUMNS
+from ..quality.length import RequiredLength, approx_tokens, benchmark_score, required_length, requirement
+from ..store import JUDGEMENTS, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
 
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (

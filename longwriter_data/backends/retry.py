@@ -10,8 +10,8 @@ import openai
 
 from collections.abc import Awaitable, Callable
 
-from .backend import ChatRequest, Completion
-from .errors import FatalBackendError
+from .openai_http import ChatRequest, Completion
+from ..errors import FatalBackendError
 
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 

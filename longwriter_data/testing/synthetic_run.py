@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import BuildConfig
-from ..length import RequiredLength
+from ..quality.length import RequiredLength
 
 _SYLLABLES = ("ka lo mi ren sta por vel an ti mor dre sul ca ben tor lis har wen ob qui "
               "pre gan fel ru nor ith bal cen dom est").split()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .backend import MAX_RESPONSE_BYTES, Completion
+from ..backends.openai_http import MAX_RESPONSE_BYTES, Completion
 
 _REFUSAL = re.compile(
     r"^\s*(?:i['’]m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t (?:help|assist|write|fulfil|comply|provide)"

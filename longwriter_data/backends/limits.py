@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 import openai
 from asyncio_throttle import Throttler
 
-from .backend import ChatRequest, Completion
-from .config import EngineConfig
-from .length import approx_tokens
+from .openai_http import ChatRequest, Completion
+from ..config import EngineConfig
+from ..quality.length import approx_tokens
 
 
 class AdaptiveConcurrency:

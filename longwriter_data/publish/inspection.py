@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .judge import DIMENSIONS
+from ..quality.judge import DIMENSIONS
 from .report import plural
 from .stats import BANDS, LIMIT, MARKED_EDGES, Group, Job, LengthReport, Scan, band_of, bin_labels, describe
 
@@ -115,8 +115,8 @@ def estimate_lines(scan: Scan) -> list[str]:
     finished = [job for job in scan.jobs if job.instruction_tokens]
     if scan.kind != "run" or not scan.config or not finished:
         return []
-    from .config import BuildConfig
-    from .estimate import estimate_jobs
+    from ..config import BuildConfig
+    from ..estimate import estimate_jobs
 
     config = BuildConfig.model_validate(scan.config)
     predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from .errors import DiskFull, UserError
+from ..errors import DiskFull, UserError
 
 MARKER = ".longwriter-export.json"
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)

@@ -21,15 +21,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .answers import answer_problem
-from .backend import ChatRequest, Completion, OpenAIBackend, open_backend, request_key
-from .config import BuildConfig, JudgeConfig
-from .errors import UserError
-from .filters import ACCEPTED, Verdict
-from .judge import BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer, quality_problem, \
+from ..quality.answer_checks import answer_problem
+from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend, open_backend, request_key
+from ..config import BuildConfig, JudgeConfig
+from ..errors import UserError
+from ..quality.filters import ACCEPTED, Verdict
+from ..quality.judge import BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer, quality_problem, \
     read_template
-from .retry import RequestFailed, RetryPolicy, complete_with_retries
-from .store import ACTIVE_JUDGE, JUDGEMENTS, read_judgements
+from ..backends.retry import RequestFailed, RetryPolicy, complete_with_retries
+from ..store import ACTIVE_JUDGE, JUDGEMENTS, read_judgements
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 JUDGE_STEP = 100_000  # the judge's step number in steps.jsonl: after every paragraph and extension of a job
@@ -119,7 +119,7 @@ async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncItera
     if settings is None or settings.base_url is None:
         yield None
         return
-    from .limits import Limits
+    from ..backends.limits import Limits
 
     backend = OpenAIBackend(settings.base_url, _judge_key(settings), config.engine.max_jobs,
                             config.engine.request_timeout_s)
@@ -157,7 +157,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
                   api_key_env: str | None = None, export: bool = False) -> int:
     """Score every sample of a finished run that this judge has not scored, re-apply the quality bar, and
     re-export on request. Resumable: each judgement is on disk before the next counts."""
-    from .store import GroupCommitLog, RunStore, repair_tail, write_atomic
+    from ..store import GroupCommitLog, RunStore, repair_tail, write_atomic
 
     store = RunStore(run_dir)
     saved = store.saved_config()
@@ -181,7 +181,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     try:
         path = run_dir / JUDGEMENTS
         repair_tail(path)
-        from .stats import scan_run
+        from ..publish.stats import scan_run
 
         jobs = [job for job in scan_run(run_dir).jobs if job.status == "accepted" or job.reason == "low_quality"]
         scored = read_judgements(run_dir, judge.key)
@@ -199,7 +199,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
         write_atomic(run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge.key, "model": judge.model,
                                                    "min_score": settings.min_score,
                                                    "min_dimension": settings.min_dimension}, indent=2) + "\n")
-        from .report import run_report
+        from ..publish.report import run_report
 
         store.save_report(run_report(store.jobs_path))
     finally:
@@ -209,7 +209,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     if failed:
         print(f"Run the same command again to retry the {failed} unjudged samples.", file=sys.stderr)
     if export:
-        from .commands import export_command
+        from ..commands import export_command
 
         if not any(job.status == "accepted" for job in scan_run(run_dir).jobs):
             print(f"No sample is accepted now: nothing exported ({run_dir / 'dataset'} is left as it was).",
@@ -245,7 +245,7 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
                 await log.append(line)
                 scored[job.seq] = line
 
-    from .limits import Limits
+    from ..backends.limits import Limits
 
     async def run(send: Send) -> None:
         await asyncio.gather(*(worker(send) for _ in range(min(engine.max_jobs, len(todo)))))

@@ -6,11 +6,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from .config import load_config
-from .dedupe import SignatureCache
-from .pools import PreparedPools, draw
-from .report import plural
-from .store import RunStore
+from ..config import load_config
+from ..quality.dedupe import SignatureCache
+from .instructions import PreparedPools, draw
+from ..publish.report import plural
+from ..store import RunStore
 from .synthesis import Synthesis, synthesis_count, synthesized_path
 
 DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)

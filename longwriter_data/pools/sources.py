@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .config import PoolSource
-from .errors import UserError
+from ..config import PoolSource
+from ..errors import UserError
 
 CHAT_COLUMNS = ("messages", "conversation", "conversations")
 _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}

@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .agentwrite import AgentWrite, JobFailed, NotSelected
-from .backend import ChatRequest, Completion
-from .children import die_with_parent
-from .config import BuildConfig
-from .dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
-from .filters import Sample, Verdict, judge_and_sign
+from ..backends.openai_http import ChatRequest, Completion
+from ..child_processes import die_with_parent
+from ..config import BuildConfig
+from ..quality.dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
+from ..quality.filters import Sample, Verdict, judge_and_sign
 from .judging import JudgeFailed, QualityJudge
-from .limits import Limits
-from .pools import Instruction
+from ..backends.limits import Limits
+from ..pools.instructions import Instruction
 from .progress import Progress
-from .store import RunState, RunStore
+from ..store import RunState, RunStore
 
 
 @dataclass

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answers import looks_like_refusal
-from .config import FiltersConfig
+from .answer_checks import looks_like_refusal
+from ..config import FiltersConfig
 from .dedupe import signature
 from .length import RequiredLength, compliance_score, words_of
-from .pools import detect_lang
+from ..pools.instructions import detect_lang
 
 _META = re.compile(
     r"\bParagraph\s+\d+\s*(?:[-–—:]|\(|$)|\bWord\s*Count\s*[:：]|\bMain\s*Points?\s*[:：]|\bAs an AI\b"

@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .answers import answer_problem, trimmed
-from .backend import ChatRequest, Completion, request_key
-from .config import GenerationConfig, LlmSelect
-from .length import count_words
+from ..quality.answer_checks import answer_problem, trimmed
+from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..config import GenerationConfig, LlmSelect
+from ..quality.length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
-from .pools import Instruction
-from .retry import RequestFailed
+from ..pools.instructions import Instruction
+from ..backends.retry import RequestFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 SaveStep = Callable[[dict], Awaitable[None]]

@@ -14,8 +14,8 @@ from pathlib import Path
 import datasets
 
 from .card import recipe, write_card, write_recipe
-from .errors import UserError
-from .judge import COLUMNS
+from ..errors import UserError
+from ..quality.judge import COLUMNS
 from .outdir import ExportSettings, check_replaceable, clean_stale_staging, replace, staging, write_marker
 from .stats import scan_run
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import httpx2
 import openai
 
-from .config import BuildConfig
-from .errors import UserError
+from ..config import BuildConfig
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ async def open_backend(config: BuildConfig) -> AsyncIterator[OpenAIBackend]:
     """The backend a config asks for, closed (and its local server stopped) however the build ends."""
     engine = config.engine
     if config.backend.kind == "local":
-        from .local_server import LocalServer
+        from .local import LocalServer
 
         with LocalServer.from_config(config.backend) as server:
             backend = OpenAIBackend(server.base_url, "local", engine.max_jobs, engine.request_timeout_s,

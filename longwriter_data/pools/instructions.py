@@ -16,11 +16,11 @@ from collections.abc import Container, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .config import LengthInjection, PoolsConfig, Selection
-from .dedupe import NearDuplicates, SignatureCache, signature
-from .errors import UserError
+from ..config import LengthInjection, PoolsConfig, Selection
+from ..quality.dedupe import NearDuplicates, SignatureCache, signature
+from ..errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
-from .length import RequiredLength, mentions_length, requirement
+from ..quality.length import RequiredLength, mentions_length, requirement
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LETTER = re.compile(r"[^\W\d_]+")  # runs of letters, Han characters included: few matches, counted in C

@@ -20,8 +20,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from .backend import ChatRequest, Completion
-from .errors import FatalBackendError
+from .openai_http import ChatRequest, Completion
+from ..errors import FatalBackendError
 from .retry import RequestFailed
 
 STREAK = 8  # failed requests in a row, with no success between them, that mark the endpoint unusable

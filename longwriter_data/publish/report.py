@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .store import read_jobs
+from ..store import read_jobs
 
 
 def run_report(jobs_path: Path) -> dict:

@@ -19,9 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .children import die_with_parent
-from .config import BackendConfig
-from .errors import UserError
+from ..child_processes import die_with_parent
+from ..config import BackendConfig
+from ..errors import UserError
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
