@@ -19,9 +19,8 @@ from pydantic import ValidationError
 
 from .backends.openai_http import api_key_for, open_backend
 from .backends.breaker import EndpointBreaker
-from .commands import push_command
 from .config import BuildConfig, config_drift, load_config
-from .quality.dedupe import SignatureCache
+from .quality.dedupe import SignatureCache, run_shingle_hash
 from .generate.engine import BuildSummary, Engine
 from .errors import UserError
 from .generate.judging import judge_endpoint
@@ -82,7 +81,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         # the paths as the recipe wrote them.
         snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
                     "pools_fingerprint": pools.fingerprint, "pool_fingerprints": pools.fingerprints,
-                    "shingle_hash": store.shingle_hash()}
+                    "shingle_hash": run_shingle_hash(store.saved_config())}
         _check_drift(store, config, snapshot, force)
         minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
         try:
@@ -128,7 +127,9 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
              "with --retry-failed.")
         return 1
     if rows and config.export.hub_repo:  # publish the dataset just exported
-        return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
+        from .publish.hub import push_and_say
+
+        push_and_say(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
 
 

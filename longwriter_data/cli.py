@@ -118,7 +118,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect_command(args.path, args.png)
     if args.command == "judge":
-        from .generate.judging import judge_command, parse_minimums
+        from .judge_run import judge_command, parse_minimums
 
         return judge_command(args.run_dir, args.model, args.min_score, parse_minimums(args.min_dimension),
                              args.base_url, args.api_key_env, args.export)

@@ -31,7 +31,8 @@ def export_command(run_dir: Path, out: Path | None, fmt: str, test_size: float) 
 
 
 def inspect_command(path: Path, png: Path | None) -> int:
-    from .publish.inspection import png_title, render_text, write_png
+    from .publish.inspection import render_text
+    from .publish.views import png_title, write_png
     from .publish.stats import describe, load_scan
 
     if png is not None:
@@ -69,11 +70,7 @@ def _check_png_path(png: Path) -> None:
 
 
 def push_command(path: Path, repo_id: str, private: bool | None = None, revision: str | None = None) -> int:
-    from .publish.hub import push_dataset
+    from .publish.hub import push_and_say
 
-    result = push_dataset(path, repo_id, private=private, revision=revision)
-    if result.changed:
-        print(f"Pushed {result.files} files to {result.url} (revision {result.revision}, commit {result.commit[:10]})")
-    else:
-        print(f"{result.url} (revision {result.revision}) already holds this export: nothing to upload.")
+    push_and_say(path, repo_id, private=private, revision=revision)
     return 0

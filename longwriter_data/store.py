@@ -7,7 +7,7 @@ Layout:
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
-  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judging.py)
+  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judge_run.py)
   quality.json  the judge the `judge` command applied last: whose scores inspect and export show
   lock          held (flock) by the build using the directory
 """
@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .quality.dedupe import SHINGLE_HASH
 from .errors import UserError
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
@@ -290,13 +289,6 @@ class RunStore:
 
     def saved_config(self) -> dict | None:
         return read_snapshot(self.run_dir)
-
-    def shingle_hash(self) -> str:
-        """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot
-        said (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were; a new run,
-        CRC-32."""
-        saved = self.saved_config()
-        return SHINGLE_HASH if saved is None else saved.get("shingle_hash", "sha1")
 
     def save_config(self, snapshot: dict) -> None:
         write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))

@@ -2,7 +2,8 @@ import pytest
 
 from longwriter_data.config import PoolsConfig, PoolSource
 from longwriter_data.errors import UserError
-from longwriter_data.pools.instructions import PreparedPools, detect_lang, draw
+from longwriter_data.pools.instructions import PreparedPools, draw
+from longwriter_data.text import detect_lang
 from tests.conftest import write_pool
 
 

@@ -260,7 +260,7 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
 def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, server):
     from datasketch import MinHash
 
-    from longwriter_data.quality.dedupe import decode, shingles, signature
+    from longwriter_data.quality.dedupe import decode, run_shingle_hash, shingles, signature
     from longwriter_data.store import RunStore
 
     text = "A quiet river runs past old mills and new bridges. " * 20
@@ -272,7 +272,7 @@ def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, s
     topics = ["coral reefs", "medieval guilds", "violin practice", "desert trains"]
     pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about {t}." for t in topics])
     run = tmp_path / "run"
-    assert RunStore(run).shingle_hash() == "crc32"  # a new run
+    assert run_shingle_hash(RunStore(run).saved_config()) == "crc32"  # a new run
     settings = {"engine": {"max_jobs": 1}, "filters": {"near_duplicate_threshold": 0.8, "min_words": 1000}}
     config = write_config(tmp_path, server.base_url, pool, target=2, **settings)  # one job at a time: exactly two
     assert main(["build", "--config", str(config), "--no-progress"]) == 0

@@ -19,6 +19,7 @@ from ..config import GenerationConfig, LlmSelect
 from ..quality.length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from ..pools.instructions import Instruction
+from ..text import template_lang
 from ..backends.retry import RequestFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
@@ -60,13 +61,13 @@ class JobResult:
 
 
 def plan_prompt(instruction: Instruction, plan_format: str) -> str:
-    lang = "zh" if instruction.lang == "zh" else "en"
+    lang = template_lang(instruction.lang)
     name = f"plan_json_{lang}" if plan_format == "json" else f"plan_{lang}"
     return TEMPLATES[name].replace("$INST$", instruction.prompt)
 
 
 def write_prompt(instruction: Instruction, plan: Plan, paragraphs: list[str], index: int) -> str:
-    lang = "zh" if instruction.lang == "zh" else "en"
+    lang = template_lang(instruction.lang)
     return (
         TEMPLATES[f"write_{lang}"]
         .replace("$INST$", instruction.prompt)
@@ -77,7 +78,7 @@ def write_prompt(instruction: Instruction, plan: Plan, paragraphs: list[str], in
 
 
 def extend_prompt(instruction: Instruction, plan: Plan, paragraph: str, index: int) -> str:
-    lang = "zh" if instruction.lang == "zh" else "en"
+    lang = template_lang(instruction.lang)
     return (
         TEMPLATES[f"extend_{lang}"]
         .replace("$INST$", instruction.prompt)
@@ -161,7 +162,7 @@ class AgentWrite:
     async def _select(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> dict:
         record = done.get(SELECT_STEP)
         if record is None:
-            lang = "zh" if instruction.lang == "zh" else "en"
+            lang = template_lang(instruction.lang)
             request = ChatRequest(
                 model=self.selector.model or self.model,
                 prompt=TEMPLATES[f"select_{lang}"].replace("$INST$", instruction.prompt),

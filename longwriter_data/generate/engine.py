@@ -56,7 +56,7 @@ class Engine:
     def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
                  limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH, judge_send=None):
         self.config = config
-        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see RunStore.shingle_hash)
+        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see dedupe.run_shingle_hash)
         self.limits = limits
         self.store = store
         self.state = state

@@ -20,11 +20,8 @@ from ..config import LengthInjection, PoolsConfig, Selection
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from ..errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
+from ..text import detect_lang, template_lang
 from ..quality.length import RequiredLength, mentions_length, requirement
-
-_HAN = re.compile(r"[\u4e00-\u9fff]+")
-_LETTER = re.compile(r"[^\W\d_]+")  # runs of letters, Han characters included: few matches, counted in C
-
 
 @dataclass(frozen=True)
 class Instruction:
@@ -50,13 +47,6 @@ class Instruction:
     def from_record(cls, seq: int, record: dict) -> Instruction:
         required = record.get("required")
         return cls(seq=seq, **{**record, "required": RequiredLength(**required) if required else None})
-
-
-def detect_lang(text: str) -> str:
-    """'zh' when a noticeable share of the letters are Han characters, else 'en'."""
-    han = sum(map(len, _HAN.findall(text)))
-    letters = sum(map(len, _LETTER.findall(text)))
-    return "zh" if letters and han / letters > 0.2 else "en"
 
 
 _LONG_FORM = re.compile(
@@ -233,7 +223,7 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
         words = rng.uniform(low, high)
     step = 100 if words < 10_000 else 500
     words = min(high, max(low, int(round(words / step) * step)))
-    lang = "zh" if instruction.lang == "zh" else "en"
+    lang = template_lang(instruction.lang)
     prompt = instruction.prompt + _INJECTED[lang].format(n=words)
     return replace(instruction, prompt=prompt, required=RequiredLength.about(words), injected=True)
 

@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 from ..config import load_config
-from ..quality.dedupe import SignatureCache
+from ..quality.dedupe import SignatureCache, run_shingle_hash
 from .instructions import PreparedPools, draw
-from ..publish.report import plural
+from ..text import plural
 from ..store import RunStore
 from .synthesis import Synthesis, synthesis_count, synthesized_path
 
@@ -37,7 +37,7 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
     store = RunStore(config.run_dir)
-    minhashes = SignatureCache(None, store.shingle_hash())  # as the run hashes, in memory
+    minhashes = SignatureCache(None, run_shingle_hash(store.saved_config()))  # as the run hashes, in memory
     with PreparedPools(config.pools) as pools:
         notes = pools.warnings()
         synthesize, pending = config.pools.synthesize, 0

@@ -26,7 +26,8 @@ from ..quality.answer_checks import answer_problem
 from ..backends.openai_http import ChatRequest, Completion, request_key
 from ..config import BuildConfig, SynthesizeConfig
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
-from .instructions import PreparedPools, detect_lang, draw
+from .instructions import PreparedPools, draw
+from ..text import detect_lang, template_lang
 from ..backends.retry import RequestFailed
 from ..store import GroupCommitLog, read_jsonl, repair_tail
 
@@ -152,7 +153,7 @@ class _Keeper:
 
     def _problem(self, candidate: dict) -> str | None:
         prompt = candidate["prompt"]
-        if detect_lang(prompt) != ("zh" if candidate["lang"] == "zh" else "en"):
+        if detect_lang(prompt) != template_lang(candidate["lang"]):
             return "language"
         problem = self.pools.problem(candidate)  # the pool's language and selection rules, its exact duplicates
         if problem:

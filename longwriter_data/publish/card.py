@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from .inspection import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
-                      usage_lines, write_png)
+from .views import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
+                    usage_lines, write_png)
 from ..redact import without_secrets
 from .stats import Scan, describe, scan_dataset
 from ..store import write_atomic

@@ -76,6 +76,16 @@ def push_dataset(path: Path, repo_id: str, *, private: bool | None = None, revis
     return PushResult(url=url, revision=branch, commit=commit.oid, files=len(files), changed=commit.oid != head)
 
 
+
+def push_and_say(path: Path, repo_id: str, *, private: bool | None = None, revision: str | None = None) -> PushResult:
+    """Push, and say on stdout what changed: the `push` command and a build with export.hub_repo both end so."""
+    result = push_dataset(path, repo_id, private=private, revision=revision)
+    if result.changed:
+        print(f"Pushed {result.files} files to {result.url} (revision {result.revision}, commit {result.commit[:10]})")
+    else:
+        print(f"{result.url} (revision {result.revision}) already holds this export: nothing to upload.")
+    return result
+
 def _check_remote(api, repo_id: str, branch: str, features: list) -> str | None:
     """Refuse a repository whose data has other columns; return the branch's head commit (None if it is new)."""
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError

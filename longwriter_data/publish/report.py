@@ -37,8 +37,3 @@ def format_report(report: dict) -> str:
     for reason, count in report.get("skipped_instructions", {}).items():
         lines.append(f"(instructions skipped before generation, {reason}: {count})")
     return "\n".join(lines)
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """'1 job', '2 jobs', '1,200 jobs': a count with its noun, in the right number."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

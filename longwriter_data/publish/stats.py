@@ -70,7 +70,7 @@ class Job:
     offset: int = -1  # byte offset of the record in jobs.jsonl: export reads the text from there
     instruction_tokens: int = 0  # runs: the instruction's size, for inspect's estimate-vs-spent comparison
     id: str | None = None
-    quality_score: float | None = None  # S_q of the judge shown (see judging.py), when one scored the sample
+    quality_score: float | None = None  # S_q of the judge shown (see generate/judging.py), when one scored the sample
     quality_scores: dict | None = None  # its six scores, dimension -> 1..5
     judge: str | None = None  # which judge: model@template hash
 

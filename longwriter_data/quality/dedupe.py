@@ -23,8 +23,15 @@ NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
 # Shingles are hashed with CRC-32, not datasketch's default SHA-1: a quarter of the cost of a sample's judging, and
 # affine32 mixes every input hash (murmur3's finalizer) before its permutations. A run directory keeps the hash it
-# started with (RunStore.shingle_hash): "sha1" for runs from before, whose draw order depends on it.
+# started with (run_shingle_hash): "sha1" for runs from before, whose draw order depends on it.
 SHINGLE_HASH = "crc32"
+
+
+def run_shingle_hash(snapshot: dict | None) -> str:
+    """How a run's MinHashes hash shingles, from its config snapshot: as the snapshot says; a run directory from
+    before the snapshot said (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were;
+    a new run (no snapshot yet), CRC-32."""
+    return SHINGLE_HASH if snapshot is None else snapshot.get("shingle_hash", "sha1")
 
 
 # Near-duplicates share long stretches, so the opening tokens of a text are enough to find them; hashing every

@@ -17,7 +17,7 @@ from .answer_checks import looks_like_refusal
 from ..config import FiltersConfig
 from .dedupe import signature
 from .length import RequiredLength, compliance_score, words_of
-from ..pools.instructions import detect_lang
+from ..text import detect_lang
 
 _META = re.compile(
     r"\bParagraph\s+\d+\s*(?:[-–—:]|\(|$)|\bWord\s*Count\s*[:：]|\bMain\s*Points?\s*[:：]|\bAs an AI\b"
