@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "longwriter_data"
 
 # Lowest first. A module may import its own layer or one below; the first matching prefix decides a module's layer.
 LAYERS = (
-    ("errors", "redact", "text", "child_processes"),
+    ("errors", "redact", "text", "child_processes", "prompts"),
     ("quality.length", "quality.judge"),  # word counts and the judge's rubric, which the recipe is checked against
     ("config",),
     ("store",),  # owns the run directory's bytes; decides nothing about what they mean (hashes, filters)

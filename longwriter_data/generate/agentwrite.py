@@ -11,11 +11,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import resources
 
 from ..quality.answer_checks import answer_problem, trimmed
 from ..backends.openai_http import ChatRequest, Completion, request_key
 from ..config import GenerationConfig, LlmSelect
+from ..prompts import template
 from ..quality.length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from ..pools.instructions import Instruction
@@ -29,11 +29,7 @@ _LABEL_LINE = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+|第\s*[\d一�
 _LABEL_PREFIX = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+)\s*[:：.\-–—]+\s*(?:\*\*)?\s*", re.I)
 
 
-def _template(name: str) -> str:
-    return resources.files("longwriter_data").joinpath("prompts", name).read_text(encoding="utf-8")
-
-
-TEMPLATES = {name: _template(f"{name}.txt") for name in (
+TEMPLATES = {name: template(name) for name in (
     "plan_en", "plan_zh", "plan_json_en", "plan_json_zh", "write_en", "write_zh", "extend_en", "extend_zh",
     "select_en", "select_zh")}
 SELECT_STEP = -1  # the optional LLM selection question comes before the plan (step 0)

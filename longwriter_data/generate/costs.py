@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..config import BuildConfig, PricesConfig
+from ..prompts import template
 from ..quality.judge import read_template
 from ..quality.length import approx_tokens
 from ..text import template_lang
-from .agentwrite import TEMPLATES
 
 _POINT = {"en": "a main point described in some detail, about a dozen words long in all", "zh": "对该段落主要内容的较为详细的描述"}
 
@@ -55,10 +55,10 @@ def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, par
             else f"Paragraph 1 - Main Point: {_POINT[lang]} - Word Count: 500 words")
     plan = paragraphs * approx_tokens(line)
     instruction = instruction_tokens
-    write_fixed = approx_tokens(TEMPLATES[f"write_{lang}"]) + instruction + plan + approx_tokens(line)
+    write_fixed = approx_tokens(template(f"write_{lang}")) + instruction + plan + approx_tokens(line)
     total.jobs += 1
     total.requests += 1 + paragraphs
-    total.input_tokens += approx_tokens(TEMPLATES[f"plan_{lang}"]) + instruction
+    total.input_tokens += approx_tokens(template(f"plan_{lang}")) + instruction
     total.input_tokens += paragraphs * write_fixed + per_paragraph * paragraphs * (paragraphs - 1) / 2
     # Step k shares with step k-1 all but the newest paragraph and the step line at the end.
     total.cached_tokens += (paragraphs - 1) * (write_fixed - approx_tokens(line)) + \

@@ -19,12 +19,12 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 
 from ..quality.answer_checks import answer_problem
 from ..backends.openai_http import ChatRequest, Completion, request_key
 from ..config import BuildConfig, SynthesizeConfig
+from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from .instructions import PreparedPools, draw
 from ..text import detect_lang, template_lang
@@ -38,8 +38,7 @@ SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn 
 SAVED_COUNT = "synthesize_count"  # the key of config.json holding the count of a run with count: auto
 MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
 DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
-TEMPLATES = {lang: resources.files("longwriter_data").joinpath("prompts", f"synthesize_{lang}.txt")
-             .read_text(encoding="utf-8") for lang in ("en", "zh")}
+TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in ("en", "zh")}
 
 
 def synthesized_path(run_dir: Path) -> Path:

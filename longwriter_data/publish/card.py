@@ -9,7 +9,7 @@ there, and `push` can render it again with the repository id it pushes to.
 from __future__ import annotations
 
 import json
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import yaml
 
 from .views import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
                     usage_lines, write_png)
+from ..prompts import packaged, template
 from ..redact import without_secrets
 from .stats import Scan, describe, scan_dataset
 from ..store import write_atomic
@@ -39,13 +40,11 @@ def public_config(value: Any) -> Any:
 def _prompt_templates(config: dict) -> dict[str, str]:
     """The AgentWrite templates of the plan format the run used, for both languages."""
     plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
-    folder = resources.files("longwriter_data").joinpath("prompts")
-    names = [f"{stem}_{lang}.txt" for stem in (plan, "write") for lang in ("en", "zh")]
+    names = [f"{stem}_{lang}" for stem in (plan, "write") for lang in ("en", "zh")]
     judge = (config.get("quality") or {}).get("judge")
     if judge and not judge.get("prompt_file"):  # the quality judge's packaged template
-        names.append("judge_en.txt")
-    return {name: folder.joinpath(name).read_text(encoding="utf-8")
-            for name in names if folder.joinpath(name).is_file()}
+        names.append("judge_en")
+    return {f"{name}.txt": template(name) for name in names if name in packaged()}
 
 
 def _version() -> str:

@@ -11,9 +11,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from ..prompts import template
 from .length import approx_tokens, count_words
 
 DIMENSIONS = ("Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience")
@@ -54,13 +54,9 @@ def quality_score(scores: dict[str, int]) -> float:
     return round(sum((scores[dim] - 1) * 25 for dim in DIMENSIONS) / len(DIMENSIONS), 2)
 
 
-def default_template() -> str:
-    return resources.files("longwriter_data").joinpath("prompts", "judge_en.txt").read_text(encoding="utf-8")
-
-
 def read_template(path: Path | None) -> str:
     """The packaged template, or a user's (checked for its placeholders by the config)."""
-    return default_template() if path is None else Path(path).read_text(encoding="utf-8")
+    return template("judge_en") if path is None else Path(path).read_text(encoding="utf-8")
 
 
 def missing_placeholders(template: str) -> list[str]:
