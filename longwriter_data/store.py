@@ -24,8 +24,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .config import PricesConfig
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
 # A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
@@ -181,6 +185,37 @@ def repair_tail(path: Path) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
         return True
+
+
+@dataclass
+class Usage:
+    """Tokens paid for, summed from step, job or judgement records: for a job's record, and for every completed LLM
+    call of a run, whether its job ended accepted or not."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
+    reasoning_tokens: int = 0
+
+    def add(self, counts: dict, requests: int | None = None) -> None:
+        self.requests += int(counts.get("requests") or 0) if requests is None else requests
+        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
+        self.cached_tokens += int(counts.get("cached_tokens") or 0)
+        self.completion_tokens += int(counts.get("completion_tokens") or 0)
+        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
+
+    def as_dict(self) -> dict[str, int]:
+        """As a job record's `usage` holds it (and recipe.json's)."""
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+                "reasoning_tokens": self.reasoning_tokens}
+
+    def cost(self, prices: PricesConfig | None) -> float | None:
+        """US dollars, or None when no prices are configured."""
+        if prices is None:
+            return None
+        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from longwriter_data.cli import main
-from longwriter_data.publish.stats import BANDS, band_of, bin_labels, bin_of
+from longwriter_data.publish.stats import bin_labels, bin_of
+from longwriter_data.quality.length import BANDS, band_of
 from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 from tests.conftest import write_config, write_pool
 

@@ -32,7 +32,7 @@ from .judging import JudgeFailed, QualityJudge
 from ..backends.limits import Limits
 from ..pools.instructions import Instruction
 from .progress import Progress
-from ..store import RunState, RunStore
+from ..store import RunState, RunStore, Usage
 
 
 @dataclass
@@ -293,6 +293,9 @@ class Engine:
                     verdict = self.quality.verdict(judgement)
                     record.update(self.quality.fields(judgement, judged))
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
+            usage = Usage()
+            for step in result.steps:
+                usage.add(step, requests=1)
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,
@@ -302,13 +305,7 @@ class Engine:
                 paragraph_words=paragraph_words,
                 planned_words=result.plan.total_words,
                 word_count=sum(paragraph_words),  # the joining blank lines hold no words
-                usage={
-                    "requests": len(result.steps),
-                    "prompt_tokens": sum(s["prompt_tokens"] for s in result.steps),
-                    "completion_tokens": sum(s["completion_tokens"] for s in result.steps),
-                    "cached_tokens": sum(s.get("cached_tokens", 0) for s in result.steps),
-                    "reasoning_tokens": sum(s.get("reasoning_tokens", 0) for s in result.steps),
-                },
+                usage=usage.as_dict(),
                 seconds=round(sum(s["seconds"] for s in result.steps), 3),
             )
             if judged is not None:  # the judge's call is paid like the writing's

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import load_config
 from ..quality.dedupe import SignatureCache, run_shingle_hash
+from ..quality.length import band_of
 from .instructions import PreparedPools, draw
 from ..text import plural
 from ..store import RunStore
@@ -15,14 +16,13 @@ from .synthesis import Synthesis, synthesis_count, synthesized_path
 
 DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)
 
-BANDS = ((0, 2000, "<2k"), (2000, 4000, "2k-4k"), (4000, 8000, "4k-8k"), (8000, 16000, "8k-16k"),
-         (16000, 32001, "16k-32k"), (32001, 10**12, ">32k"))
+_BAND_NAMES = ("<2k", "2k-4k", "4k-8k", "8k-16k", "16k-32k", ">32k")  # short names of length.BANDS
 
 
 def band(words: int | None) -> str:
     if words is None:
         return "none"
-    return next(name for low, high, name in BANDS if low <= words < high)
+    return _BAND_NAMES[band_of(words)]
 
 
 def _table(title: str, counts: Counter, total: int) -> list[str]:

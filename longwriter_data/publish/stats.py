@@ -16,31 +16,15 @@ from pathlib import Path
 from ..config import PricesConfig
 from ..errors import UserError
 from ..quality.judge import COLUMNS
-from ..quality.length import RequiredLength, approx_tokens, benchmark_score, required_length, requirement
-from ..store import JUDGEMENTS, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
+from ..quality.length import (BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, required_length,
+                               requirement)
+from ..store import JUDGEMENTS, Usage, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
 
-# LongWriter's length bands in words; the last closed band includes 32k itself.
-BANDS = (
-    ("[0, 2k)", 0, 2000),
-    ("[2k, 4k)", 2000, 4000),
-    ("[4k, 8k)", 4000, 8000),
-    ("[8k, 16k)", 8000, 16000),
-    ("[16k, 32k]", 16000, 32000),
-    (">32k", 32000, None),
-)
-LIMIT = 32000
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
 EDGES = (0, *(round(250 * 2 ** (k / 2)) for k in range(15)))
 MARKED_EDGES = (2000, 32000)
 STATUSES = ("accepted", "rejected", "failed")
-
-
-def band_of(words: int) -> int:
-    """Index into BANDS."""
-    if words > LIMIT:
-        return len(BANDS) - 1
-    return min(next(i for i, (_, _, high) in enumerate(BANDS) if high is None or words < high), len(BANDS) - 2)
 
 
 def bin_of(words: int) -> int:
@@ -80,35 +64,6 @@ class Job:
         if self.required is None or self.words is None:
             return None
         return benchmark_score(self.words, self.required)
-
-
-@dataclass
-class Usage:
-    """Tokens paid for: every completed LLM call of the run, whether its job ended accepted or not."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
-    reasoning_tokens: int = 0
-
-    def add(self, counts: dict, requests: int | None = None) -> None:
-        self.requests += int(counts.get("requests") or 0) if requests is None else requests
-        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
-        self.cached_tokens += int(counts.get("cached_tokens") or 0)
-        self.completion_tokens += int(counts.get("completion_tokens") or 0)
-        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "cached_tokens": self.cached_tokens, "completion_tokens": self.completion_tokens,
-                "reasoning_tokens": self.reasoning_tokens}
-
-    def cost(self, prices: PricesConfig | None) -> float | None:
-        """US dollars, or None when no prices are configured."""
-        if prices is None:
-            return None
-        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
 
 
 @dataclass

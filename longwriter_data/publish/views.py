@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..quality.judge import DIMENSIONS
-from .stats import BANDS, LIMIT, MARKED_EDGES, Group, Job, LengthReport, Scan, band_of, bin_labels
+from ..quality.length import BANDS, LIMIT, band_of
+from .stats import MARKED_EDGES, Group, Job, LengthReport, Scan, bin_labels
 
 
 @dataclass

@@ -12,6 +12,24 @@ from dataclasses import dataclass
 # ("苹果的iPhone", "5th", "café") is no word; extension-block ideographs and kana count nothing.
 _WORD = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 
+# LongWriter's length bands in words; the last closed band includes 32k itself.
+BANDS = (
+    ("[0, 2k)", 0, 2000),
+    ("[2k, 4k)", 2000, 4000),
+    ("[4k, 8k)", 4000, 8000),
+    ("[8k, 16k)", 8000, 16000),
+    ("[16k, 32k]", 16000, 32000),
+    (">32k", 32000, None),
+)
+LIMIT = 32000
+
+
+def band_of(words: int) -> int:
+    """Index into BANDS."""
+    if words > LIMIT:
+        return len(BANDS) - 1
+    return min(next(i for i, (_, _, high) in enumerate(BANDS) if high is None or words < high), len(BANDS) - 2)
+
 
 def words_of(text: str) -> list[str]:
     """The words LongBench-Write counts, in order (one scan serves the count and the repetition filters)."""
