@@ -1,7 +1,7 @@
 """The one interface the engine talks to: send a chat request, get text, usage and finish reason back.
 
 Every backend is an OpenAI-compatible HTTP server reached through `openai.AsyncOpenAI` on its aiohttp transport;
-the embedded model is such a server too (see local_server.py), so the engine never knows which one it has.
+the embedded model is such a server too (see local.py), so the engine never knows which one it has.
 What a server returns is bounded (MAX_RESPONSE_BYTES, after decompression) before it is read whole.
 """
 
