@@ -18,7 +18,8 @@ from ..quality.judge import read_template
 from ..quality.length import approx_tokens
 from ..text import template_lang
 
-_POINT = {"en": "a main point described in some detail, about a dozen words long in all", "zh": "对该段落主要内容的较为详细的描述"}
+_POINT = {"en": "a main point described in some detail, about a dozen words long in all",
+          "zh": "对该段落主要内容的较为详细的描述"}
 
 
 @dataclass

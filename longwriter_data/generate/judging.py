@@ -18,8 +18,8 @@ from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend, reque
 from ..config import BuildConfig, JudgeConfig
 from ..errors import UserError
 from ..quality.filters import ACCEPTED, Verdict
-from ..quality.judge import BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer, quality_problem, \
-    read_template
+from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
+                             quality_problem, read_template)
 from ..backends.retry import RequestFailed, RetryPolicy, complete_with_retries
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
