@@ -18,24 +18,24 @@ from typing import Protocol
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from .backend import api_key_for, open_backend
-from .breaker import EndpointBreaker
-from .commands import push_command
+from .backends.openai_http import api_key_for, open_backend
+from .backends.breaker import EndpointBreaker
 from .config import BuildConfig, config_drift, load_config
-from .dedupe import SignatureCache
-from .engine import BuildSummary, Engine
+from .quality.dedupe import SignatureCache, run_shingle_hash
+from .generate.engine import BuildSummary, Engine
 from .errors import UserError
-from .judging import judge_endpoint
-from .limits import Limits
-from .outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
-from .pools import PreparedPools, draw
-from .progress import Progress
+from .generate.judging import judge_endpoint
+from .backends.limits import Limits
+from .publish.outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
+from .pools.instructions import PreparedPools, draw
+from .generate.progress import Progress
 from .redact import without_secrets
-from .report import format_report, plural, run_report
-from .retry import RetryPolicy, complete_with_retries
-from .sources import source_name
+from .publish.report import format_report, run_report
+from .backends.retry import RetryPolicy, complete_with_retries
+from .pools.sources import source_name
+from .text import plural
 from .store import RunState, RunStore
-from .synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
+from .pools.synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
 
 
 def _say(message: str) -> None:
@@ -63,7 +63,7 @@ def _check_before_creating(config: BuildConfig) -> None:
     """Everything a build needs that can be checked without a request, checked before the run directory is
     created: a mistake found later would leave a run directory behind, recorded with the mistake in it."""
     if config.backend.kind == "local":
-        from .local_server import model_file
+        from .backends.local import model_file
 
         model_file(config.backend)
     else:
@@ -85,7 +85,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         # the paths as the recipe wrote them.
         snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
                     "pools_fingerprint": pools.fingerprint, "pool_fingerprints": pools.fingerprints,
-                    "shingle_hash": store.shingle_hash()}
+                    "shingle_hash": run_shingle_hash(store.saved_config())}
         _check_drift(store, config, snapshot, force)
         minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
         try:
@@ -119,7 +119,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         _say(f"Interrupted: everything finished so far is saved. Resume with:\n"
              f"  python -m longwriter_data build --config {config_path}")
         return 130
-    from .export import export_run  # imports `datasets` (150 MB, 1.5 s): only once the build is done
+    from .publish.export import export_run  # imports `datasets` (150 MB, 1.5 s): only once the build is done
 
     settings = previous_settings(dataset)  # a user's `export --format sharegpt --test-size 0.1` stays so
     rows = 0
@@ -133,7 +133,9 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
              "with --retry-failed.")
         return 1
     if rows and config.export.hub_repo:  # publish the dataset just exported
-        return push_command(config.run_dir, config.export.hub_repo, private=config.export.private)
+        from .publish.hub import push_and_say
+
+        push_and_say(config.run_dir, config.export.hub_repo, private=config.export.private)
     return 0
 
 

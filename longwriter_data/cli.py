@@ -117,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return build(args.config, retry_failed=args.retry_failed, force=args.force, progress=not args.no_progress)
     if args.command == "pools":
-        from .pool_preview import preview_pools
+        from .pools.preview import preview_pools
 
         print(preview_pools(args.config, samples=args.samples))
         return 0
@@ -136,7 +136,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect_command(args.path, args.png)
     if args.command == "judge":
-        from .judging import judge_command, parse_minimums
+        from .judge_run import judge_command, parse_minimums
 
         return judge_command(args.run_dir, args.model, args.min_score, parse_minimums(args.min_dimension),
                              args.base_url, args.api_key_env, args.export)

@@ -21,9 +21,9 @@ def _run_target(run_dir: Path) -> tuple[int | None, int]:
 def export_command(run_dir: Path, out: Path | None, fmt: str, test_size: float) -> int:
     if not 0 <= test_size < 1:
         raise UserError(f"--test-size must be in [0, 1), got {test_size}.")
-    from .card import split_sizes
-    from .export import export_run  # imports datasets: only the commands that need it pay for it
-    from .report import plural
+    from .publish.card import split_sizes
+    from .publish.export import export_run  # imports datasets: only the commands that need it pay for it
+    from .text import plural
 
     target, seed = _run_target(run_dir)
     out = out or run_dir / "dataset"
@@ -34,8 +34,9 @@ def export_command(run_dir: Path, out: Path | None, fmt: str, test_size: float) 
 
 
 def inspect_command(path: Path, png: Path | None) -> int:
-    from .inspect import png_title, render_text, write_png
-    from .stats import describe, load_scan
+    from .publish.inspection import render_text
+    from .publish.views import png_title, write_png
+    from .publish.stats import describe, load_scan
 
     if png is not None:
         _check_png_path(png)
@@ -75,11 +76,7 @@ def _check_png_path(png: Path) -> None:
 
 
 def push_command(path: Path, repo_id: str, private: bool | None = None, revision: str | None = None) -> int:
-    from .hub import push_dataset
+    from .publish.hub import push_and_say
 
-    result = push_dataset(path, repo_id, private=private, revision=revision)
-    if result.changed:
-        print(f"Pushed {result.files} files to {result.url} (revision {result.revision}, commit {result.commit[:10]})")
-    else:
-        print(f"{result.url} (revision {result.revision}) already holds this export: nothing to upload.")
+    push_and_say(path, repo_id, private=private, revision=revision)
     return 0

@@ -252,7 +252,7 @@ class JudgeConfig(Strict):
     @field_validator("min_dimension")
     @classmethod
     def _known_dimensions(cls, value: dict[str, int]) -> dict[str, int]:
-        from .judge import DIMENSIONS
+        from .quality.judge import DIMENSIONS
 
         for name, least in value.items():
             if name not in DIMENSIONS:
@@ -264,7 +264,7 @@ class JudgeConfig(Strict):
     @field_validator("prompt_file")
     @classmethod
     def _template_has_placeholders(cls, value: Path | None) -> Path | None:
-        from .judge import missing_placeholders
+        from .quality.judge import missing_placeholders
 
         if value is None:
             return value

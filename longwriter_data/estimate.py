@@ -1,9 +1,7 @@
 """`estimate`: requests, tokens, cost and wall time of a recipe, predicted before a single request is sent.
 
 The draw is replayed (it is deterministic), so the prediction uses the real instructions and their required
-lengths. A job of W words is planned as P paragraphs of `paragraph_words`; step k's prompt carries the template,
-the instruction, the plan and the k-1 paragraphs before it, which is why input tokens grow with P squared and why
-prefix caching (everything but the newest paragraph is a prefix of the previous prompt) saves most of them.
+lengths; what each job costs is generate/costs.py's model of AgentWrite's prompts.
 """
 
 from __future__ import annotations
@@ -11,87 +9,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .agentwrite import TEMPLATES
-from .backend import reasoning_model
-from .config import BuildConfig, PricesConfig, load_config
-from .dedupe import SignatureCache
+from .backends.openai_http import reasoning_model
+from .config import BuildConfig, load_config
 from .errors import UserError
-from .judge import read_template
-from .length import approx_tokens
-from .pools import PreparedPools, draw
-from .report import plural
+from .generate.costs import Estimate, estimate_jobs
+from .pools.instructions import PreparedPools, draw
+from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
+from .quality.dedupe import SignatureCache, run_shingle_hash
+from .quality.length import approx_tokens
 from .store import RunStore
-from .synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
-
-# Characters per word of written text: English words with their space and punctuation; one Han character.
-_CHARS_PER_WORD = {"en": 5.9, "zh": 1.05}
-_POINT = {"en": "a main point described in some detail, about a dozen words long in all", "zh": "对该段落主要内容的较为详细的描述"}
-
-
-@dataclass
-class Estimate:
-    jobs: int = 0
-    requests: int = 0
-    input_tokens: float = 0
-    cached_tokens: float = 0  # of the input, reusable as a prefix of the previous step's prompt
-    output_tokens: float = 0
-    job_seconds: float = 0  # the sum over jobs of their sequential request times
-    wanted_jobs: int = 0  # target / acceptance
-    sources: Counter = field(default_factory=Counter)  # instructions available per source, synthesized included
-    to_synthesize: int = 0  # of them, still to be written by pools.synthesize
-    synthesis: Estimate | None = None  # what writing them costs (requests, tokens, seconds at its concurrency)
-    warnings: list[str] = field(default_factory=list)  # Hub sources that could not be read
-
-    def cost(self, prices: PricesConfig | None, caching: bool) -> float | None:
-        if prices is None:
-            return None
-        return prices.cost(self.input_tokens, self.cached_tokens if caching else 0, self.output_tokens)
-
-
-def _tokens_per_word(lang: str) -> float:
-    sample = "x" * 59 if lang == "en" else "字" * 100 + "。" * 5
-    return approx_tokens(sample) / (10 if lang == "en" else 100)
-
-
-def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, paragraph_words: int,
-            max_paragraphs: int, seconds_per_request: float, tokens_per_second: float) -> None:
-    lang = "zh" if lang == "zh" else "en"
-    paragraphs = max(1, min(max_paragraphs, round(words / paragraph_words)))
-    per_paragraph = words / paragraphs * _tokens_per_word(lang)
-    line = (f"段落1 - 主要内容：{_POINT[lang]} - 字数要求：500字" if lang == "zh"
-            else f"Paragraph 1 - Main Point: {_POINT[lang]} - Word Count: 500 words")
-    plan = paragraphs * approx_tokens(line)
-    instruction = instruction_tokens
-    write_fixed = approx_tokens(TEMPLATES[f"write_{lang}"]) + instruction + plan + approx_tokens(line)
-    total.jobs += 1
-    total.requests += 1 + paragraphs
-    total.input_tokens += approx_tokens(TEMPLATES[f"plan_{lang}"]) + instruction
-    total.input_tokens += paragraphs * write_fixed + per_paragraph * paragraphs * (paragraphs - 1) / 2
-    # Step k shares with step k-1 all but the newest paragraph and the step line at the end.
-    total.cached_tokens += (paragraphs - 1) * (write_fixed - approx_tokens(line)) + \
-        per_paragraph * (paragraphs - 1) * (paragraphs - 2) / 2
-    output = plan + paragraphs * per_paragraph
-    total.output_tokens += output
-    total.job_seconds += (1 + paragraphs) * seconds_per_request + output / tokens_per_second
-
-
-JUDGE_ANSWER_TOKENS = 200  # a judge's answer: a few sentences of analysis and six scores
-
-
-def add_judge_call(total: Estimate, template_tokens: int, instruction_tokens: int, answer_tokens: float,
-                   max_input_tokens: int | None, seconds_per_request: float, tokens_per_second: float) -> None:
-    """One quality-judge call (quality.judge): the template, the instruction and the answer (or its excerpt) in;
-    a short analysis and the scores out. Counted for every job: an upper bound, as only samples that pass the
-    cheap filters are judged."""
-    prompt = template_tokens + instruction_tokens + answer_tokens
-    total.requests += 1
-    total.input_tokens += prompt if max_input_tokens is None else min(prompt, max_input_tokens)
-    total.output_tokens += JUDGE_ANSWER_TOKENS
-    total.job_seconds += seconds_per_request + JUDGE_ANSWER_TOKENS / tokens_per_second
+from .text import plural
 
 
 def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int = 5000,
@@ -100,7 +29,8 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
     """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost,
     with the instructions synthesis is still to write (priced at `default_words`) and what writing them costs."""
     wanted = math.ceil(config.target / acceptance)
-    minhashes = SignatureCache(None, RunStore(config.run_dir).shingle_hash())  # as the run hashes, in memory
+    # as the run hashes, in memory
+    minhashes = SignatureCache(None, run_shingle_hash(RunStore(config.run_dir).saved_config()))
     with PreparedPools(config.pools) as pools:
         pending, synthesis = 0, None
         if config.pools.synthesize:
@@ -142,26 +72,6 @@ def _synthesis_cost(synthesis: Synthesis, pending: int, instruction_tokens: int,
         total.output_tokens += per_request * instruction_tokens
     total.job_seconds = total.requests * seconds_per_request + total.output_tokens / tokens_per_second
     total.job_seconds /= MAX_CONCURRENCY
-    return total
-
-
-def estimate_jobs(config: BuildConfig, jobs: Iterable[tuple[int, str, int | None]], default_words: int = 5000,
-                  paragraph_words: int | None = None, tokens_per_second: float = 50.0,
-                  seconds_per_request: float = 1.0) -> Estimate:
-    """The prediction for these jobs (instruction tokens, language, required words or None): for the draw before a
-    build, and for the jobs a run finished, which `inspect` sets beside what they cost."""
-    generation = config.generation
-    paragraph_words = paragraph_words or sum(generation.paragraph_word_range) // 2
-    total = Estimate()
-    judge = config.quality.judge
-    template_tokens = approx_tokens(read_template(judge.prompt_file)) if judge else 0
-    for instruction_tokens, lang, words in jobs:
-        written = total.output_tokens
-        add_job(total, instruction_tokens, lang, words or default_words, paragraph_words, generation.max_paragraphs,
-                seconds_per_request, tokens_per_second)
-        if judge:
-            add_judge_call(total, template_tokens, instruction_tokens, total.output_tokens - written,
-                           judge.max_input_tokens, seconds_per_request, tokens_per_second)
     return total
 
 

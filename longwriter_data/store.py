@@ -7,7 +7,7 @@ Layout:
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
-  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judging.py)
+  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judge_run.py)
   quality.json  the judge the `judge` command applied last: whose scores inspect and export show
   lock          held (flock) by the build using the directory
 """
@@ -24,9 +24,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .dedupe import SHINGLE_HASH
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .config import PricesConfig
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
 # A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
@@ -185,6 +188,37 @@ def repair_tail(path: Path) -> bool:
 
 
 @dataclass
+class Usage:
+    """Tokens paid for, summed from step, job or judgement records: for a job's record, and for every completed LLM
+    call of a run, whether its job ended accepted or not."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
+    reasoning_tokens: int = 0
+
+    def add(self, counts: dict, requests: int | None = None) -> None:
+        self.requests += int(counts.get("requests") or 0) if requests is None else requests
+        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
+        self.cached_tokens += int(counts.get("cached_tokens") or 0)
+        self.completion_tokens += int(counts.get("completion_tokens") or 0)
+        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
+
+    def as_dict(self) -> dict[str, int]:
+        """As a job record's `usage` holds it (and recipe.json's)."""
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+                "reasoning_tokens": self.reasoning_tokens}
+
+    def cost(self, prices: PricesConfig | None) -> float | None:
+        """US dollars, or None when no prices are configured."""
+        if prices is None:
+            return None
+        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
+
+
+@dataclass
 class RunState:
     """What a run directory says has been done: finished jobs by status, and steps of unfinished jobs."""
 
@@ -290,13 +324,6 @@ class RunStore:
 
     def saved_config(self) -> dict | None:
         return read_snapshot(self.run_dir)
-
-    def shingle_hash(self) -> str:
-        """How the run's MinHashes hash shingles: as its snapshot says; a run directory from before the snapshot
-        said (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were; a new run,
-        CRC-32."""
-        saved = self.saved_config()
-        return SHINGLE_HASH if saved is None else saved.get("shingle_hash", "sha1")
 
     def save_config(self, snapshot: dict) -> None:
         write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))

@@ -65,9 +65,9 @@ def child_build(config_path: str) -> dict:
 
 def job_prompts(paragraphs: int) -> list[str]:
     """The P+1 prompts of one job, exactly as AgentWrite builds them against the fake server."""
-    from longwriter_data.agentwrite import plan_prompt, write_prompt
-    from longwriter_data.plan import Plan, PlanStep
-    from longwriter_data.pools import Instruction
+    from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
+    from longwriter_data.generate.plan import Plan, PlanStep
+    from longwriter_data.pools.instructions import Instruction
     from longwriter_data.testing.fake_server import english
 
     words = WORDS_PER_PARAGRAPH * paragraphs

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from longwriter_data.testing.synthetic import SyntheticJob, write_run  # noqa: E402
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run  # noqa: E402
 
 
 def synthetic_jobs(samples: int, words: int) -> list[SyntheticJob]:

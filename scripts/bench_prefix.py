@@ -18,10 +18,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from longwriter_data.agentwrite import plan_prompt, write_prompt
-from longwriter_data.backend import request_key
-from longwriter_data.plan import Plan, PlanStep
-from longwriter_data.pools import Instruction
+from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
+from longwriter_data.backends.openai_http import request_key
+from longwriter_data.generate.plan import Plan, PlanStep
+from longwriter_data.pools.instructions import Instruction
 from longwriter_data.store import read_jsonl
 
 

@@ -42,16 +42,16 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     """Run directory, pool and recipe, using the package's own config snapshot and draw order."""
     from longwriter_data.config import load_config
 
-    from longwriter_data.pools import Instruction, PreparedPools, draw
+    from longwriter_data.pools.instructions import Instruction, PreparedPools, draw
     from longwriter_data.store import RunStore
     from longwriter_data.testing.fake_server import english
 
     try:  # the instruction MinHash cache a build keeps in its run directory, where the package has one
-        from longwriter_data.dedupe import SignatureCache
+        from longwriter_data.quality.dedupe import SignatureCache
     except ImportError:
         SignatureCache = None
     try:  # how the package hashes shingles, which the snapshot names, where it does
-        from longwriter_data.dedupe import SHINGLE_HASH
+        from longwriter_data.quality.dedupe import SHINGLE_HASH
         hashed = {"shingle_hash": SHINGLE_HASH}
     except ImportError:
         hashed = {}
@@ -109,7 +109,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
 def output_signatures(texts: list[str]) -> list[str]:
     """Encoded MinHash signatures as accepted records carry them, where the package filters near-duplicates."""
     try:
-        from longwriter_data.dedupe import encode, signature
+        from longwriter_data.quality.dedupe import encode, signature
     except ImportError:  # a version without near-duplicate filtering
         return []
     return [encode(signature(" ".join(texts[i: i + 25]))) for i in range(0, len(texts), 5)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from longwriter_data.answers import MAX_CHARS_PER_TOKEN, answer_problem, template_leak
-from longwriter_data.backend import Completion
+from longwriter_data.quality.answer_checks import MAX_CHARS_PER_TOKEN, answer_problem, template_leak
+from longwriter_data.backends.openai_http import Completion
 from longwriter_data.testing.fake_server import chinese, english
 from longwriter_data.textclean import strip_control
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from longwriter_data.answers import answer_problem
-from longwriter_data.backend import Completion, reasoning_model
+from longwriter_data.quality.answer_checks import answer_problem
+from longwriter_data.backends.openai_http import Completion, reasoning_model
 from longwriter_data.cli import main
 from tests.conftest import jobs, write_config, write_pool
 

@@ -6,8 +6,7 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.length import count_words
-from longwriter_data.testing.fake_server import FakeServerProcess
+from longwriter_data.quality.length import count_words
 from tests.conftest import jobs, write_config, write_pool
 
 GOOD = [f"Write a 2400-word essay about topic {i}." for i in range(6)]
@@ -130,17 +129,6 @@ def test_pools_running_dry_ends_the_build_with_what_it_has(tmp_path, server, cap
     assert build(config) == 0
     assert "pools ran dry" in capsys.readouterr().out
     assert len(datasets.load_from_disk(str(tmp_path / "run" / "dataset"))["train"]) == 2
-
-
-def test_engine_keeps_max_jobs_requests_in_flight_and_never_more(tmp_path):
-    pool = write_pool(tmp_path / "pool.jsonl", [f"Write about item {i}. [[words=200]]" for i in range(500)])
-    with FakeServerProcess(latency=0.3) as server:
-        config = write_config(tmp_path, server.base_url, pool, target=500, engine={"max_jobs": 200},
-                              filters={"min_words": 0})
-        assert build(config) == 0
-        stats = server.stats()
-    assert stats["requests"] == 1000  # a plan and one paragraph per job
-    assert stats["max_in_flight"] == 200
 
 
 def _summary_line(out: str) -> str:

@@ -13,8 +13,8 @@ import yaml
 from huggingface_hub import DatasetCard
 
 from longwriter_data.cli import main
-from longwriter_data.length import count_words
-from longwriter_data.testing.synthetic import SyntheticJob, write_run
+from longwriter_data.quality.length import count_words
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 
 TURNS = {
     "messages": ("messages", lambda row: (row["messages"][0]["content"], row["messages"][1]["content"])),
@@ -243,7 +243,7 @@ def _killed_staging(parent, name: str):
     import subprocess
     import sys
 
-    code = ("import os, signal, sys; from pathlib import Path; from longwriter_data.outdir import staging\n"
+    code = ("import os, signal, sys; from pathlib import Path; from longwriter_data.publish.outdir import staging\n"
             "with staging(Path(sys.argv[1])) as tmp:\n"
             "    (tmp / 'out').mkdir(); (tmp / 'out' / 'data-00000.arrow').write_bytes(b'x' * 1000)\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -378,7 +378,7 @@ def _snippet(text: str, after: str, lang: str) -> str:
 
 
 def test_the_card_gives_token_lengths_and_trainer_settings_that_fit_the_longest_sample(tmp_path):
-    from longwriter_data.length import approx_tokens
+    from longwriter_data.quality.length import approx_tokens
 
     run = _run(tmp_path / "run")
     assert export(run, "--test-size", "0.25") == 0

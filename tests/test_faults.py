@@ -1,4 +1,6 @@
-"""Rate limits and faults: budgets, backoff, AIMD, and a build that survives a storm of every fault."""
+"""Faults end to end: a build that survives a storm of every fault, endpoints that cannot be used, dead addresses.
+
+The pieces have their own files: test_retry.py, test_limits.py, test_breaker.py."""
 
 from __future__ import annotations
 
@@ -6,87 +8,13 @@ import asyncio
 import socket
 
 import datasets
-import httpx2
-import openai
 import pytest
 
-from longwriter_data.backend import ChatRequest, Completion, OpenAIBackend
-from longwriter_data.breaker import EndpointBreaker, EndpointUnusable
+from longwriter_data.backends.openai_http import ChatRequest, OpenAIBackend
 from longwriter_data.cli import main
-from longwriter_data.limits import AdaptiveConcurrency, TokenBucket
-from longwriter_data.retry import RequestFailed, RetryPolicy, complete_with_retries, retry_after_s
+from longwriter_data.backends.retry import RequestFailed, RetryPolicy, complete_with_retries
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
-
-
-def _rate_limit_error(headers: dict) -> openai.RateLimitError:
-    request = httpx2.Request("POST", "http://x/v1/chat/completions")
-    response = httpx2.Response(429, headers=headers, request=request)
-    return openai.RateLimitError("slow down", response=response, body=None)
-
-
-@pytest.mark.parametrize(
-    "headers, expected",
-    [({"retry-after-ms": "250"}, 0.25), ({"Retry-After": "3"}, 3.0), ({}, None), ({"Retry-After": "soon"}, None)],
-)
-def test_retry_after_headers_are_read(headers, expected):
-    assert retry_after_s(_rate_limit_error(headers)) == expected
-
-
-def test_backoff_is_jittered_exponential_and_honours_retry_after():
-    policy = RetryPolicy(base_delay_s=1.0, max_delay_s=8.0)
-    delays = [policy.delay(attempt, None) for attempt in range(6) for _ in range(50)]
-    assert all(0 <= d <= 8.0 for d in delays)
-    assert max(delays[:50]) <= 1.0 and max(delays[-50:]) > 1.0  # the cap grows with the attempt
-    assert all(policy.delay(0, 5.0) >= 5.0 for _ in range(20))  # Retry-After is a floor
-    assert policy.delay(0, 10_000) == 600.0  # but an absurd one is capped
-
-
-def test_aimd_halves_on_throttling_grows_back_and_never_exceeds_the_ceiling():
-    limiter = AdaptiveConcurrency(ceiling=64)
-    limiter.throttled()
-    assert limiter.current == 32
-    limiter.throttled()  # the same burst (within one round trip): no second cut
-    assert limiter.current == 32
-    for _ in range(32 * 10):
-        limiter.succeeded(0.01)
-    assert 32 < limiter.current <= 64
-    for _ in range(10_000):
-        limiter.succeeded(0.01)
-    assert limiter.current == 64
-
-
-def test_aimd_holds_waiters_until_the_limit_allows():
-    async def scenario() -> list[int]:
-        limiter = AdaptiveConcurrency(ceiling=2)
-        peak, in_flight = [], 0
-
-        async def request() -> None:
-            nonlocal in_flight
-            await limiter.acquire()
-            in_flight += 1
-            peak.append(in_flight)
-            await asyncio.sleep(0)
-            in_flight -= 1
-            limiter.release()
-
-        await asyncio.gather(*(request() for _ in range(20)))
-        return peak
-
-    assert max(asyncio.run(scenario())) == 2
-
-
-def test_token_bucket_reserves_then_settles_with_real_usage():
-    async def scenario() -> tuple[float, float]:
-        bucket = TokenBucket(per_minute=6000)
-        reserved = await bucket.reserve(5000)
-        after_reserve = bucket.tokens
-        bucket.settle(reserved, used=1000)  # 4000 unused come back
-        return after_reserve, bucket.tokens
-
-    after_reserve, after_settle = asyncio.run(scenario())
-    assert after_reserve == pytest.approx(1000, abs=5)
-    assert after_settle == pytest.approx(5000, abs=5)
 
 
 STORM = {"rate_limit": 0.08, "server_error": 0.06, "hang": 0.02, "drop": 0.04, "truncate": 0.05, "empty": 0.04,
@@ -229,51 +157,3 @@ def test_a_dead_address_is_given_up_on_quickly_until_the_endpoint_has_answered(a
 
 
 REQUEST = ChatRequest(model="fake", prompt="Write about rivers.", max_tokens=64, temperature=0.7)
-
-
-def _scripted(outcomes: dict[str, list]):
-    """A send whose answers per prompt come from a script, each after the event named with it is set."""
-    async def send(request: ChatRequest) -> Completion:
-        gate, outcome = outcomes[request.prompt].pop(0)
-        await gate.wait()
-        if isinstance(outcome, Exception):
-            raise outcome
-        return Completion(text=outcome, finish_reason="stop")
-    return send
-
-
-def test_breaker_a_failure_held_until_another_request_succeeds_is_the_jobs_own():
-    async def scenario():
-        breaker = EndpointBreaker("http://h/v1", max_jobs=4)
-        failed, succeeded = asyncio.Event(), asyncio.Event()
-        failed.set()
-        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed("HTTP 500: boom", 500))],
-                                           "b": [(succeeded, "fine")]}))
-        good = asyncio.create_task(send(ChatRequest("m", "b", 8, 0.0)))
-        bad = asyncio.create_task(send(ChatRequest("m", "a", 8, 0.0)))
-        await asyncio.sleep(0)  # the failure arrives and is held: another request is still in flight
-        assert not bad.done()
-        succeeded.set()
-        return await asyncio.gather(bad, good, return_exceptions=True)
-
-    bad, good = asyncio.run(scenario())
-    assert isinstance(bad, RequestFailed) and good.text == "fine"
-
-
-def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
-    async def scenario():
-        breaker = EndpointBreaker("http://user:secret@h:8000/v1?api-key=sk-1", max_jobs=64)
-        up, down = asyncio.Event(), asyncio.Event()
-        up.set()
-        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed("gave up: refused"))] for i in range(40)}}
-        send = breaker.guarding(_scripted(script))
-        await send(ChatRequest("m", "ok", 8, 0.0))
-        requests = [asyncio.create_task(send(ChatRequest("m", f"p{i}", 8, 0.0))) for i in range(40)]
-        await asyncio.sleep(0)  # all 40 in flight: then the server goes away
-        down.set()
-        return await asyncio.gather(*requests, return_exceptions=True)
-
-    results = asyncio.run(scenario())
-    assert all(isinstance(r, EndpointUnusable) for r in results)  # none was let through as a job's failure
-    assert results[0].exit_code == 1
-    assert "http://h:8000/v1" in str(results[0]) and "secret" not in str(results[0]) and "sk-1" not in str(results[0])

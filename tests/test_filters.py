@@ -8,12 +8,12 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.conclusions import ends_with_conclusion
+from longwriter_data.quality.conclusions import ends_with_conclusion
 from longwriter_data.config import FiltersConfig, LengthInjection
-from longwriter_data.dedupe import NearDuplicates, signature
-from longwriter_data.filters import Sample, judge, repetition_ratio
-from longwriter_data.length import RequiredLength, required_length
-from longwriter_data.pools import Instruction, inject_length
+from longwriter_data.quality.dedupe import NearDuplicates, signature
+from longwriter_data.quality.filters import Sample, judge, repetition_ratio
+from longwriter_data.quality.length import RequiredLength, required_length
+from longwriter_data.pools.instructions import Instruction, inject_length
 from longwriter_data.testing.fake_server import chinese, english
 from tests.conftest import jobs, write_config, write_pool
 

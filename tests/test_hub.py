@@ -16,7 +16,7 @@ from huggingface_hub import HfApi
 
 from longwriter_data.cli import main
 from longwriter_data.testing.fake_hub import FakeHubThread
-from longwriter_data.testing.synthetic import SyntheticJob, write_run
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 from tests.conftest import write_config, write_pool
 
 ESSAYS = [  # distinct enough that none is skipped as a near-duplicate instruction

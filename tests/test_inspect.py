@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from longwriter_data.cli import main
-from longwriter_data.stats import BANDS, band_of, bin_labels, bin_of
-from longwriter_data.testing.synthetic import SyntheticJob, write_run
+from longwriter_data.publish.stats import bin_labels, bin_of
+from longwriter_data.quality.length import BANDS, band_of
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 from tests.conftest import write_config, write_pool
 
 ESSAYS = [  # distinct enough that none is skipped as a near-duplicate instruction
@@ -259,8 +260,8 @@ def test_inspect_counts_premature_conclusions_per_status(tmp_path, server, capsy
 def _figure(jobs):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from longwriter_data.inspect import draw_lengths
-    from longwriter_data.stats import describe
+    from longwriter_data.publish.views import draw_lengths
+    from longwriter_data.publish.stats import describe
 
     figure = draw_lengths(describe(jobs), "title")
     FigureCanvasAgg(figure).draw()  # lays the text out, so that its extents are real
@@ -268,8 +269,8 @@ def _figure(jobs):
 
 
 def _job(seq, words, required=None, status="accepted"):
-    from longwriter_data.length import RequiredLength
-    from longwriter_data.stats import Job
+    from longwriter_data.quality.length import RequiredLength
+    from longwriter_data.publish.stats import Job
 
     return Job(seq=seq, status=status, words=words, required=RequiredLength(required, required) if required else None)
 

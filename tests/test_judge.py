@@ -14,10 +14,11 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.judge import (DIMENSIONS, BadAnswer, build_prompt, default_template, judge_key, parse_answer,
-                                   quality_problem, quality_score)
-from longwriter_data.length import approx_tokens
-from longwriter_data.stats import scan_run
+from longwriter_data.prompts import template
+from longwriter_data.quality.judge import (DIMENSIONS, BadAnswer, build_prompt, judge_key, parse_answer,
+                                           quality_problem, quality_score)
+from longwriter_data.quality.length import approx_tokens
+from longwriter_data.publish.stats import scan_run
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -70,7 +71,7 @@ def test_the_bar_names_the_score_or_the_dimension_that_falls_short():
 
 
 def test_the_prompt_holds_the_instruction_and_whole_answer_when_it_fits():
-    prompt = build_prompt(default_template(), "Write about tides.", "The sea rises twice a day.", 64000)
+    prompt = build_prompt(template("judge_en"), "Write about tides.", "The sea rises twice a day.", 64000)
     assert not prompt.excerpt
     assert "Write about tides." in prompt.text and "The sea rises twice a day." in prompt.text
     assert "$" not in prompt.text and "left out" not in prompt.text
@@ -88,7 +89,7 @@ def test_a_long_answer_is_judged_by_its_beginning_and_end_with_the_gap_announced
     # letters only: a word as LongBench-Write counts it (digits would make "w12" no word at all)
     words = ["w" + "".join("abcdefghij"[int(d)] for d in str(i)) for i in range(40000)]
     answer = " ".join(words)
-    prompt = build_prompt(default_template(), "Write about tides.", answer, 8000)
+    prompt = build_prompt(template("judge_en"), "Write about tides.", answer, 8000)
     assert prompt.excerpt
     assert approx_tokens(prompt.text) <= 8000 + 50
     assert prompt.text.count("wa wb wc") == 1 and "wdjjjj" in prompt.text and "wcaaaa " not in prompt.text
@@ -99,10 +100,10 @@ def test_a_long_answer_is_judged_by_its_beginning_and_end_with_the_gap_announced
 
 
 def test_the_judge_key_changes_with_model_and_template():
-    template = default_template()
-    assert judge_key("a", template) != judge_key("b", template)
-    assert judge_key("a", template) != judge_key("a", template + " ")
-    assert judge_key("a", template).startswith("a@")
+    text = template("judge_en")
+    assert judge_key("a", text) != judge_key("b", text)
+    assert judge_key("a", text) != judge_key("a", text + " ")
+    assert judge_key("a", text).startswith("a@")
 
 
 # ---- end to end over HTTP ----------------------------------------------------------------------------------------

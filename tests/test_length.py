@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from longwriter_data.length import (
+from longwriter_data.quality.length import (
     RequiredLength,
     approx_tokens,
     benchmark_score,

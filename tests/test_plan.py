@@ -1,6 +1,6 @@
 import pytest
 
-from longwriter_data.plan import PlanError, parse_json_plan, parse_text_plan
+from longwriter_data.generate.plan import PlanError, parse_json_plan, parse_text_plan
 
 PAPER = "Paragraph 1 - Main Point: Open on the harbour at dawn - Word Count: 400 words\n\nParagraph 2 - Main Point: The keeper's log - Word Count: 1000 words."
 
@@ -66,7 +66,7 @@ def test_the_default_plan_budget_holds_a_plan_of_the_most_steps_allowed():
     """A plan cut off at plan_max_tokens fails (plan_failed): the default must hold max_paragraphs detailed lines,
     as LongWriter's own scripts allow (max_tokens 4096), not only the ~30 that fit in 2048 tokens."""
     from longwriter_data.config import GenerationConfig
-    from longwriter_data.length import approx_tokens
+    from longwriter_data.quality.length import approx_tokens
 
     generation = GenerationConfig()
     plan = "\n\n".join([DETAILED_LINE] * generation.max_paragraphs)

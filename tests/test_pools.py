@@ -2,7 +2,8 @@ import pytest
 
 from longwriter_data.config import PoolsConfig, PoolSource
 from longwriter_data.errors import UserError
-from longwriter_data.pools import PreparedPools, detect_lang, draw
+from longwriter_data.pools.instructions import PreparedPools, draw
+from longwriter_data.text import detect_lang
 from tests.conftest import write_pool
 
 
@@ -81,8 +82,8 @@ def test_added_records_are_drawn_as_one_more_source_through_the_same_rules(tmp_p
 
 
 def test_an_instruction_survives_the_record_its_first_step_stores():
-    from longwriter_data.length import RequiredLength
-    from longwriter_data.pools import Instruction
+    from longwriter_data.quality.length import RequiredLength
+    from longwriter_data.pools.instructions import Instruction
 
     for required in (RequiredLength(3000, 5000), RequiredLength.at_least(3000), RequiredLength.at_most(900), None):
         instruction = Instruction(seq=7, id="a:1", prompt="写一篇报告。", lang="zh", type="News Report", length=None,
@@ -114,7 +115,7 @@ def test_the_draw_adds_no_length_to_an_instruction_that_asks_for_one_in_any_form
 
 
 def test_a_pools_length_keeps_the_kind_its_prompt_states(tmp_path):
-    from longwriter_data.length import RequiredLength
+    from longwriter_data.quality.length import RequiredLength
 
     path = tmp_path / "pool.jsonl"
     path.write_text('{"prompt": "以民国上海为背景写一章小说，不少于3800字。", "length": 3800}\n'

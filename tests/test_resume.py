@@ -189,43 +189,12 @@ def test_export_after_resume_is_idempotent_and_stable(tmp_path, server):
     assert len({i for i, _ in first}) == 4
 
 
-@pytest.mark.parametrize(
-    "status, target, complete",
-    [
-        ({0: "accepted", 1: "accepted"}, 2, True),
-        ({0: "accepted"}, 2, False),
-        ({0: "accepted", 2: "accepted"}, 2, False),  # job 1 was in flight when the run died: it may displace job 2
-        ({0: "accepted", 1: "rejected", 2: "accepted", 5: "accepted"}, 2, True),  # later jobs do not matter
-        ({1: "accepted", 2: "accepted", 3: "failed"}, 2, False),
-    ],
-)
-def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(status, target, complete):
-    from longwriter_data.store import RunState
-
-    assert RunState(status=status).complete(target) is complete
-
-
-def test_job_heads_read_the_minhash_at_the_head_and_in_records_of_older_versions(tmp_path):
-    from longwriter_data.store import job_heads
-
-    path = tmp_path / "jobs.jsonl"
-    lines = [
-        {"seq": 0, "id": "a", "status": "accepted", "minhash": "AAAA", "paragraphs": ["x" * 100]},
-        {"seq": 1, "id": 'b"q', "status": "rejected", "minhash": None, "reason": "too_short"},
-        {"seq": 2, "id": "c", "status": "accepted", "paragraphs": ['"minhash":"fake"'], "minhash": "BBBB"},  # older
-        {"status": "failed", "seq": 3, "id": "d"},  # keys in another order: parsed whole
-    ]
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
-    assert list(job_heads(path)) == [(0, "accepted", "AAAA"), (1, "rejected", None), (2, "accepted", "BBBB"),
-                                     (3, "failed", None)]
-
-
 def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_order(tmp_path, server):
     from collections import Counter
 
     from longwriter_data.config import load_config
-    from longwriter_data.dedupe import SignatureCache, signature
-    from longwriter_data.pools import PreparedPools, draw
+    from longwriter_data.quality.dedupe import SignatureCache, signature
+    from longwriter_data.pools.instructions import PreparedPools, draw
 
     prompts = [f"Write a 1200-word essay about subject {i}, {'x ' * i}." for i in range(8)]
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
@@ -260,7 +229,7 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
 def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, server):
     from datasketch import MinHash
 
-    from longwriter_data.dedupe import decode, shingles, signature
+    from longwriter_data.quality.dedupe import decode, run_shingle_hash, shingles, signature
     from longwriter_data.store import RunStore
 
     text = "A quiet river runs past old mills and new bridges. " * 20
@@ -272,7 +241,7 @@ def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, s
     topics = ["coral reefs", "medieval guilds", "violin practice", "desert trains"]
     pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about {t}." for t in topics])
     run = tmp_path / "run"
-    assert RunStore(run).shingle_hash() == "crc32"  # a new run
+    assert run_shingle_hash(RunStore(run).saved_config()) == "crc32"  # a new run
     settings = {"engine": {"max_jobs": 1}, "filters": {"near_duplicate_threshold": 0.8, "min_words": 1000}}
     config = write_config(tmp_path, server.base_url, pool, target=2, **settings)  # one job at a time: exactly two
     assert main(["build", "--config", str(config), "--no-progress"]) == 0

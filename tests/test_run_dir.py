@@ -150,7 +150,7 @@ def test_disk_full_during_a_build_is_one_line_and_the_run_resumes(tmp_path, serv
     ("gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),
 ])
 def test_one_set_of_rules_scrubs_config_json_and_the_card(value, kept):
-    from longwriter_data.card import public_config
+    from longwriter_data.publish.card import public_config
     from longwriter_data.redact import without_secrets
 
     recipe = {"run_dir": "r", "backend": {"base_url": value, "api_key_env": "MY_VAR"}, "extra": {"x-api-key": "v"}}

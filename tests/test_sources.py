@@ -19,7 +19,7 @@ import yaml
 from longwriter_data.cli import main
 from longwriter_data.config import PoolsConfig, PoolSource, Selection
 from longwriter_data.errors import UserError
-from longwriter_data.pools import PreparedPools, draw, selection_problem
+from longwriter_data.pools.instructions import PreparedPools, draw, selection_problem
 from tests.conftest import jobs, write_config, write_pool
 
 ROWS = [

@@ -14,8 +14,8 @@ import yaml
 
 from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
-from longwriter_data.pools import PreparedPools
-from longwriter_data.synthesis import Synthesis, parse_instructions
+from longwriter_data.pools.instructions import PreparedPools
+from longwriter_data.pools.synthesis import Synthesis, parse_instructions
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -230,7 +230,7 @@ def test_a_bad_synthesize_key_names_file_line_and_key(tmp_path, capsys):
 def test_a_synthesis_that_stopped_dry_stays_stopped_whatever_is_stored_after(tmp_path):
     """Requests cancelled at the stop may still land in the file: a re-run must not keep their instructions,
     or the synthesized pool, and with it the draw order, would change under finished jobs."""
-    from longwriter_data.synthesis import DRY_STREAK, _Keeper
+    from longwriter_data.pools.synthesis import DRY_STREAK, _Keeper
 
     pool = write_pool(tmp_path / "pool.jsonl", POOL)
     config = BuildConfig.model_validate({"name": "t", "run_dir": str(tmp_path / "run"), "target": 1,

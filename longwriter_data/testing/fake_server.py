@@ -74,8 +74,8 @@ from collections import Counter
 
 from aiohttp import web
 
-from ..backend import request_key
-from ..length import approx_tokens
+from ..backends.openai_http import request_key
+from ..quality.length import approx_tokens
 
 _EN_WORDS = (
     "the river carried old stories past quiet towns where people built bridges gardens schools and markets "

@@ -1,0 +1,166 @@
+"""The `judge` command: score every sample of a finished run without generating anything again.
+
+It keeps its own durable file, judgements.jsonl (one line per sample and judge), and names the judge it applied last
+in quality.json, which inspect and export read to know whose scores to show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .backends.limits import Limits
+from .backends.openai_http import open_backend
+from .backends.retry import RetryPolicy, complete_with_retries
+from .commands import export_command
+from .config import BuildConfig, JudgeConfig
+from .errors import UserError
+from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
+from .publish.report import run_report
+from .publish.stats import scan_run
+from .quality.judge import Judgement
+from .store import ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, read_judgements, repair_tail, write_atomic
+
+
+def parse_minimums(items: list[str]) -> dict[str, int]:
+    """--min-dimension Relevance=3 (repeatable)."""
+    minimums = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not value.strip().isdigit():
+            raise UserError(f"--min-dimension {item!r}: write it as DIMENSION=N, e.g. Relevance=3.")
+        minimums[name.strip()] = int(value)
+    return minimums
+
+
+def judge_command(run_dir: Path, model: str | None = None, min_score: float | None = None,
+                  min_dimension: dict[str, int] | None = None, base_url: str | None = None,
+                  api_key_env: str | None = None, export: bool = False) -> int:
+    """Score every sample of a finished run that this judge has not scored, re-apply the quality bar, and
+    re-export on request. Resumable: each judgement is on disk before the next counts."""
+    store = RunStore(run_dir)
+    saved = store.saved_config()
+    if saved is None:
+        raise UserError(f"{run_dir} is not a run directory (no config.json).")
+    config = BuildConfig.model_validate(saved["config"])
+    base = (config.quality.judge or JudgeConfig()).model_dump()
+    overrides = {"model": model, "min_score": min_score, "base_url": base_url, "api_key_env": api_key_env}
+    base.update({name: value for name, value in overrides.items() if value is not None})
+    if min_dimension:
+        base["min_dimension"] = min_dimension
+    try:
+        settings = JudgeConfig.model_validate(base)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {message}.") from None
+    judge = QualityJudge(settings, config.backend.model, config.generation.step_attempts)
+    config = config.model_copy(update={"quality": config.quality.model_copy(update={"judge": settings})})
+    store.lock()
+    try:
+        path = run_dir / JUDGEMENTS
+        repair_tail(path)
+        jobs = [job for job in scan_run(run_dir).jobs if job.status == "accepted" or job.reason == "low_quality"]
+        scored = read_judgements(run_dir, judge.key)
+        for job in jobs:  # scored by this judge during the build: in the job record
+            if job.judge == judge.key and job.seq not in scored:
+                scored[job.seq] = {"judge": job.judge, "quality_score": job.quality_score,
+                                   "quality_scores": job.quality_scores}
+        todo = [job for job in jobs if job.seq not in scored]
+        log = GroupCommitLog(path)
+        try:
+            failed = asyncio.run(_judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored))
+        finally:
+            log.close()
+        changed = _apply(store, judge, jobs, scored) if judge.filters else 0
+        write_atomic(run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge.key, "model": judge.model,
+                                                   "min_score": settings.min_score,
+                                                   "min_dimension": settings.min_dimension}, indent=2) + "\n")
+        store.save_report(run_report(store.jobs_path))
+    finally:
+        store.close()
+    print(f"Judge {judge.key}: {len(todo) - failed} samples judged now, {len(jobs) - len(todo)} already judged, "
+          f"{failed} could not be judged; {changed} changed status (accepted <-> low_quality).", flush=True)
+    if failed:
+        print(f"Run the same command again to retry the {failed} unjudged samples.", file=sys.stderr)
+    if export:
+        if not any(job.status == "accepted" for job in scan_run(run_dir).jobs):
+            print(f"No sample is accepted now: nothing exported ({run_dir / 'dataset'} is left as it was).",
+                  file=sys.stderr)
+            return 1
+        export_command(run_dir, None, "messages", 0.0)
+    return 1 if failed else 0
+
+
+async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, todo: list, log, scored: dict) -> int:
+    """Judge `todo` with up to max_jobs requests in flight; each line is fsync'd before it counts. Returns failures."""
+    engine = config.engine
+    policy = RetryPolicy(max_retries=engine.max_retries, timeout_s=engine.request_timeout_s,
+                         base_delay_s=engine.retry_base_delay_s, max_delay_s=engine.retry_max_delay_s)
+    queue = list(reversed(todo))
+    failures = 0
+
+    async def worker(send: Send) -> None:
+        nonlocal failures
+        with jobs_path.open("rb") as fh:
+            while queue:
+                job = queue.pop()
+                fh.seek(job.offset)
+                record = json.loads(fh.readline())
+                try:
+                    judgement, step = await judge.judge(send, record["prompt"], "\n\n".join(record["paragraphs"]))
+                except JudgeFailed as exc:
+                    failures += 1
+                    print(f"{record['id']}: {exc}", file=sys.stderr)
+                    continue
+                line = {"seq": job.seq, "id": record["id"], **judge.fields(judgement, step),
+                        **{k: step[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
+                await log.append(line)
+                scored[job.seq] = line
+
+    async def run(send: Send) -> None:
+        await asyncio.gather(*(worker(send) for _ in range(min(engine.max_jobs, len(todo)))))
+
+    if not todo:
+        return 0
+    async with judge_endpoint(config, policy) as own:
+        if own is not None:
+            await run(own)
+            return failures
+    async with open_backend(config) as backend:  # the judge shares the build's backend (perhaps a local model)
+        await run(functools.partial(complete_with_retries, functools.partial(Limits(engine).call, backend.complete),
+                                    policy=policy))
+    return failures
+
+
+def _apply(store, judge: QualityJudge, jobs: list, scored: dict[int, dict]) -> int:
+    """Re-apply the judge's bar: a job whose status changes (accepted <-> low_quality) gets a new last record,
+    appended to jobs.jsonl (the last record of a job wins; nothing is rewritten)."""
+    changed = []
+    with store.jobs_path.open("rb") as fh:
+        for job in jobs:
+            line = scored.get(job.seq)
+            if line is None:
+                continue
+            verdict = judge.verdict(Judgement(scores=line["quality_scores"]))
+            if verdict.status == job.status:
+                continue
+            fh.seek(job.offset)
+            record = json.loads(fh.readline())
+            record.update(status=verdict.status, reason=verdict.reason, detail=verdict.detail,
+                          **{k: line[k] for k in ("judge", "quality_score", "quality_scores", "quality_analysis",
+                                                  "judge_excerpt") if k in line})
+            changed.append(record)
+    if changed:
+        async def append() -> None:
+            store.open_logs()
+            for record in changed:
+                await store.jobs.append(record)
+
+        asyncio.run(append())
+    return len(changed)

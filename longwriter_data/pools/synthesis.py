@@ -1,0 +1,353 @@
+"""Instruction synthesis: a small pool grown with the backend ("write N new long-form writing requests of type T,
+in language L, in the style of these examples").
+
+Every answered request is appended to the run directory's synthesized.jsonl, fsync'd, before it counts. The kept
+instructions are derived from that file alone, request by request in order: duplicates of the pool or of earlier
+kept ones, and answers in the wrong language, are dropped, and the first `count` survivors are kept. So a resumed
+synthesis sends no request twice and ends with the same instructions as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+import math
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from ..quality.answer_checks import answer_problem
+from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..config import BuildConfig, SynthesizeConfig
+from ..prompts import template
+from ..quality.dedupe import NearDuplicates, SignatureCache, signature
+from .instructions import PreparedPools, draw
+from ..text import detect_lang, template_lang
+from ..backends.retry import RequestFailed
+from ..store import GroupCommitLog, read_jsonl, repair_tail
+
+Send = Callable[[ChatRequest], Awaitable[Completion]]
+
+SYNTHESIZED_FILE = "synthesized.jsonl"  # in the run directory: one line per answered request
+SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn under
+SAVED_COUNT = "synthesize_count"  # the key of config.json holding the count of a run with count: auto
+MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
+DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
+TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in ("en", "zh")}
+
+
+def synthesized_path(run_dir: Path) -> Path:
+    return run_dir / SYNTHESIZED_FILE
+
+
+def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                   at_most: int | None = None) -> int:
+    """How many instructions the draw yields from the pools as they stand (near-duplicates skipped), counting
+    no further than `at_most`."""
+    drawn = draw(pools, config.seed, None, config.filters.near_duplicate_threshold, None, minhashes)
+    return sum(1 for _ in itertools.islice(drawn, at_most))
+
+
+def synthesis_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                    saved: dict | None = None) -> int:
+    """How many instructions synthesis is to keep: the recipe's `count`; for `auto`, the count recorded when the
+    run started (`saved`, its config.json: a resumed run keeps the same instructions and draw order whatever the
+    target says now), else what the pools, before synthesis, fall short of target / acceptance."""
+    settings = config.pools.synthesize
+    if settings.count != "auto":
+        return settings.count
+    if saved and saved.get(SAVED_COUNT) is not None:
+        return saved[SAVED_COUNT]
+    jobs = math.ceil(config.target / settings.acceptance)
+    return max(0, jobs - drawable_count(config, pools, minhashes, at_most=jobs))
+
+
+def instructions_schema(count: int) -> dict:
+    """The JSON schema of an answer, so servers with structured output return exactly a list of strings."""
+    return {
+        "type": "object",
+        "properties": {"instructions": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                        "maxItems": count}},
+        "required": ["instructions"],
+        "additionalProperties": False,
+    }
+
+
+_ITEM = re.compile(r"^\s*(?:[-*•]|[(（]?\d+[.)、:：）])\s*(.+)$")
+_QUOTES = "\"'“”‘’「」"
+
+
+def parse_instructions(text: str) -> list[str]:
+    """The instructions in an answer: a JSON object {"instructions": [...]} or a bare list, on its own or
+    embedded in prose or a code fence; failing that, its numbered or bulleted lines."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[{\[]", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            value = value.get("instructions")
+        items = [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+        if items:
+            break
+    else:
+        items = [found.group(1) for line in text.splitlines() if (found := _ITEM.match(line))]
+    cleaned = (item.strip().strip("*").strip().strip(_QUOTES).strip() for item in items)
+    return [item for item in cleaned if item]
+
+
+class _Keeper:
+    """Turns answered requests into kept instructions, strictly in request order (k), whatever order the answers
+    arrive in: the result is a function of the file and the pools only."""
+
+    def __init__(self, pools: PreparedPools, count: int, threshold: float | None, minhashes: SignatureCache | None):
+        self.pools = pools
+        self.count = count
+        self.hash = functools.partial(minhashes.signature if minhashes else signature, size=3)  # as draw() hashes
+        self.near = NearDuplicates(threshold) if threshold else None
+        if self.near:
+            for record in pools.records():
+                self.near.add(self.hash(record["prompt"]))
+        self.prompts: set[str] = set()  # kept so far, for exact duplicates among the answers
+        self.waiting: dict[int, dict] = {}  # answered, behind a request not answered yet
+        self.next_k = 0
+        self.kept: list[dict] = []
+        self.dropped: Counter = Counter()
+        self.written = 0
+        self.dry = 0  # requests in a row (in k order) that kept nothing
+
+    @property
+    def done(self) -> bool:
+        return len(self.kept) >= self.count or self.dry >= DRY_STREAK
+
+    def offer(self, record: dict) -> None:
+        self.waiting[record["k"]] = record
+        while self.next_k in self.waiting:
+            self._take(self.waiting.pop(self.next_k))
+            self.next_k += 1
+
+    def _take(self, record: dict) -> None:
+        stopped = self.done  # for good: answers stored after the stop (requests cancelled then) change nothing
+        before = len(self.kept)
+        for index, text in enumerate(record["instructions"]):
+            self.written += 1
+            if stopped or len(self.kept) >= self.count:
+                self.dropped["beyond_count" if len(self.kept) >= self.count else "after_stop"] += 1
+                continue
+            candidate = {"id": f"{SOURCE_NAME}:{record['k']}:{index}", "prompt": text, "lang": record["lang"],
+                         "type": record["type"]}
+            problem = self._problem(candidate)
+            if problem:
+                self.dropped[problem] += 1
+            else:
+                self.kept.append(candidate)
+        if not stopped:
+            self.dry = 0 if len(self.kept) > before or len(self.kept) >= self.count else self.dry + 1
+
+    def _problem(self, candidate: dict) -> str | None:
+        prompt = candidate["prompt"]
+        if detect_lang(prompt) != template_lang(candidate["lang"]):
+            return "language"
+        problem = self.pools.problem(candidate)  # the pool's language and selection rules, its exact duplicates
+        if problem:
+            return problem
+        if prompt in self.prompts:
+            return "exact_duplicate"
+        if self.near and self.near.check_and_add(self.hash(prompt)):
+            return "near_duplicate"
+        self.prompts.add(prompt)
+        return None
+
+
+class Synthesis:
+    """The synthesized instructions of one run: those its file already holds, and the requests for more."""
+
+    def __init__(self, config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+                 count: int | None = None):
+        self.settings: SynthesizeConfig = config.pools.synthesize
+        self.config = config
+        self.pools = pools
+        self.count = synthesis_count(config, pools, minhashes) if count is None else count
+        self.path = synthesized_path(config.run_dir)
+        self.languages = self.settings.languages or [lang for lang in config.pools.languages or []
+                                                     if lang in TEMPLATES] or ["en"]
+        self._candidates = self._example_tiers()  # from the configured pools only, before anything is added
+        self.keeper = _Keeper(pools, self.count, config.filters.near_duplicate_threshold, minhashes)
+        self.records: dict[int, dict] = {}
+        for record in read_jsonl(self.path):
+            self.records[record["k"]] = record
+            self.keeper.offer(record)
+        self.new_requests = 0
+        self.interrupted = False
+        self._stopping = False
+        self._tasks: dict[int, asyncio.Task] = {}
+        self._writes: list[asyncio.Task] = []
+
+    def _example_tiers(self) -> dict[tuple, list[int]]:
+        """Offsets of pool records by (lang, type), by (lang,), and all (): where examples are drawn from."""
+        tiers: dict[tuple, list[int]] = {(): []}
+        for (_, lang, kind), offsets in sorted(self.pools.strata.items()):
+            for key in ((lang, kind), (lang,), ()):
+                tiers.setdefault(key, []).extend(offsets)
+        return {key: sorted(offsets) for key, offsets in tiers.items()}
+
+    def examples(self, k: int, lang: str, kind: str) -> list[str]:
+        """Pool instructions shown in request k, drawn with the run's seed and k: of the same language and type
+        first, then of the same language, then any."""
+        wanted = self.settings.examples
+        rng = random.Random(f"synthesize:{self.config.seed}:{k}")
+        chosen: list[int] = []
+        for key in ((lang, kind), (lang,), ()):
+            tier = self._candidates.get(key, [])
+            picks = rng.sample(tier, min(len(tier), wanted + len(chosen)))  # enough to skip those already chosen
+            chosen += [offset for offset in picks if offset not in chosen][: wanted - len(chosen)]
+            if len(chosen) == wanted:
+                break
+        return [self.pools.read(offset)["prompt"] for offset in chosen]
+
+    def request(self, k: int) -> tuple[ChatRequest, str, str]:
+        """Request k asks for instructions in languages[k % L] of types[(k // L) % T]: every pair in turn."""
+        languages, types = self.languages, self.settings.types
+        lang = languages[k % len(languages)]
+        kind = types[(k // len(languages)) % len(types)]
+        shown = "\n".join(f"{i}. {' '.join(text.split())}" for i, text in enumerate(self.examples(k, lang, kind), 1))
+        prompt = (TEMPLATES[lang].replace("$N$", str(self.settings.per_request)).replace("$TYPE$", kind)
+                  .replace("$EXAMPLES$", shown or "(none)"))
+        request = ChatRequest(
+            model=self.settings.model or self.config.backend.model,
+            prompt=prompt,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            json_schema=instructions_schema(self.settings.per_request),
+            extra_body=self.config.generation.extra_body,
+        )
+        return request, lang, kind
+
+    @property
+    def kept(self) -> list[dict]:
+        return self.keeper.kept
+
+    def _wanted(self) -> bool:
+        """Whether to send one more request: only while the answers in hand, and the most those still awaited
+        can bring, fall short of `count`."""
+        if self._stopping or self.keeper.done:
+            return False
+        awaited = len(self._tasks) + len(self.keeper.waiting)
+        return not self._tasks or len(self.kept) + awaited * self.settings.per_request < self.count
+
+    async def run(self, send: Send) -> None:
+        """Send requests (several at once, in order of k, skipping those answered before) until enough are kept.
+        A no-op when the file already holds enough."""
+        if not self._wanted():
+            return
+        repair_tail(self.path)  # a line torn by a kill: cut it before appending
+        log = GroupCommitLog(self.path)
+        unanswered = (k for k in itertools.count() if k not in self.records)
+        concurrency = min(self.config.engine.max_jobs, MAX_CONCURRENCY)
+        try:
+            while True:
+                while len(self._tasks) < concurrency and self._wanted():
+                    k = next(unanswered)
+                    self._tasks[k] = asyncio.create_task(self._ask(k, send, log))
+                if not self._tasks or self.keeper.done:
+                    return  # answers still awaited cannot change the kept set: they come after it in k order
+                await asyncio.wait(self._tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+                for k, task in [(k, task) for k, task in self._tasks.items() if task.done()]:
+                    del self._tasks[k]
+                    if not task.cancelled():
+                        self.keeper.offer(task.result())  # a fatal backend error ends the build here
+        finally:
+            self._cancel_all()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*self._writes, return_exceptions=True)  # lines of cancelled requests: on disk first
+            self._tasks.clear()
+            log.close()
+
+    async def _ask(self, k: int, send: Send, log: GroupCommitLog) -> dict:
+        """One request, its bad answers retried like a step's; the record is on disk before it is returned.
+        A request that fails for good is stored too (with no instructions), so it is not paid for again."""
+        request, lang, kind = self.request(k)
+        started = time.monotonic()
+        usage: Counter = Counter()
+        instructions: list[str] = []
+        problem, attempts = "", 0
+        for attempts in range(1, self.config.generation.step_attempts + 1):
+            try:
+                completion = await send(request)
+            except RequestFailed as exc:
+                problem = str(exc)
+                break
+            usage.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                         cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens)
+            problem = answer_problem(completion) or ""
+            instructions = [] if problem else parse_instructions(completion.text)
+            if instructions:
+                break
+            problem = problem or "no instructions found in the answer"
+        record = {"k": k, "lang": lang, "type": kind, "instructions": instructions,
+                  "error": None if instructions else problem, "attempts": attempts,
+                  "key": request_key(request.prompt), "seconds": round(time.monotonic() - started, 3),
+                  **{name: usage[name] for name in ("prompt_tokens", "completion_tokens", "cached_tokens",
+                                                    "reasoning_tokens")}}
+        write = asyncio.ensure_future(log.append(record))
+        self._writes.append(write)
+        await asyncio.shield(write)  # once paid for, the answer is stored even if this request is cancelled now
+        self.records[k] = record
+        self.new_requests += 1
+        return record
+
+    def request_stop(self, grace_s: float) -> None:
+        """Ctrl-C: send nothing new, give requests in flight `grace_s` to finish (and be stored), then cancel."""
+        if self._stopping:
+            return
+        self._stopping = self.interrupted = True
+        asyncio.get_running_loop().call_later(grace_s, self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+    def add_to_pools(self) -> int:
+        """Make the kept instructions drawable, as one more source with the configured weight."""
+        return self.pools.add(SOURCE_NAME, self.kept, self.settings.weight)
+
+    def report(self) -> dict:
+        """The figures of the whole run directory, for report.json."""
+        records = self.records.values()
+        return {
+            "requests": len(self.records),
+            "new_requests": self.new_requests,
+            "failed_requests": sum(1 for record in records if record.get("error")),
+            "written": self.keeper.written,
+            "kept": len(self.kept),
+            "wanted": self.count,
+            "dropped": dict(self.keeper.dropped.most_common()),
+            **{name: sum(record.get(name, 0) for record in records)
+               for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")},
+        }
+
+    def summary_line(self) -> str:
+        """One line for the build's output: what was kept, what was dropped and why, what was paid for."""
+        if not self.count and not self.records:
+            return "Synthesized instructions: none needed, the sources hold enough for target / acceptance."
+        dropped = self.keeper.dropped
+        parts = [(dropped["exact_duplicate"] + dropped["near_duplicate"], "duplicates"),
+                 (dropped["language"], "other language"), (dropped["beyond_count"], "beyond the count")]
+        parts += [(n, reason.replace("_", " ")) for reason, n in dropped.items()
+                  if reason not in ("exact_duplicate", "near_duplicate", "language", "beyond_count")]
+        why = ", ".join(f"{n} {what}" for n, what in parts if n)
+        line = (f"Synthesized instructions: {len(self.kept)} kept of {self.keeper.written} written"
+                f"{f' ({why})' if why else ''}, {len(self.records)} requests ({self.new_requests} new this run)")
+        failed = sum(1 for record in self.records.values() if record.get("error"))
+        if failed:
+            line += f", {failed} without an answer"
+        if len(self.kept) < self.count and self.keeper.dry >= DRY_STREAK:
+            line += (f"; fewer than the {self.count} asked for: {DRY_STREAK} requests in a row brought "
+                     "nothing new")
+        return line + "."
