@@ -9,8 +9,15 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 # Parts of a key name (split at "_" and "-") that mark its value as a secret; `max_tokens` or `tokens_per_minute`
 # are settings, `hf_token` is not shown.
-_SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "auth", "authorization",
-                 "credential", "credentials", "cookie", "cookies", "header", "headers", "bearer", "signature"}
+_SECRET_PARTS = {"key", "apikey", "token", "secret", "secrets", "password", "passwd", "pwd", "pw", "passphrase",
+                 "auth", "authorization", "credential", "credentials", "cookie", "cookies", "header", "headers",
+                 "bearer", "signature", "sig", "session"}
+# Parts that mark a secret only beside another part: `access_code`, `auth_code`, `api_code`.
+_SECRET_WITH = {"code": {"access", "auth", "api", "secret", "function"}}
+# Query parameters that carry keys in URLs although their names say little: Azure Functions' `code`, a SAS `sig`.
+_SECRET_QUERY = {"code", "sig"}
+# Our own settings whose names look like secrets.
+_SETTINGS = {"token_param"}
 _SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
 REMOVED = "(removed)"
 
@@ -18,9 +25,16 @@ REMOVED = "(removed)"
 def secret_key(key: str) -> bool:
     """A key whose value is a secret; `api_key_env` names a variable, not its value, and is kept (its value is still
     scrubbed should a key have been typed there by mistake)."""
-    if key.lower().endswith("_env"):
+    lowered = key.lower()
+    if lowered.endswith("_env") or lowered in _SETTINGS:
         return False
-    return any(part in _SECRET_PARTS for part in re.split(r"[_\-]", key.lower()))
+    parts = set(re.split(r"[_\-]", lowered))
+    return bool(parts & _SECRET_PARTS) or any(part in parts and parts & others for part, others in _SECRET_WITH.items())
+
+
+def secret_value(value: str) -> bool:
+    """A value shaped like a key or token (sk-..., hf_..., Bearer ..., a long random string)."""
+    return bool(_SECRET_VALUE.search(value.strip()))
 
 
 def clean_url(value: str) -> str:
@@ -29,7 +43,7 @@ def clean_url(value: str) -> str:
     if not parts.scheme or not parts.netloc:
         return value
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not secret_key(k))
+    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not secret_key(k) and k.lower() not in _SECRET_QUERY)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -42,5 +56,5 @@ def without_secrets(value: Any, drop: tuple[str, ...] = ()) -> Any:
     if isinstance(value, list):
         return [without_secrets(item, drop) for item in value]
     if isinstance(value, str):
-        return REMOVED if _SECRET_VALUE.search(value.strip()) else clean_url(value)
+        return REMOVED if secret_value(value) else clean_url(value)
     return value

@@ -132,7 +132,7 @@ def test_card_and_recipe_drop_secrets(tmp_path):
         assert secret not in published
     recipe = json.loads((folder / "recipe.json").read_text())
     assert recipe["config"]["backend"]["base_url"] == "https://llm.example.com/v1?region=eu"
-    assert recipe["config"]["generation"]["extra_body"] == {"top_p": 0.9, "note": "(removed)", "session": "(removed)"}
+    assert recipe["config"]["generation"]["extra_body"] == {"top_p": 0.9, "note": "(removed)"}  # session: by its name
     assert recipe["config"]["generation"]["plan_max_tokens"] == 4096  # settings named like tokens stay
 
 
