@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -41,15 +42,36 @@ class BackendConfig(Strict):
     @field_validator("base_url")
     @classmethod
     def _plain_url(cls, value: str) -> str:
-        """A user:password@ in the URL would be sent to the server as written and kept in logs: keys belong in the
-        environment (api_key_env), where nothing writes them down."""
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL such as http://localhost:8000/v1")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("credentials in the URL (user:password@) are not supported: remove them and put the "
-                             "key in the environment variable named by backend.api_key_env")
-        return value
+        return plain_url(value, "backend.api_key_env")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        return variable_name(value)
+
+
+def plain_url(value: str, key_setting: str) -> str:
+    """A user:password@ in the URL would be sent to the server as written and kept in logs: keys belong in the
+    environment (api_key_env), where nothing writes them down."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL such as http://localhost:8000/v1")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials in the URL (user:password@) are not supported: remove them and put the "
+                         f"key in the environment variable named by {key_setting}")
+    return value
+
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def variable_name(value: str | None) -> str | None:
+    """`api_key_env` names the variable that holds the key; a key typed there instead would be printed in error
+    messages and logs, so it is refused without being repeated."""
+    if value is not None and not _VARIABLE.fullmatch(value):
+        raise ValueError("must be the name of an environment variable (letters, digits and _), such as "
+                         "OPENAI_API_KEY, not the key itself: put the key in that variable")
+    return value
 
 
 class EngineConfig(Strict):
@@ -249,6 +271,16 @@ class JudgeConfig(Strict):
     max_input_tokens: int | None = Field(64000, ge=1000)
     max_tokens: int = Field(1024, ge=64)  # for the analysis and the scores
 
+    @field_validator("base_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        return None if value is None else plain_url(value, "quality.judge.api_key_env")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        return variable_name(value)
+
     @field_validator("min_dimension")
     @classmethod
     def _known_dimensions(cls, value: dict[str, int]) -> dict[str, int]:
@@ -306,7 +338,7 @@ class ExportConfig(Strict):
 class BuildConfig(Strict):
     name: str = Field(min_length=1)
     run_dir: Path
-    target: int = Field(ge=1)
+    target: int = Field(ge=1, strict=True)  # strict: `target: true` is a mistake, not 1
     seed: int = 0
     backend: BackendConfig = BackendConfig()
     engine: EngineConfig = EngineConfig()
@@ -371,18 +403,24 @@ def load_config(path: str | Path) -> BuildConfig:
         line = data.count(b"\n", 0, exc.start) + 1
         raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the recipe as UTF-8.") \
             from None
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # reads the first characters already: a NUL byte fails here
         root = loader.get_single_node()
         _refuse_duplicate_keys(path, root)
+        _refuse_expansion(path, root)
         raw = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"{where}: invalid YAML ({problem}).") from None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, other controls)
+            where = f"{path}:{text.count(chr(10), 0, exc.position) + 1}"
+            problem = f"the character #x{ord(exc.character) if isinstance(exc.character, str) else exc.character:04x} is not allowed"
+        raise UserError(f"{where}: invalid YAML ({' '.join(problem.split())}).") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the config must be a mapping of keys (name, run_dir, target, backend, pools, ...).")
     try:
@@ -395,12 +433,39 @@ def load_config(path: str | Path) -> BuildConfig:
     for index, pool in enumerate(config.pools.sources):
         if pool.path is not None and not pool.path.is_file():
             loc = _as_written(raw, ("pools", "sources", index, "path"))
-            raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} does not exist.")
+            what = "is a folder, not a file (a saved dataset goes under `hf:`)" if pool.path.is_dir() else "does not exist"
+            raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} {what}.")
     return config
 
 
-def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, loc: tuple = ()) -> None:
-    """YAML lets the last of two equal keys win silently; in a recipe that hides a mistake, so it is an error."""
+MAX_EXPANDED_NODES = 100_000
+
+
+def _refuse_expansion(path: Path, root: yaml.Node | None) -> None:
+    """Aliases may repeat a node many times over (nine aliases of nine aliases... is billions of values): a recipe
+    that expands past MAX_EXPANDED_NODES values is refused before it is built."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a node that holds itself counts once
+            children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                        else node.value if isinstance(node, yaml.SequenceNode) else [])
+            sizes[id(node)] = min(1 + sum(size(child) for child in children), MAX_EXPANDED_NODES + 1)
+        return sizes[id(node)]
+
+    if root is not None and size(root) > MAX_EXPANDED_NODES:
+        raise UserError(f"{path}: the recipe expands to more than {MAX_EXPANDED_NODES:,} values through its YAML "
+                        "aliases (*name); write the values out, or use fewer aliases.")
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, loc: tuple = (), seen: set[int] | None = None) -> None:
+    """YAML lets the last of two equal keys win silently; in a recipe that hides a mistake, so it is an error.
+    Each node is read once, however many aliases point at it."""
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
         for key, value in node.value:
@@ -410,10 +475,10 @@ def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, loc: tuple = ()) 
                     raise UserError(f"{path}:{line}: {_key((*loc, key.value))}: duplicate key (first on line "
                                     f"{first[key.value]}); keep one.")
                 first[key.value] = line
-            _refuse_duplicate_keys(path, value, (*loc, key.value))
+            _refuse_duplicate_keys(path, value, (*loc, key.value), seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(path, item, (*loc, index))
+            _refuse_duplicate_keys(path, item, (*loc, index), seen)
 
 
 def _resolved(config: BuildConfig, base: Path) -> BuildConfig:

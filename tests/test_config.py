@@ -182,3 +182,26 @@ def test_the_6k_recipe_reaches_its_target_from_real_requests_or_synthesis():
     seeds = 644
     assert seeds + hub[0].max_instructions >= 6000 / pools.synthesize.acceptance  # reachable: no synthesis needed
     assert pools.synthesize.count == "auto"  # unreachable or run dry: synthesis makes up the rest
+
+
+@pytest.mark.parametrize("recipe, expected", [
+    # a key typed where its variable's name belongs is refused, and never repeated in the message
+    ("backend: {api_key_env: sk-proj-abcdefghijklmnopqrstuvwxyz123456}\n", "backend.api_key_env: must be the name"),
+    ("quality: {judge: {base_url: 'http://u:sk-abc@127.0.0.1:1/v1', api_key_env: null}}\n",
+     "quality.judge.base_url: credentials in the URL"),
+    ("quality: {judge: {api_key_env: 'Bearer abc'}}\n", "quality.judge.api_key_env: must be the name"),
+    ("target: true\n", "target: Input should be a valid integer"),
+    ("name: t\x00\n", "r.yaml:5: invalid YAML (the character #x0000 is not allowed)"),
+    ("extra: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"x{i}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(6)),
+     "expands to more than 100,000 values"),
+])
+def test_recipe_mistakes_that_could_leak_or_hang_are_one_line(tmp_path, capsys, recipe, expected):
+    (tmp_path / "p.jsonl").write_text('{"prompt": "Write a long essay about rivers."}\n', encoding="utf-8")
+    config = tmp_path / "r.yaml"
+    config.write_text("name: t\nrun_dir: run\npools: [{path: p.jsonl}]\n" + ("" if "target" in recipe else "target: 1\n")
+                      + recipe, encoding="utf-8")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "sk-" not in err and "Bearer" not in err, err
+    assert not (tmp_path / "run").exists()
