@@ -119,7 +119,7 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
                     print(f"{record['id']}: {exc}", file=sys.stderr)
                     continue
                 line = {"seq": job.seq, "id": record["id"], **judge.fields(judgement, step),
-                        **{k: step[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
+                        **{k: getattr(step, k) for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
                 await log.append(line)
                 scored[job.seq] = line
 

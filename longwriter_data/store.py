@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from .config import PricesConfig
 
 _SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
-# A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
-# heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these patterns can only match
-# the keys themselves. Records of older versions carry the MinHash at the end: _MINHASH finds it there.
-_JOB_HEAD = re.compile(rb'\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
-                       rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
-_MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
+# A job record begins {"seq":N,"sample":N,"id":"...","status":"...","minhash":...} (RunStore.append_job writes those
+# keys first); resume needs only that, so it reads line heads instead of parsing 60 KB records. Inside JSON strings
+# quotes are escaped, so this pattern can only match the keys themselves.
+_JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":\d+,"id":"(?:[^"\\]|\\.)*","status":"(\w+)",'
+                       rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
+_JOB_HEAD_KEYS = ("seq", "sample", "id", "status", "minhash")
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
@@ -152,11 +152,8 @@ def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
             record = parse_job(path, number, mm[start:end])
             yield record["seq"], record["status"], record.get("minhash")
             continue
-        status, minhash = head.group(2).decode(), head.group(4)
-        if head.group("minhash_key") is None and status == "accepted":
-            found = _MINHASH.search(mm, head.end(), end)
-            minhash = found.group(1) if found else None
-        yield int(head.group(1)), status, minhash.decode() if minhash else None
+        minhash = head.group(3)
+        yield int(head.group(1)), head.group(2).decode(), minhash.decode() if minhash else None
 
 
 def repair_tail(path: Path) -> bool:
@@ -205,6 +202,14 @@ class Usage:
         self.completion_tokens += int(counts.get("completion_tokens") or 0)
         self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
 
+    def add_step(self, step: StepRecord) -> None:
+        """One completed call."""
+        self.requests += 1
+        self.prompt_tokens += step.prompt_tokens
+        self.cached_tokens += step.cached_tokens
+        self.completion_tokens += step.completion_tokens
+        self.reasoning_tokens += step.reasoning_tokens
+
     def as_dict(self) -> dict[str, int]:
         """As a job record's `usage` holds it (and recipe.json's)."""
         return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
@@ -216,6 +221,44 @@ class Usage:
         if prices is None:
             return None
         return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
+
+
+@dataclass
+class StepRecord:
+    """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
+    resume instead of being paid again. `key` hashes the request's prompt (and sample index); `tags` are what the
+    step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
+
+    step: int
+    text: str
+    finish_reason: str | None
+    key: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    prompt_chars: int = 0
+    attempts: int = 1
+    seconds: float = 0.0
+    tags: dict = field(default_factory=dict)
+
+    _FIELDS = ("step", "text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
+               "reasoning_tokens", "prompt_chars", "key", "attempts", "seconds")
+
+    def as_record(self) -> dict:
+        record = {name: getattr(self, name) for name in self._FIELDS}
+        record.update(self.tags)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> StepRecord:
+        fields = {name: record[name] for name in cls._FIELDS if name in record}
+        tags = {name: value for name, value in record.items()
+                if name not in cls._FIELDS and name not in _STEP_ENVELOPE}
+        return cls(**fields, tags=tags)
+
+
+_STEP_ENVELOPE = ("seq", "sample", "instruction")  # what the store adds around a step: whose it is
 
 
 @dataclass
@@ -317,6 +360,18 @@ class RunStore:
         for record in read_jsonl(self.steps_path, skip_seqs=set(state.status)):
             state.steps.setdefault(record["seq"], {})[record["step"]] = record
         return state
+
+    async def append_step(self, seq: int, sample: int, step: StepRecord, instruction: dict | None = None) -> None:
+        """A job's completed step, durable when this returns; the job's first step carries its instruction, so a
+        resumed build restarts the job before it replays the draw."""
+        record = {"seq": seq, "sample": sample, **step.as_record()}
+        if instruction is not None:
+            record["instruction"] = instruction
+        await self.steps.append(record)
+
+    async def append_job(self, record: dict) -> None:
+        """A finished job's record, durable when this returns; its head keys first, in the order job_heads reads."""
+        await self.jobs.append({**{key: record[key] for key in _JOB_HEAD_KEYS}, **record})
 
     def open_logs(self) -> None:
         self.steps = GroupCommitLog(self.steps_path)

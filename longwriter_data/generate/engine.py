@@ -32,7 +32,8 @@ from .judging import JudgeFailed, QualityJudge
 from ..backends.limits import Limits
 from ..pools.instructions import Instruction
 from .progress import Progress
-from ..store import RunState, RunStore, Usage
+from ..store import RunState, RunStore, StepRecord, Usage
+from .replay import Steps
 
 
 @dataclass
@@ -61,7 +62,8 @@ class Engine:
         self.store = store
         self.state = state
         self.progress = progress
-        self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model,
+        self._send = self._counted(send)
+        self.agent = AgentWrite(config.generation, config.backend.model, config.backend.plan_model,
                                 config.pools.llm_select)
         judge = config.quality.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
         self.quality = QualityJudge(judge, config.backend.model, config.generation.step_attempts) if judge else None
@@ -242,17 +244,17 @@ class Engine:
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    async def _job(self, instruction: Instruction) -> dict:
+    async def _job(self, instruction: Instruction, sample: int = 0) -> dict:
         """Run one job to its final record, which is on disk before the job counts."""
-        done = self.state.steps.pop(instruction.seq, {})
+        async def save(step: StepRecord) -> None:  # the selection question or the plan: the job's first step
+            first = instruction.to_record() if step.step <= 0 else None
+            await self.store.append_step(instruction.seq, sample, step, first)
 
-        async def save_step(record: dict) -> None:
-            if record["step"] <= 0:  # the selection question or the plan: the job's first step on disk
-                record = {**record, "instruction": instruction.to_record()}
-            await self.store.steps.append({"seq": instruction.seq, **record})
-
+        stored = self.state.steps.pop(instruction.seq, {})
+        ask = Steps(self._send, self.config.generation.step_attempts, stored, save, sample)
         record = {
             "seq": instruction.seq,
+            "sample": sample,
             "id": instruction.id,
             "status": "failed",
             "minhash": None,  # an accepted output's signature, set by _deduplicate: near the head, read on resume
@@ -270,7 +272,7 @@ class Engine:
         started = time.monotonic()
         try:
             try:
-                result = await self.agent.run(instruction, done, save_step)
+                result = await self.agent.run(instruction, ask)
             finally:
                 self._finished.put_nowait((instruction.seq, None))
         except JobFailed as exc:
@@ -279,14 +281,14 @@ class Engine:
         except NotSelected as exc:
             record.update(status="rejected", reason="llm_selector", detail=str(exc))
         else:
-            sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
-                            paragraphs=result.paragraphs, planned_words=result.plan.total_words)
-            verdict, paragraph_words, values = await self._judge(sample)
+            written = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
+                             paragraphs=result.paragraphs, planned_words=result.plan.total_words)
+            verdict, paragraph_words, values = await self._judge(written)
             judged = None
             if verdict.status == "accepted" and self.quality is not None:  # only what passed the cheap filters
                 try:
-                    judgement, judged = await self.quality.step(self._judge_send, instruction.prompt, sample.text,
-                                                                done, save_step)
+                    judge_ask = Steps(self._judge_send, ask.attempts, stored, save, sample)
+                    judgement, judged = await self.quality.step(judge_ask, instruction.prompt, written.text)
                 except JudgeFailed as exc:
                     verdict = Verdict("failed", exc.reason, str(exc))
                 else:
@@ -295,7 +297,7 @@ class Engine:
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
             usage = Usage()
             for step in result.steps:
-                usage.add(step, requests=1)
+                usage.add_step(step)
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,
@@ -306,15 +308,15 @@ class Engine:
                 planned_words=result.plan.total_words,
                 word_count=sum(paragraph_words),  # the joining blank lines hold no words
                 usage=usage.as_dict(),
-                seconds=round(sum(s["seconds"] for s in result.steps), 3),
+                seconds=round(sum(s.seconds for s in result.steps), 3),
             )
             if judged is not None:  # the judge's call is paid like the writing's
                 for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-                    record["usage"][name] += judged.get(name, 0)
+                    record["usage"][name] += getattr(judged, name)
                 record["usage"]["requests"] += 1
-                record["seconds"] = round(record["seconds"] + judged["seconds"], 3)
+                record["seconds"] = round(record["seconds"] + judged.seconds, 3)
         record["wall_seconds"] = round(time.monotonic() - started, 3)
-        await self.store.jobs.append(record)
+        await self.store.append_job(record)
         return record
 
 
