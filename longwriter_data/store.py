@@ -21,7 +21,7 @@ import mmap
 import os
 import re
 from collections import Counter
-from collections.abc import Container, Iterator
+from collections.abc import Awaitable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
@@ -389,17 +389,17 @@ class RunStore:
             state.steps.setdefault(job_key(record), {})[record["step"]] = record
         return state
 
-    async def append_step(self, job: JobKey, step: StepRecord, instruction: dict | None = None) -> None:
-        """A job's completed step, durable when this returns; the job's first step carries its instruction, so a
-        resumed build restarts the job before it replays the draw."""
+    def append_step(self, job: JobKey, step: StepRecord, instruction: dict | None = None) -> Awaitable[None]:
+        """A job's completed step, durable when awaited; the job's first step carries its instruction, so a
+        resumed build restarts the job before it replays the draw. (The log's own awaitable: no extra frame.)"""
         record = {"seq": job.seq, "sample": job.sample, **step.as_record()}
         if instruction is not None:
             record["instruction"] = instruction
-        await self.steps.append(record)
+        return self.steps.append(record)
 
-    async def append_job(self, record: dict) -> None:
-        """A finished job's record, durable when this returns; its head keys first, in the order job_heads reads."""
-        await self.jobs.append({**{key: record[key] for key in _JOB_HEAD_KEYS}, **record})
+    def append_job(self, record: dict) -> Awaitable[None]:
+        """A finished job's record, durable when awaited; its head keys first, in the order job_heads reads."""
+        return self.jobs.append({**{key: record[key] for key in _JOB_HEAD_KEYS}, **record})
 
     def open_logs(self) -> None:
         self.steps = GroupCommitLog(self.steps_path)

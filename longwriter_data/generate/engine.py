@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -280,8 +280,8 @@ class Engine:
 
     async def _job(self, key: JobKey, instruction: Instruction) -> dict:
         """Run one job (one sample of an instruction) to its final record, which is on disk before the job counts."""
-        async def save(step: StepRecord) -> None:  # the selection question or the plan: the job's first step
-            await self.store.append_step(key, step, instruction.to_record() if step.step <= 0 else None)
+        def save(step: StepRecord) -> Awaitable[None]:  # the selection question or the plan: the job's first step
+            return self.store.append_step(key, step, instruction.to_record() if step.step <= 0 else None)
 
         stored = self.state.steps.pop(key, {})
         ask = Steps(self._send, self.settings.generation.step_attempts, stored, save, key.sample)
