@@ -21,8 +21,8 @@ from tqdm import tqdm
 from .backends.openai_http import api_key_for, open_backend
 from .backends.breaker import EndpointBreaker
 from .config import BuildConfig, config_drift, load_config
-from .quality.dedupe import SignatureCache, run_shingle_hash
-from .generate.engine import BuildSummary, Engine
+from .quality.dedupe import SignatureCache
+from .generate.engine import BuildSummary, Engine, EngineSettings
 from .errors import UserError
 from .generate.judging import judge_endpoint
 from .backends.limits import Limits
@@ -84,10 +84,9 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         # No secrets (a key written into the recipe by mistake is removed, as the dataset card removes it), and
         # the paths as the recipe wrote them.
         snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
-                    "pools_fingerprint": pools.fingerprint, "pool_fingerprints": pools.fingerprints,
-                    "shingle_hash": run_shingle_hash(store.saved_config())}
+                    "pool_fingerprints": pools.fingerprints}
         _check_drift(store, config, snapshot, force)
-        minhashes = SignatureCache(store.minhash_cache_path, snapshot["shingle_hash"])
+        minhashes = SignatureCache(store.minhash_cache_path)
         try:
             synthesis = None
             if config.pools.synthesize:  # what synthesized.jsonl already holds, derived without a request
@@ -179,14 +178,10 @@ def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bo
                         f"({exc.errors()[0]['msg']}); use another run_dir.") from None
     new = config.generative_view()
     differences = config_drift(old, new)
-    if "pool_fingerprints" in saved:  # per source: the message names the one that changed
-        names = [source_name(source) for source in config.pools.sources]
-        differences += [f"pools[{index}] ({names[index]}): its instructions changed"
-                        for index, (before, now) in enumerate(zip(saved["pool_fingerprints"], snapshot["pool_fingerprints"]))
-                        if before != now]
-    elif saved.get("pools_fingerprint") != snapshot["pools_fingerprint"]:  # run directories of older versions
-        differences.append(f"pools_fingerprint: {saved.get('pools_fingerprint')!r} -> "
-                           f"{snapshot['pools_fingerprint']!r}")
+    names = [source_name(source) for source in config.pools.sources]  # per source: the message names the one
+    differences += [f"pools[{index}] ({names[index]}): its instructions changed"
+                    for index, (before, now) in enumerate(zip(saved["pool_fingerprints"], snapshot["pool_fingerprints"]))
+                    if before != now]
     if differences and not force:
         listing = "\n  ".join(differences)
         raise UserError(
@@ -238,9 +233,10 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
                 synthesis.add_to_pools()
             # Drawn only now: the draw order depends on every instruction, the synthesized ones included.
             instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes, done=state.status)
+                                config.filters.near_duplicate_threshold, skipped, minhashes,
+                                done=state.finished_instructions())
             bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
-            engine = Engine(config, store, state, send, bar, limits, minhashes.shingle_hash, judge_send)
+            engine = Engine(EngineSettings.of(config), store, state, send, bar, limits, judge_send)
             shutdown.attach(engine)
             return await engine.run(instructions)
     finally:

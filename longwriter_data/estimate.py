@@ -17,7 +17,7 @@ from .errors import UserError
 from .generate.costs import Estimate, estimate_jobs
 from .pools.instructions import PreparedPools, draw
 from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
-from .quality.dedupe import SignatureCache, run_shingle_hash
+from .quality.dedupe import SignatureCache
 from .quality.length import approx_tokens
 from .store import RunStore
 from .text import plural
@@ -29,13 +29,12 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
     """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost,
     with the instructions synthesis is still to write (priced at `default_words`) and what writing them costs."""
     wanted = math.ceil(config.target / acceptance)
-    # as the run hashes, in memory
-    minhashes = SignatureCache(None, run_shingle_hash(RunStore(config.run_dir).saved_config()))
+    saved = RunStore(config.run_dir).saved_config()  # a damaged or older run directory is named first
+    minhashes = SignatureCache(None)  # in memory
     with PreparedPools(config.pools) as pools:
         pending, synthesis = 0, None
         if config.pools.synthesize:
-            synthesis = Synthesis(config, pools, minhashes, synthesis_count(
-                config, pools, minhashes, RunStore(config.run_dir).saved_config()))
+            synthesis = Synthesis(config, pools, minhashes, synthesis_count(config, pools, minhashes, saved))
             synthesis.add_to_pools()  # what the run directory already holds
             pending = synthesis.count - len(synthesis.kept)
         sources: Counter = Counter()

@@ -24,7 +24,8 @@ from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
 from .publish.report import run_report
 from .publish.stats import scan_run
 from .quality.judge import Judgement
-from .store import ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, read_judgements, repair_tail, write_atomic
+from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, repair_tail,
+                    write_atomic)
 
 
 def parse_minimums(items: list[str]) -> dict[str, int]:
@@ -110,8 +111,7 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
         with jobs_path.open("rb") as fh:
             while queue:
                 job = queue.pop()
-                fh.seek(job.offset)
-                record = json.loads(fh.readline())
+                record = job_at(fh, job.offset)
                 try:
                     judgement, step = await judge.judge(send, record["prompt"], "\n\n".join(record["paragraphs"]))
                 except JudgeFailed as exc:
@@ -119,7 +119,7 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
                     print(f"{record['id']}: {exc}", file=sys.stderr)
                     continue
                 line = {"seq": job.seq, "id": record["id"], **judge.fields(judgement, step),
-                        **{k: step[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
+                        **{k: getattr(step, k) for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
                 await log.append(line)
                 scored[job.seq] = line
 
@@ -150,8 +150,7 @@ def _apply(store, judge: QualityJudge, jobs: list, scored: dict[int, dict]) -> i
             verdict = judge.verdict(Judgement(scores=line["quality_scores"]))
             if verdict.status == job.status:
                 continue
-            fh.seek(job.offset)
-            record = json.loads(fh.readline())
+            record = job_at(fh, job.offset)
             record.update(status=verdict.status, reason=verdict.reason, detail=verdict.detail,
                           **{k: line[k] for k in ("judge", "quality_score", "quality_scores", "quality_analysis",
                                                   "judge_excerpt") if k in line})
@@ -160,7 +159,7 @@ def _apply(store, judge: QualityJudge, jobs: list, scored: dict[int, dict]) -> i
         async def append() -> None:
             store.open_logs()
             for record in changed:
-                await store.jobs.append(record)
+                await store.append_job(record)
 
         asyncio.run(append())
     return len(changed)

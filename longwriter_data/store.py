@@ -1,8 +1,8 @@
 """The run directory: every byte a build writes, durable before it counts, readable after any crash.
 
 Layout:
-  config.json   the recipe the run was started with (no secrets: keys live in the environment), the pools'
-                fingerprint and how its MinHashes hash shingles
+  config.json   the run-directory format version, the recipe the run was started with (no secrets: keys live in
+                the environment) and the pools' fingerprints
   steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
@@ -21,27 +21,40 @@ import mmap
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .errors import UserError
 
 if TYPE_CHECKING:
     from .config import PricesConfig
 
-_SEQ = re.compile(rb'\{"seq":\s*(\d+)')  # patterns are matched at a line's start (match(map, start, end))
-# A job record begins {"seq":N,"id":"...","status":"...","minhash":...}; resume needs only that, so it reads line
-# heads instead of parsing 60 KB records. Inside JSON strings quotes are escaped, so these patterns can only match
-# the keys themselves. Records of older versions carry the MinHash at the end: _MINHASH finds it there.
-_JOB_HEAD = re.compile(rb'\{"seq":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)"'
-                       rb'(?P<minhash_key>,"minhash":(?:"([A-Za-z0-9+/=]+)"|null))?')
-_MINHASH = re.compile(rb'"minhash":"([A-Za-z0-9+/=]+)"')
+# Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
+# them; patterns are matched at a line's start (match(map, start, end)).
+_KEY = re.compile(rb'\{"seq":\s*(\d+),\s*"sample":\s*(\d+)')
+# A job record begins {"seq":N,"sample":N,"id":"...","status":"...","minhash":...} (RunStore.append_job writes those
+# keys first); resume needs only that, so it reads line heads instead of parsing 60 KB records. Inside JSON strings
+# quotes are escaped, so this pattern can only match the keys themselves.
+_JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)",'
+                       rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
+_JOB_HEAD_KEYS = ("seq", "sample", "id", "status", "minhash")
+# The run directory's format: a build writes it into config.json, and every command refuses a directory of another
+# format (those of earlier development versions have none) rather than misread it.
+RUN_FORMAT = 1
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
               "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
+
+
+class JobKey(NamedTuple):
+    """A job's identity: its instruction's place in the draw order, and which sample of that instruction it writes.
+    Ordered as the dataset is: by draw order, then sample."""
+
+    seq: int
+    sample: int = 0
 
 
 class GroupCommitLog:
@@ -108,16 +121,16 @@ def _lines(path: Path) -> Iterator[tuple[mmap.mmap, int, int, int]]:
             start, number = end + 1, number + 1
 
 
-def read_jsonl(path: Path, skip_seqs: set[int] | None = None) -> Iterator[dict]:
+def read_jsonl(path: Path, skip: Container[JobKey] = ()) -> Iterator[dict]:
     """Records of a log; a torn last line (the process died mid-write) is skipped, never an error
     (repair_tail() cuts it before anything is appended).
 
-    Lines of jobs in `skip_seqs` are not parsed at all: resuming a large run reads only what it needs.
+    Lines of jobs in `skip` are not parsed at all: resuming a large run reads only what it needs.
     """
     for mm, start, end, number in _lines(path):
-        if skip_seqs:
-            match = _SEQ.match(mm, start, end)
-            if match and int(match.group(1)) in skip_seqs:
+        if skip:
+            match = _KEY.match(mm, start, end)
+            if match and (int(match.group(1)), int(match.group(2))) in skip:
                 continue
         yield _parse(path, number, mm[start:end])
 
@@ -136,27 +149,31 @@ def _parse(path: Path, number: int, line: bytes) -> dict:
 
 
 def parse_job(path: Path, number: int, line: bytes) -> dict:
-    """One jobs.jsonl record: an object with an integer `seq` and a `status`, or the corrupt-record error."""
+    """One jobs.jsonl record: an object with an integer `seq` and `sample` and a `status`, or the corrupt-record
+    error."""
     record = _parse(path, number, line)
-    if not isinstance(record.get("seq"), int) or not isinstance(record.get("status"), str):
-        raise UserError(f"{path}:{number}: corrupt record (no seq or status); "
+    if not (isinstance(record.get("seq"), int) and isinstance(record.get("sample"), int)
+            and isinstance(record.get("status"), str)):
+        raise UserError(f"{path}:{number}: corrupt record (no seq, sample or status); "
                         "move the run directory aside or repair that line.")
     return record
 
 
-def job_heads(path: Path) -> Iterator[tuple[int, str, str | None]]:
-    """(seq, status, MinHash or None) of every job record, without parsing whole records."""
+def job_key(record: dict) -> JobKey:
+    return JobKey(record["seq"], record["sample"])
+
+
+def job_heads(path: Path) -> Iterator[tuple[JobKey, str, str | None]]:
+    """(job, status, MinHash or None) of every job record, without parsing whole records."""
     for mm, start, end, number in _lines(path):
         head = _JOB_HEAD.match(mm, start, end)
         if head is None:  # written some other way: parse it properly
             record = parse_job(path, number, mm[start:end])
-            yield record["seq"], record["status"], record.get("minhash")
+            yield job_key(record), record["status"], record.get("minhash")
             continue
-        status, minhash = head.group(2).decode(), head.group(4)
-        if head.group("minhash_key") is None and status == "accepted":
-            found = _MINHASH.search(mm, head.end(), end)
-            minhash = found.group(1) if found else None
-        yield int(head.group(1)), status, minhash.decode() if minhash else None
+        minhash = head.group(4)
+        yield (JobKey(int(head.group(1)), int(head.group(2))), head.group(3).decode(),
+               minhash.decode() if minhash else None)
 
 
 def repair_tail(path: Path) -> bool:
@@ -205,6 +222,14 @@ class Usage:
         self.completion_tokens += int(counts.get("completion_tokens") or 0)
         self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
 
+    def add_step(self, step: StepRecord) -> None:
+        """One completed call."""
+        self.requests += 1
+        self.prompt_tokens += step.prompt_tokens
+        self.cached_tokens += step.cached_tokens
+        self.completion_tokens += step.completion_tokens
+        self.reasoning_tokens += step.reasoning_tokens
+
     def as_dict(self) -> dict[str, int]:
         """As a job record's `usage` holds it (and recipe.json's)."""
         return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
@@ -219,13 +244,52 @@ class Usage:
 
 
 @dataclass
+class StepRecord:
+    """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
+    resume instead of being paid again. `key` hashes the request's prompt (and sample index); `tags` are what the
+    step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
+
+    step: int
+    text: str
+    finish_reason: str | None
+    key: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    prompt_chars: int = 0
+    attempts: int = 1
+    seconds: float = 0.0
+    tags: dict = field(default_factory=dict)
+
+    _FIELDS = ("step", "text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
+               "reasoning_tokens", "prompt_chars", "key", "attempts", "seconds")
+
+    def as_record(self) -> dict:
+        record = {name: getattr(self, name) for name in self._FIELDS}
+        record.update(self.tags)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> StepRecord:
+        fields = {name: record[name] for name in cls._FIELDS if name in record}
+        tags = {name: value for name, value in record.items()
+                if name not in cls._FIELDS and name not in _STEP_ENVELOPE}
+        return cls(**fields, tags=tags)
+
+
+_STEP_ENVELOPE = ("seq", "sample", "instruction")  # what the store adds around a step: whose it is
+
+
+@dataclass
 class RunState:
     """What a run directory says has been done: finished jobs by status, and steps of unfinished jobs."""
 
-    status: dict[int, str] = field(default_factory=dict)
-    steps: dict[int, dict[int, dict]] = field(default_factory=dict)
+    status: dict[JobKey, str] = field(default_factory=dict)
+    steps: dict[JobKey, dict[int, dict]] = field(default_factory=dict)  # step number -> its record
     torn: list[str] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)  # MinHash of accepted outputs, for near-duplicate checks
+    samples: int = 1  # jobs per instruction
 
     @property
     def counts(self) -> Counter:
@@ -234,19 +298,26 @@ class RunState:
     def complete(self, target: int) -> bool:
         """True when the dataset is settled: `target` accepted jobs, and every job drawn before the last of them
         finished (a run killed after reaching the target may still owe earlier jobs that could displace it)."""
-        accepted = sorted(seq for seq, status in self.status.items() if status == "accepted")
+        accepted = sorted(key for key, status in self.status.items() if status == "accepted")
         if len(accepted) < target:
             return False
         cutoff = accepted[target - 1]
-        return sum(1 for seq in self.status if seq < cutoff) == cutoff
+        return sum(1 for key in self.status if key < cutoff) == cutoff.seq * self.samples + cutoff.sample
 
     def pending(self, target: int) -> int:
         """Half-done jobs that a build will continue: those drawn before the dataset's last row, once `target` jobs
         are accepted (the steps of jobs cancelled beyond it stay on disk, but those jobs are not in progress)."""
-        accepted = sorted(seq for seq, status in self.status.items() if status == "accepted")
+        accepted = sorted(key for key, status in self.status.items() if status == "accepted")
         if len(accepted) < target:
             return len(self.steps)
-        return sum(1 for seq in self.steps if seq < accepted[target - 1])
+        return sum(1 for key in self.steps if key < accepted[target - 1])
+
+    def finished_instructions(self) -> set[int]:
+        """Draw positions whose every sample has finished: the draw need not yield them again."""
+        if self.samples == 1:
+            return {key.seq for key in self.status}
+        per_seq = Counter(key.seq for key in self.status)
+        return {seq for seq, count in per_seq.items() if count == self.samples}
 
 
 class RunStore:
@@ -302,21 +373,33 @@ class RunStore:
         fh.flush()
         self._lock_fh = fh
 
-    def load_state(self, retry_failed: bool = False) -> RunState:
+    def load_state(self, retry_failed: bool = False, samples: int = 1) -> RunState:
         """Repair torn tails, then read finished jobs and the steps of unfinished ones."""
-        state = RunState()
+        state = RunState(samples=samples)
         for path in (self.jobs_path, self.steps_path):
             if repair_tail(path):
                 state.torn.append(path.name)
-        for seq, status, minhash in job_heads(self.jobs_path):
-            state.status[seq] = status
+        for key, status, minhash in job_heads(self.jobs_path):
+            state.status[key] = status
             if status == "accepted" and minhash:
                 state.signatures.append(minhash)
         if retry_failed:
-            state.status = {seq: status for seq, status in state.status.items() if status != "failed"}
-        for record in read_jsonl(self.steps_path, skip_seqs=set(state.status)):
-            state.steps.setdefault(record["seq"], {})[record["step"]] = record
+            state.status = {key: status for key, status in state.status.items() if status != "failed"}
+        for record in read_jsonl(self.steps_path, skip=state.status):
+            state.steps.setdefault(job_key(record), {})[record["step"]] = record
         return state
+
+    def append_step(self, job: JobKey, step: StepRecord, instruction: dict | None = None) -> Awaitable[None]:
+        """A job's completed step, durable when awaited; the job's first step carries its instruction, so a
+        resumed build restarts the job before it replays the draw. (The log's own awaitable: no extra frame.)"""
+        record = {"seq": job.seq, "sample": job.sample, **step.as_record()}
+        if instruction is not None:
+            record["instruction"] = instruction
+        return self.steps.append(record)
+
+    def append_job(self, record: dict) -> Awaitable[None]:
+        """A finished job's record, durable when awaited; its head keys first, in the order job_heads reads."""
+        return self.jobs.append({**{key: record[key] for key in _JOB_HEAD_KEYS}, **record})
 
     def open_logs(self) -> None:
         self.steps = GroupCommitLog(self.steps_path)
@@ -326,6 +409,8 @@ class RunStore:
         return read_snapshot(self.run_dir)
 
     def save_config(self, snapshot: dict) -> None:
+        """config.json: the snapshot, stamped with this version's run-directory format."""
+        snapshot = {"format": RUN_FORMAT, **snapshot}
         write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))
 
     def save_report(self, report: dict) -> None:
@@ -355,6 +440,10 @@ def read_snapshot(run_dir: Path) -> dict | None:
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("config"), dict):
         raise UserError(f"{path}: damaged run snapshot (no recipe under \"config\"); restore it from a copy, or "
                         "move the run directory aside and start again.")
+    if snapshot.get("format") != RUN_FORMAT:
+        written = f"format {snapshot['format']}" if "format" in snapshot else "an earlier development version"
+        raise UserError(f"{path}: this run directory was written by {written}; this version reads run-directory "
+                        f"format {RUN_FORMAT} only: build into a new run_dir.")
     return snapshot
 
 
@@ -385,8 +474,21 @@ def active_judge(run_dir: Path) -> str | None:
 
 def read_jobs(path: Path) -> Iterator[dict]:
     """Every job record of a jobs.jsonl, in file order (a torn last line left out, see read_jsonl)."""
+    for _, record in job_records(path):
+        yield record
+
+
+def job_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(byte offset, record) of every job record, in file order: the one reader of jobs.jsonl, one record at a
+    time (memory stays flat however big the run); job_at reads one again from its offset."""
     for mm, start, end, number in _lines(path):
-        yield parse_job(path, number, mm[start:end])
+        yield start, parse_job(path, number, mm[start:end])
+
+
+def job_at(fh: BinaryIO, offset: int) -> dict:
+    """The job record at `offset` of an open jobs.jsonl: one that job_records read before, at that offset."""
+    fh.seek(offset)
+    return json.loads(fh.readline())
 
 
 def finished_records(run_dir: Path) -> Iterator[dict]:

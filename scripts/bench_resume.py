@@ -50,9 +50,13 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
         from longwriter_data.quality.dedupe import SignatureCache
     except ImportError:
         SignatureCache = None
+    try:  # the run-directory format, where the package has one: a job is (instruction, sample)
+        from longwriter_data.store import RUN_FORMAT
+    except ImportError:
+        RUN_FORMAT = None
     try:  # how the package hashes shingles, which the snapshot names, where it does
         from longwriter_data.quality.dedupe import SHINGLE_HASH
-        hashed = {"shingle_hash": SHINGLE_HASH}
+        hashed = {"shingle_hash": SHINGLE_HASH} if RUN_FORMAT is None else {}
     except ImportError:
         hashed = {}
 
@@ -66,8 +70,12 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     pools = PreparedPools(config.pools)
     run = config.run_dir
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps(
-        {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint, **hashed}, indent=2))
+    if RUN_FORMAT is None:
+        snapshot = {"config": config.model_dump(mode="json"), "pools_fingerprint": pools.fingerprint, **hashed}
+    else:
+        snapshot = {"format": RUN_FORMAT, "config": config.model_dump(mode="json"),
+                    "pool_fingerprints": pools.fingerprints}
+    (run / "config.json").write_text(json.dumps(snapshot, indent=2))
     texts = [english(PARAGRAPH_WORDS, seed) for seed in range(97)]  # reused: sizes are what matter here
     minhashes = output_signatures(texts)
     plan = [{"main_point": f"Part {i + 1} of the piece, in detail", "words": PARAGRAPH_WORDS} for i in range(steps)]
@@ -83,17 +91,20 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
                 break
             paragraphs = [texts[(inst.seq + i) % len(texts)] for i in range(steps)]
             done = steps if inst.seq < samples else 3  # the last 5 jobs are half done
+            job = {"seq": inst.seq} if RUN_FORMAT is None else {"seq": inst.seq, "sample": 0}
+            keys = replay_keys(inst, plan_text, paragraphs, done) if inst.seq >= samples else {}
             for step in range(done + 1):
                 text = plan_text if step == 0 else paragraphs[step - 1]
-                log.write(dumps({"seq": inst.seq, "step": step, "text": text, "finish_reason": "stop",
+                log.write(dumps({**job, "step": step, "text": text, "finish_reason": "stop",
                                  "prompt_tokens": 800 + step * 700, "completion_tokens": len(text) // 4,
-                                 "cached_tokens": 0, "prompt_chars": 3200 + step * 2800, "key": f"{inst.seq:020x}",
+                                 "cached_tokens": 0, "prompt_chars": 3200 + step * 2800,
+                                 "key": keys.get(step, f"{inst.seq:020x}"),
                                  "attempts": 1, "seconds": 20.0,
                                  **({"instruction": inst.to_record()} if step == 0 and stores_instruction else {})}))
             if inst.seq >= samples:
                 continue
             jobs.write(dumps({
-                "seq": inst.seq, "id": inst.id, "status": "accepted",
+                **job, "id": inst.id, "status": "accepted",
                 **({"minhash": minhashes[inst.seq % len(minhashes)]} if minhashes else {}),
                 "reason": None, "prompt": inst.prompt,
                 "lang": inst.lang, "type": None, "required_length": words, "pool": inst.pool, "model": "fake",
@@ -104,6 +115,20 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     if cache:
         cache.close()
     (workdir / "done").write_text("")
+
+
+def replay_keys(inst, plan_text: str, paragraphs: list[str], done: int) -> dict[int, str]:
+    """The request keys of a half-done job's stored steps, as the package computes them, where a resumed build
+    replays a step only when its prompt matches (otherwise it pays for the step again)."""
+    from longwriter_data.backends.openai_http import request_key
+    from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
+    from longwriter_data.generate.plan import parse_text_plan
+
+    plan = parse_text_plan(plan_text, max_steps=len(paragraphs))
+    keys = {0: request_key(plan_prompt(inst, "text"))}
+    for step in range(1, done + 1):
+        keys[step] = request_key(write_prompt(inst, plan, paragraphs[: step - 1], step - 1))
+    return keys
 
 
 def output_signatures(texts: list[str]) -> list[str]:

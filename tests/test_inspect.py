@@ -136,10 +136,10 @@ def test_inspect_reads_a_run_that_is_still_being_written(tmp_path, capsys):
     with (run / "jobs.jsonl").open("a", encoding="utf-8") as fh:
         fh.write('{"seq": 99, "status": "acc')  # a build is in the middle of writing this line
     steps = [  # the failed job (seq 9) paid for its plan; job 10 is in progress
-        {"seq": 9, "step": 0, "text": "plan", "prompt_tokens": 300, "completion_tokens": 50, "cached_tokens": 0},
-        {"seq": 10, "step": 0, "text": "plan", "prompt_tokens": 200, "completion_tokens": 40, "cached_tokens": 100},
-        {"seq": 10, "step": 1, "text": "para", "prompt_tokens": 400, "completion_tokens": 500, "cached_tokens": 0},
-        {"seq": 2, "step": 0, "text": "plan", "prompt_tokens": 7, "completion_tokens": 7},  # counted in its job
+        {"seq": 9, "sample": 0, "step": 0, "text": "plan", "prompt_tokens": 300, "completion_tokens": 50, "cached_tokens": 0},
+        {"seq": 10, "sample": 0, "step": 0, "text": "plan", "prompt_tokens": 200, "completion_tokens": 40, "cached_tokens": 100},
+        {"seq": 10, "sample": 0, "step": 1, "text": "para", "prompt_tokens": 400, "completion_tokens": 500, "cached_tokens": 0},
+        {"seq": 2, "sample": 0, "step": 0, "text": "plan", "prompt_tokens": 7, "completion_tokens": 7},  # counted in its job
     ]
     (run / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps) + '{"seq": 11, "st')
     status, out, _ = inspect(capsys, run)

@@ -226,36 +226,27 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
 
 
-def test_a_run_started_before_crc32_keeps_hashing_shingles_with_sha1(tmp_path, server):
-    from datasketch import MinHash
-
-    from longwriter_data.quality.dedupe import decode, run_shingle_hash, shingles, signature
-    from longwriter_data.store import RunStore
-
-    text = "A quiet river runs past old mills and new bridges. " * 20
-    old = MinHash(num_perm=128)  # how every signature was made before: datasketch's defaults (SHA-1)
-    old.update_batch(list(shingles(text)))
-    assert (signature(text, shingle_hash="sha1").hashvalues == old.hashvalues).all()
-    assert not (signature(text).hashvalues == old.hashvalues).all()
-
-    topics = ["coral reefs", "medieval guilds", "violin practice", "desert trains"]
-    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about {t}." for t in topics])
+def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(tmp_path, server,
+                                                                                                 capsys):
+    """0.x: run directories written before the format version (SHA-1 shingle hashes, one pools fingerprint,
+    job records without a sample) are not read, rather than misread."""
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:4])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
-    assert run_shingle_hash(RunStore(run).saved_config()) == "crc32"  # a new run
-    settings = {"engine": {"max_jobs": 1}, "filters": {"near_duplicate_threshold": 0.8, "min_words": 1000}}
-    config = write_config(tmp_path, server.base_url, pool, target=2, **settings)  # one job at a time: exactly two
-    assert main(["build", "--config", str(config), "--no-progress"]) == 0
     snapshot = json.loads((run / "config.json").read_text())
-    assert snapshot["shingle_hash"] == "crc32"
-    del snapshot["shingle_hash"]  # as a run directory written before the key existed
+    assert snapshot["format"] == 1
+    del snapshot["format"]  # as an earlier development version wrote it
     (run / "config.json").write_text(json.dumps(snapshot))
-    config = write_config(tmp_path, server.base_url, pool, target=3, **settings)
-    assert main(["build", "--config", str(config), "--no-progress"]) == 0
-    assert json.loads((run / "config.json").read_text())["shingle_hash"] == "sha1"
-    newest = jobs(run)[-1]
-    assert newest["seq"] == 2  # written by the second build
-    expected = signature("\n\n".join(newest["paragraphs"]), shingle_hash="sha1").hashvalues
-    assert newest["status"] == "accepted" and (decode(newest["minhash"]).hashvalues == expected).all()
+    before = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir())
+    capsys.readouterr()
+    for argv in (["build", "--config", str(config), "--no-progress"], ["inspect", str(run)],
+                 ["export", str(run), "--out", str(tmp_path / "out")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "earlier development version" in err and "new run_dir" in err
+    assert sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir()) == before
+    assert not (tmp_path / "out").exists()
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -18,21 +18,76 @@ import pytest
     ],
 )
 def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(status, target, complete):
-    from longwriter_data.store import RunState
+    from longwriter_data.store import JobKey, RunState
 
-    assert RunState(status=status).complete(target) is complete
+    assert RunState(status={JobKey(seq): s for seq, s in status.items()}).complete(target) is complete
 
 
-def test_job_heads_read_the_minhash_at_the_head_and_in_records_of_older_versions(tmp_path):
-    from longwriter_data.store import job_heads
+@pytest.mark.parametrize(
+    "status, complete",
+    [
+        ({(0, 0): "accepted", (0, 1): "accepted"}, True),
+        ({(0, 0): "accepted", (1, 0): "accepted"}, False),  # sample 1 of instruction 0 may still displace (1, 0)
+        ({(0, 0): "rejected", (0, 1): "accepted", (1, 0): "accepted"}, True),
+    ],
+)
+def test_with_samples_per_instruction_the_cutoff_counts_every_sample_before_it(status, complete):
+    from longwriter_data.store import JobKey, RunState
 
-    path = tmp_path / "jobs.jsonl"
-    lines = [
-        {"seq": 0, "id": "a", "status": "accepted", "minhash": "AAAA", "paragraphs": ["x" * 100]},
-        {"seq": 1, "id": 'b"q', "status": "rejected", "minhash": None, "reason": "too_short"},
-        {"seq": 2, "id": "c", "status": "accepted", "paragraphs": ['"minhash":"fake"'], "minhash": "BBBB"},  # older
-        {"status": "failed", "seq": 3, "id": "d"},  # keys in another order: parsed whole
+    state = RunState(status={JobKey(*key): s for key, s in status.items()}, samples=2)
+    assert state.complete(2) is complete
+
+
+def test_job_heads_read_key_status_and_minhash_at_the_head_of_records_the_store_wrote(tmp_path):
+    import asyncio
+
+    from longwriter_data.store import JobKey, RunStore, job_heads
+
+    store = RunStore(tmp_path)
+    store.open_logs()
+    records = [
+        {"paragraphs": ["x" * 100], "status": "accepted", "minhash": "AAAA", "seq": 0, "sample": 0, "id": "a"},
+        {"id": 'b"q', "seq": 1, "sample": 0, "status": "rejected", "minhash": None, "reason": "too_short"},
+        {"seq": 1, "sample": 1, "id": "c", "status": "accepted", "paragraphs": ['"minhash":"fake"'], "minhash": "BBBB"},
     ]
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
-    assert list(job_heads(path)) == [(0, "accepted", "AAAA"), (1, "rejected", None), (2, "accepted", "BBBB"),
-                                     (3, "failed", None)]
+
+    async def write() -> None:
+        for record in records:
+            await store.append_job(record)
+
+    asyncio.run(write())
+    store.close()
+    lines = (tmp_path / "jobs.jsonl").read_bytes().splitlines()
+    assert all(line.startswith(b'{"seq":') for line in lines)  # the head the resume scan matches
+    assert list(job_heads(tmp_path / "jobs.jsonl")) == [(JobKey(0, 0), "accepted", "AAAA"),
+                                                        (JobKey(1, 0), "rejected", None),
+                                                        (JobKey(1, 1), "accepted", "BBBB")]
+    assert json.loads(lines[0]) == records[0]
+
+
+def test_step_records_round_trip_with_their_tags_and_carry_their_job_key(tmp_path):
+    import asyncio
+
+    from longwriter_data.store import JobKey, RunStore, StepRecord
+
+    store = RunStore(tmp_path)
+    store.open_logs()
+    step = StepRecord(step=4, text="t", finish_reason="stop", key="k", prompt_tokens=3, seconds=1.5,
+                      tags={"extends": 2})
+    asyncio.run(store.append_step(JobKey(7, 1), step, {"prompt": "p"}))
+    store.close()
+    state = RunStore(tmp_path).load_state()
+    record = state.steps[JobKey(7, 1)][4]
+    assert record["instruction"] == {"prompt": "p"}
+    assert StepRecord.from_record(record) == step
+
+
+def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import RUN_FORMAT, RunStore, read_snapshot
+
+    (tmp_path / "config.json").write_text(json.dumps({"config": {}, "pools_fingerprint": "x"}))
+    with pytest.raises(UserError, match="earlier development version.*new run_dir"):
+        read_snapshot(tmp_path)
+    RunStore(tmp_path).save_config({"config": {}})
+    assert read_snapshot(tmp_path)["format"] == RUN_FORMAT

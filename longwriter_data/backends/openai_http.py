@@ -45,8 +45,11 @@ class Completion:
     headers: dict = field(default_factory=dict, compare=False)
 
 
-def request_key(prompt: str) -> str:
-    """The identity of a request: the same prompt twice is the same request, paid twice."""
+def request_key(prompt: str, sample: int = 0) -> str:
+    """The identity of a request: the same prompt twice is the same request, paid twice. Sample n > 0 of an
+    instruction salts it, so N samples of one prompt are N requests (sample 0 keeps the plain prompt's hash)."""
+    if sample:
+        return hashlib.blake2b(prompt.encode(), digest_size=10, salt=sample.to_bytes(8, "little")).hexdigest()
     return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
 
 

@@ -1,30 +1,27 @@
 """One AgentWrite job: ask for a plan, then write its paragraphs strictly in order.
 
 Step n's prompt holds the instruction, the plan and the n-1 paragraphs written so far, with the step-specific
-sentence last, so consecutive prompts share the longest possible prefix (prefix caching reuses it). Steps that
-were completed before a crash are passed in and never requested again.
+sentence last, so consecutive prompts share the longest possible prefix (prefix caching reuses it). Every answer
+comes through `ask` (generate/replay.py), which replays steps a killed build completed; nothing here persists.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..quality.answer_checks import MAX_CHARS_PER_TOKEN, answer_problem, trimmed
-from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..backends.openai_http import ChatRequest, Completion
 from ..config import GenerationConfig, LlmSelect
 from ..prompts import template
 from ..quality.length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from ..pools.instructions import Instruction
+from ..store import StepRecord
 from ..text import template_lang
-from ..backends.retry import RequestFailed
 from ..textclean import strip_control
-
-Send = Callable[[ChatRequest], Awaitable[Completion]]
-SaveStep = Callable[[dict], Awaitable[None]]
+from .replay import Ask, Rejected, StepFailed
 
 _LABEL_LINE = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+|第\s*[\d一二三四五六七八九十]+\s*段)\b[^\n]*\n+", re.I)
 _LABEL_PREFIX = re.compile(r"^[#*\s]*(?:paragraph\s*\d+|段落\s*\d+)\s*[:：.\-–—]+\s*(?:\*\*)?\s*", re.I)
@@ -54,7 +51,7 @@ class NotSelected(Exception):
 class JobResult:
     plan: Plan
     paragraphs: list[str]
-    steps: list[dict] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
 
 
 def plan_prompt(instruction: Instruction, plan_format: str) -> str:
@@ -95,41 +92,46 @@ def clean_paragraph(text: str) -> str:
 
 
 class AgentWrite:
-    def __init__(self, send: Send, generation: GenerationConfig, model: str, plan_model: str | None = None,
+    """Plan, then write in order. Pure: every answer comes from `ask` (generate/replay.py), which replays a stored
+    step or pays for a new one; nothing here knows about resume."""
+
+    def __init__(self, generation: GenerationConfig, model: str, plan_model: str | None = None,
                  selector: LlmSelect | None = None):
-        self.send = send
         self.gen = generation
         self.model = model
         self.plan_model = plan_model or model
         self.selector = selector
+        self._paragraph_check = functools.partial(_checked, trim=generation.paragraph_cutoff == "trim")
 
-    async def run(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> JobResult:
-        """Run (or continue) the job; `done` maps step number (0 = plan) to its stored record."""
-        records: list[dict] = []
+    async def run(self, instruction: Instruction, ask: Ask) -> JobResult:
+        """Run the job through `ask`: (step number, request, check) -> the step's accepted answer."""
+        try:
+            return await self._run(instruction, ask)
+        except StepFailed as exc:
+            raise JobFailed(exc.step, str(exc)) from None
+
+    async def _run(self, instruction: Instruction, ask: Ask) -> JobResult:
+        records: list[StepRecord] = []
         if self.selector is not None:
-            records.append(await self._select(instruction, done, save_step))
-        plan_record = done.get(0) or await self._step(0, self._plan_request(instruction), save_step, self._parse)
+            records.append(await self._select(instruction, ask))
+        plan_record = await ask(0, self._plan_request(instruction), self._plan_check)
         records.append(plan_record)
-        plan = self._parse(plan_record["text"])
+        plan = self._parse(plan_record.text)
         paragraphs: list[str] = []
         for index in range(len(plan.steps)):
-            step = index + 1
-            record = done.get(step)
-            if record is None:
-                request = self._write_request(instruction, plan, paragraphs, index)
-                record = await self._step(step, request, save_step, None, trim=self.gen.paragraph_cutoff == "trim")
+            record = await ask(index + 1, self._write_request(instruction, plan, paragraphs, index),
+                               self._paragraph_check)
             records.append(record)
-            paragraphs.append(clean_paragraph(record["text"]))
+            paragraphs.append(clean_paragraph(record.text))
         if self.gen.extend_short:
-            records += await self._extend(instruction, plan, paragraphs, done, save_step)
+            records += await self._extend(instruction, plan, paragraphs, ask)
         return JobResult(plan=plan, paragraphs=paragraphs, steps=records)
 
-    async def _extend(self, instruction: Instruction, plan: Plan, paragraphs: list[str], done: dict[int, dict],
-                      save_step: SaveStep) -> list[dict]:
+    async def _extend(self, instruction: Instruction, plan: Plan, paragraphs: list[str], ask: Ask) -> list[StepRecord]:
         """When the whole text is far below its plan, one extend call for each of the shortest paragraphs.
 
-        Extension steps are numbered after the last paragraph and checkpointed like any step; which paragraphs
-        they extend depends only on stored text, so a resumed job picks the same ones."""
+        Extension steps are numbered after the last paragraph; which paragraphs they extend depends only on
+        earlier answers, so a resumed job picks the same ones."""
         below = self.gen.extend_below
         written = [count_words(p) for p in paragraphs]
         if sum(written) >= below * plan.total_words:
@@ -138,38 +140,32 @@ class AgentWrite:
         chosen = sorted(i for _, i in ratios[: self.gen.extend_max_paragraphs])
         records = []
         for k, index in enumerate(chosen):
-            step = len(plan.steps) + 1 + k
-            record = done.get(step)
-            if record is None:
-                request = ChatRequest(
-                    model=self.model,
-                    prompt=extend_prompt(instruction, plan, paragraphs[index], index),
-                    max_tokens=self.gen.paragraph_max_tokens,
-                    temperature=self.gen.temperature,
-                    extra_body=self.gen.extra_body,
-                )
-                record = await self._step(step, request, save_step, None, trim=self.gen.paragraph_cutoff == "trim",
-                                          extends=index + 1)
+            request = ChatRequest(
+                model=self.model,
+                prompt=extend_prompt(instruction, plan, paragraphs[index], index),
+                max_tokens=self.gen.paragraph_max_tokens,
+                temperature=self.gen.temperature,
+                extra_body=self.gen.extra_body,
+            )
+            record = await ask(len(plan.steps) + 1 + k, request, self._paragraph_check, extends=index + 1)
             records.append(record)
-            longer = clean_paragraph(record["text"])
+            longer = clean_paragraph(record.text)
             if count_words(longer) > written[index]:
                 paragraphs[index] = longer
         return records
 
-    async def _select(self, instruction: Instruction, done: dict[int, dict], save_step: SaveStep) -> dict:
-        record = done.get(SELECT_STEP)
-        if record is None:
-            lang = template_lang(instruction.lang)
-            request = ChatRequest(
-                model=self.selector.model or self.model,
-                prompt=TEMPLATES[f"select_{lang}"].replace("$INST$", instruction.prompt),
-                max_tokens=self.selector.max_tokens,
-                temperature=0.0,
-            )
-            record = await self._step(SELECT_STEP, request, save_step, None)
-        answer = record["text"].strip().strip("*\"'“”").lower()
+    async def _select(self, instruction: Instruction, ask: Ask) -> StepRecord:
+        lang = template_lang(instruction.lang)
+        request = ChatRequest(
+            model=self.selector.model or self.model,
+            prompt=TEMPLATES[f"select_{lang}"].replace("$INST$", instruction.prompt),
+            max_tokens=self.selector.max_tokens,
+            temperature=0.0,
+        )
+        record = await ask(SELECT_STEP, request, _checked)
+        answer = record.text.strip().strip("*\"'“”").lower()
         if not answer.startswith(_YES):
-            raise NotSelected(f"the selector answered {record['text'].strip()[:40]!r}")
+            raise NotSelected(f"the selector answered {record.text.strip()[:40]!r}")
         return record
 
     def _plan_request(self, instruction: Instruction) -> ChatRequest:
@@ -205,40 +201,21 @@ class AgentWrite:
             return parse_json_plan(text, self.gen.max_paragraphs)
         return parse_text_plan(text, self.gen.max_paragraphs)
 
-    async def _step(self, step: int, request: ChatRequest, save_step: SaveStep, check, trim: bool = False,
-                    **fields) -> dict:
-        """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it.
-        With `trim`, a cut-off answer is kept up to its last complete sentence (finish_reason "trimmed")."""
-        problem = ""
-        for attempt in range(1, self.gen.step_attempts + 1):
-            started = time.monotonic()
-            try:
-                completion = await self.send(request)
-            except RequestFailed as exc:  # already retried as far as the provider allows
-                raise JobFailed(step, str(exc)) from None
-            if trim and completion.finish_reason == "length":
-                completion = trimmed(completion)
-            problem = answer_problem(completion, max_chars=max(request.max_tokens, 256) * MAX_CHARS_PER_TOKEN) or ""
-            if not problem and check is not None:
-                try:
-                    check(completion.text)
-                except PlanError as exc:
-                    problem = str(exc)
-            if not problem:
-                record = {
-                    "step": step,
-                    "text": completion.text,
-                    "finish_reason": completion.finish_reason,
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                    "cached_tokens": completion.cached_tokens,
-                    "reasoning_tokens": completion.reasoning_tokens,
-                    "prompt_chars": len(request.prompt),
-                    "key": request_key(request.prompt),
-                    "attempts": attempt,
-                    "seconds": round(time.monotonic() - started, 3),
-                    **fields,
-                }
-                await save_step(record)
-                return record
-        raise JobFailed(step, f"{problem} after {self.gen.step_attempts} attempts")
+    def _plan_check(self, completion: Completion, request: ChatRequest) -> Completion:
+        completion = _checked(completion, request)
+        try:
+            self._parse(completion.text)
+        except PlanError as exc:
+            raise Rejected(str(exc)) from None
+        return completion
+
+
+def _checked(completion: Completion, request: ChatRequest, trim: bool = False) -> Completion:
+    """An answer fit to use (with `trim`, a cut-off one kept up to its last complete sentence: finish_reason
+    "trimmed"), or Rejected with the reason. The request's max_tokens bounds its size (see answer_problem)."""
+    if trim and completion.finish_reason == "length":
+        completion = trimmed(completion)
+    problem = answer_problem(completion, max_chars=max(request.max_tokens, 256) * MAX_CHARS_PER_TOKEN)
+    if problem:
+        raise Rejected(problem)
+    return completion

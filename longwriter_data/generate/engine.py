@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -25,14 +25,15 @@ import numpy as np
 from .agentwrite import AgentWrite, JobFailed, NotSelected
 from ..backends.openai_http import ChatRequest, Completion
 from ..child_processes import die_with_parent
-from ..config import BuildConfig
+from ..config import BuildConfig, FiltersConfig, GenerationConfig, JudgeConfig, LlmSelect
 from ..quality.dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
 from ..quality.filters import Sample, Verdict, judge_and_sign
 from .judging import JudgeFailed, QualityJudge
 from ..backends.limits import Limits
 from ..pools.instructions import Instruction
 from .progress import Progress
-from ..store import RunState, RunStore, Usage
+from ..store import JobKey, RunState, RunStore, StepRecord, Usage, job_key
+from .replay import Steps
 
 
 @dataclass
@@ -52,31 +53,54 @@ class BuildSummary:
     exhausted: bool = False
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engine uses of a recipe: how many samples, how many jobs at once, what to write and how to judge."""
+
+    target: int
+    max_jobs: int
+    model: str
+    generation: GenerationConfig
+    filters: FiltersConfig
+    plan_model: str | None = None
+    selector: LlmSelect | None = None  # pools.llm_select
+    judge: JudgeConfig | None = None  # quality.judge
+    judge_processes: int | None = None  # None: 2 from 64 jobs at once on, else judging runs in a thread
+    samples: int = 1  # jobs per instruction
+
+    @classmethod
+    def of(cls, config: BuildConfig) -> EngineSettings:
+        return cls(target=config.target, max_jobs=config.engine.max_jobs, model=config.backend.model,
+                   generation=config.generation, filters=config.filters, plan_model=config.backend.plan_model,
+                   selector=config.pools.llm_select, judge=config.quality.judge,
+                   judge_processes=config.engine.judge_processes)
+
+
 class Engine:
-    def __init__(self, config: BuildConfig, store: RunStore, state: RunState, send, progress: Progress,
-                 limits: Limits | None = None, shingle_hash: str = SHINGLE_HASH, judge_send=None):
-        self.config = config
-        self.shingle_hash = shingle_hash  # how this run's output MinHashes are made (see dedupe.run_shingle_hash)
+    def __init__(self, settings: EngineSettings, store: RunStore, state: RunState, send, progress: Progress,
+                 limits: Limits | None = None, judge_send=None):
+        self.settings = settings
+        self.samples = settings.samples
         self.limits = limits
         self.store = store
         self.state = state
         self.progress = progress
-        self.agent = AgentWrite(self._counted(send), config.generation, config.backend.model, config.backend.plan_model,
-                                config.pools.llm_select)
-        judge = config.quality.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
-        self.quality = QualityJudge(judge, config.backend.model, config.generation.step_attempts) if judge else None
+        self._send = self._counted(send)
+        self.agent = AgentWrite(settings.generation, settings.model, settings.plan_model, settings.selector)
+        judge = settings.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
+        self.quality = QualityJudge(judge, settings.model, settings.generation.step_attempts) if judge else None
         self._judge_send = self._counted(judge_send or send)
         self.summary = BuildSummary()
         self.totals = state.counts  # jobs per status in the whole run directory, this run's included
-        self.accepted_seqs = [seq for seq, status in state.status.items() if status == "accepted"]
+        self.accepted = [key for key, status in state.status.items() if status == "accepted"]
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
-        processes = config.engine.judge_processes
+        processes = settings.judge_processes
         if processes is None:
-            processes = 2 if config.engine.max_jobs >= 64 else 0
+            processes = 2 if settings.max_jobs >= 64 else 0
         self._judges = _judge_processes(processes) if processes else None
-        self.in_flight: dict[int, asyncio.Task] = {}  # every unfinished job, judged or not
-        self.generating: set[int] = set()  # ... of which these still send requests: at most max_jobs
-        self._finished: asyncio.Queue | None = None  # (seq, task) when a job ends; (seq, None) when it stops sending
+        self.in_flight: dict[JobKey, asyncio.Task] = {}  # every unfinished job, judged or not
+        self.generating: set[JobKey] = set()  # ... of which these still send requests: at most max_jobs
+        self._finished: asyncio.Queue | None = None  # (job, task) when a job ends; (job, None) when it stops sending
         self.requests_in_flight = 0
         self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
         self.draining = False
@@ -111,11 +135,11 @@ class Engine:
 
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
         self._finished = finished = asyncio.Queue()
-        target, max_jobs = self.config.target, self.config.engine.max_jobs
+        target, max_jobs = self.settings.target, self.settings.max_jobs
         resumed = self._resumed()
-        resumed_jobs = iter(resumed.values())
-        drawn = (inst for inst in instructions if inst.seq not in self.state.status and inst.seq not in resumed)
-        upcoming: Instruction | None = None
+        resumed_jobs = iter(resumed.items())
+        drawn = self._jobs(instructions, resumed)
+        upcoming: tuple[JobKey, Instruction] | None = None
         replayed = not (self.state.status or resumed)  # a resumed run's first draw replays every finished job's
         if self._judges:
             self._judges.submit(int)  # start a worker now: its imports overlap the first round of requests
@@ -133,31 +157,32 @@ class Engine:
                     if upcoming is None:
                         self.summary.exhausted = True
                         break
+                    key, instruction = upcoming
                     cutoff = self._cutoff(target)
-                    if cutoff is not None and upcoming.seq > cutoff:
-                        if upcoming.seq in resumed:  # out of draw order: later ones may still be needed
+                    if cutoff is not None and key > cutoff:
+                        if key in resumed:  # out of draw order: later ones may still be needed
                             upcoming = None
                             continue
                         break  # the dataset is known: later jobs cannot enter it
-                    task = asyncio.create_task(self._job(upcoming))
-                    self.in_flight[upcoming.seq] = task
-                    self.generating.add(upcoming.seq)
-                    task.add_done_callback(lambda t, seq=upcoming.seq: finished.put_nowait((seq, t)))
+                    task = asyncio.create_task(self._job(key, instruction))
+                    self.in_flight[key] = task
+                    self.generating.add(key)
+                    task.add_done_callback(lambda t, key=key: finished.put_nowait((key, t)))
                     upcoming = None
                 if not self.in_flight:
                     break
-                seq, task = await finished.get()
-                self.generating.discard(seq)
+                key, task = await finished.get()
+                self.generating.discard(key)
                 if task is None:
                     continue
-                del self.in_flight[seq]
+                del self.in_flight[key]
                 if task.cancelled():
                     continue
                 error = task.exception()
                 if error is not None:
                     raise error
                 self._count(task.result())
-                if len(self.accepted_seqs) >= target:
+                if len(self.accepted) >= target:
                     self._cancel_beyond_cutoff(target)
         finally:
             for task in self.in_flight.values():
@@ -169,27 +194,38 @@ class Engine:
             self.progress.update(self)
         return self.summary
 
-    def _resumed(self) -> dict[int, Instruction]:
+    def _jobs(self, instructions: Iterator[Instruction],
+              resumed: dict[JobKey, Instruction]) -> Iterator[tuple[JobKey, Instruction]]:
+        """The jobs of the drawn instructions, in draw order: each sample of each instruction, less those finished
+        or resumed."""
+        done = self.state.status
+        for instruction in instructions:
+            for sample in range(self.samples):
+                key = JobKey(instruction.seq, sample)
+                if key not in done and key not in resumed:
+                    yield key, instruction
+
+    def _resumed(self) -> dict[JobKey, Instruction]:
         """Jobs a killed build left half done, from the instruction their first step stored: they are started
         before the draw is replayed, so a resumed build of thousands of samples sends requests at once."""
         resumed = {}
-        for seq in sorted(self.state.steps):
-            stored = next((s["instruction"] for s in self.state.steps[seq].values() if "instruction" in s), None)
+        for key in sorted(self.state.steps):
+            stored = next((s["instruction"] for s in self.state.steps[key].values() if "instruction" in s), None)
             if stored is not None:
-                resumed[seq] = Instruction.from_record(seq, stored)
+                resumed[key] = Instruction.from_record(key.seq, stored)
         return resumed
 
-    def _cutoff(self, target: int) -> int | None:
-        """The draw position of the target-th accepted job, once there are that many: the dataset's last row.
-        Jobs before it must still finish (they may displace it); jobs after it cannot matter."""
-        if len(self.accepted_seqs) < target:
+    def _cutoff(self, target: int) -> JobKey | None:
+        """The target-th accepted job in draw order, once there are that many: the dataset's last row. Jobs
+        before it must still finish (they may displace it); jobs after it cannot matter."""
+        if len(self.accepted) < target:
             return None
-        return heapq.nsmallest(target, self.accepted_seqs)[-1]
+        return heapq.nsmallest(target, self.accepted)[-1]
 
     def _cancel_beyond_cutoff(self, target: int) -> None:
         cutoff = self._cutoff(target)
-        for seq, task in self.in_flight.items():
-            if seq > cutoff:
+        for key, task in self.in_flight.items():
+            if key > cutoff:
                 task.cancel()
 
     def _count(self, record: dict) -> None:
@@ -198,7 +234,7 @@ class Engine:
         setattr(summary, status, getattr(summary, status) + 1)
         self.totals[status] += 1
         if status == "accepted":
-            self.accepted_seqs.append(record["seq"])
+            self.accepted.append(job_key(record))
         else:
             summary.reasons[record["reason"]] += 1
         summary.words += record.get("word_count", 0)
@@ -212,15 +248,15 @@ class Engine:
         """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
         run of thousands of samples sends its first requests before it pays for this."""
         if self._outputs is None:
-            self._outputs = NearDuplicates(self.config.filters.near_duplicate_threshold)
+            self._outputs = NearDuplicates(self.settings.filters.near_duplicate_threshold)
             for encoded in self.state.signatures:
                 self._outputs.add(decode(encoded))
         return self._outputs
 
     async def _judge(self, sample: Sample) -> tuple[Verdict, list[int], np.ndarray | None]:
         """Filters and MinHash cost ~10-100 ms of CPU per sample: off the event loop, so requests keep flowing."""
-        sign = self.shingle_hash if self.config.filters.near_duplicate_threshold is not None else None
-        work = (judge_and_sign, sample, self.config.filters, sign)
+        sign = SHINGLE_HASH if self.settings.filters.near_duplicate_threshold is not None else None
+        work = (judge_and_sign, sample, self.settings.filters, sign)
         if self._judges:
             try:
                 return await asyncio.get_running_loop().run_in_executor(self._judges, *work)
@@ -242,17 +278,16 @@ class Engine:
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    async def _job(self, instruction: Instruction) -> dict:
-        """Run one job to its final record, which is on disk before the job counts."""
-        done = self.state.steps.pop(instruction.seq, {})
+    async def _job(self, key: JobKey, instruction: Instruction) -> dict:
+        """Run one job (one sample of an instruction) to its final record, which is on disk before the job counts."""
+        def save(step: StepRecord) -> Awaitable[None]:  # the selection question or the plan: the job's first step
+            return self.store.append_step(key, step, instruction.to_record() if step.step <= 0 else None)
 
-        async def save_step(record: dict) -> None:
-            if record["step"] <= 0:  # the selection question or the plan: the job's first step on disk
-                record = {**record, "instruction": instruction.to_record()}
-            await self.store.steps.append({"seq": instruction.seq, **record})
-
+        stored = self.state.steps.pop(key, {})
+        ask = Steps(self._send, self.settings.generation.step_attempts, stored, save, key.sample)
         record = {
             "seq": instruction.seq,
+            "sample": key.sample,
             "id": instruction.id,
             "status": "failed",
             "minhash": None,  # an accepted output's signature, set by _deduplicate: near the head, read on resume
@@ -264,29 +299,29 @@ class Engine:
             "required": instruction.required.as_record() if instruction.required else None,  # kind, target, bounds
             "length_injected": instruction.injected,
             "pool": instruction.pool,
-            "model": self.config.backend.model,
-            "plan_model": self.config.backend.plan_model or self.config.backend.model,
+            "model": self.settings.model,
+            "plan_model": self.settings.plan_model or self.settings.model,
         }
         started = time.monotonic()
         try:
             try:
-                result = await self.agent.run(instruction, done, save_step)
+                result = await self.agent.run(instruction, ask)
             finally:
-                self._finished.put_nowait((instruction.seq, None))
+                self._finished.put_nowait((key, None))
         except JobFailed as exc:
             record["reason"] = exc.reason
             record["detail"] = str(exc)
         except NotSelected as exc:
             record.update(status="rejected", reason="llm_selector", detail=str(exc))
         else:
-            sample = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
-                            paragraphs=result.paragraphs, planned_words=result.plan.total_words)
-            verdict, paragraph_words, values = await self._judge(sample)
+            written = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
+                             paragraphs=result.paragraphs, planned_words=result.plan.total_words)
+            verdict, paragraph_words, values = await self._judge(written)
             judged = None
             if verdict.status == "accepted" and self.quality is not None:  # only what passed the cheap filters
                 try:
-                    judgement, judged = await self.quality.step(self._judge_send, instruction.prompt, sample.text,
-                                                                done, save_step)
+                    judge_ask = Steps(self._judge_send, ask.attempts, stored, save, key.sample)
+                    judgement, judged = await self.quality.step(judge_ask, instruction.prompt, written.text)
                 except JudgeFailed as exc:
                     verdict = Verdict("failed", exc.reason, str(exc))
                 else:
@@ -295,7 +330,7 @@ class Engine:
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
             usage = Usage()
             for step in result.steps:
-                usage.add(step, requests=1)
+                usage.add_step(step)
             record.update(
                 status=verdict.status,
                 reason=verdict.reason,
@@ -306,15 +341,15 @@ class Engine:
                 planned_words=result.plan.total_words,
                 word_count=sum(paragraph_words),  # the joining blank lines hold no words
                 usage=usage.as_dict(),
-                seconds=round(sum(s["seconds"] for s in result.steps), 3),
+                seconds=round(sum(s.seconds for s in result.steps), 3),
             )
             if judged is not None:  # the judge's call is paid like the writing's
                 for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-                    record["usage"][name] += judged.get(name, 0)
+                    record["usage"][name] += getattr(judged, name)
                 record["usage"]["requests"] += 1
-                record["seconds"] = round(record["seconds"] + judged["seconds"], 3)
+                record["seconds"] = round(record["seconds"] + judged.seconds, 3)
         record["wall_seconds"] = round(time.monotonic() - started, 3)
-        await self.store.jobs.append(record)
+        await self.store.append_job(record)
         return record
 
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from ..quality.answer_checks import answer_problem
-from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend, request_key
+from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend
 from ..config import BuildConfig, JudgeConfig
 from ..errors import UserError
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
-from ..backends.retry import RequestFailed, RetryPolicy, complete_with_retries
+from ..backends.retry import RetryPolicy, complete_with_retries
+from ..store import StepRecord
+from .replay import Ask, Rejected, Steps, StepFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 JUDGE_STEP = 100_000  # the judge's step number in steps.jsonl: after every paragraph and extension of a job
@@ -52,41 +53,19 @@ class QualityJudge:
                               json_schema=answer_schema() if settings.json_schema else None)
         return request, prompt.excerpt
 
-    async def judge(self, send: Send, instruction: str, text: str) -> tuple[Judgement, dict]:
+    async def judge(self, send: Send, instruction: str, text: str) -> tuple[Judgement, StepRecord]:
         """Ask until an answer holds all six scores (up to `attempts`); the judgement and the step's record."""
-        request, excerpt = self.request(instruction, text)
-        problem = ""
-        for attempt in range(1, self.attempts + 1):
-            started = time.monotonic()
-            try:
-                completion = await send(request)
-            except RequestFailed as exc:
-                raise JudgeFailed(f"judge: {exc}") from None
-            problem = answer_problem(completion) or ""
-            if not problem:
-                try:
-                    judgement = parse_answer(completion.text)
-                except BadAnswer as exc:
-                    problem = str(exc)
-                else:
-                    return judgement, {
-                        "step": JUDGE_STEP, "judge": self.key, "text": completion.text,
-                        "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
-                        "completion_tokens": completion.completion_tokens, "cached_tokens": completion.cached_tokens,
-                        "prompt_chars": len(request.prompt), "key": request_key(request.prompt), "attempts": attempt,
-                        "seconds": round(time.monotonic() - started, 3), "excerpt": excerpt,
-                    }
-        raise JudgeFailed(f"judge: {problem} after {self.attempts} attempts")
+        return await self.step(Steps(send, self.attempts), instruction, text)
 
-    async def step(self, send: Send, instruction: str, text: str, done: dict[int, dict],
-                   save_step: Callable[[dict], Awaitable[None]]) -> tuple[Judgement, dict]:
-        """The judge as a step of a build's job: this judge's stored answer is replayed, a new one stored first."""
-        stored = done.get(JUDGE_STEP)
-        if stored is not None and stored.get("judge") == self.key:
-            return parse_answer(stored["text"]), stored
-        judgement, record = await self.judge(send, instruction, text)
-        await save_step(record)
-        return judgement, record
+    async def step(self, ask: Ask, instruction: str, text: str) -> tuple[Judgement, StepRecord]:
+        """The judge as a step of a job: through a build's `ask`, this judge's stored answer is replayed and a new
+        one stored before it counts."""
+        request, excerpt = self.request(instruction, text)
+        try:
+            record = await ask(JUDGE_STEP, request, _scored, judge=self.key, excerpt=excerpt)
+        except StepFailed as exc:
+            raise JudgeFailed(f"judge: {exc}") from None
+        return parse_answer(record.text), record
 
     def verdict(self, judgement: Judgement) -> Verdict:
         problem = quality_problem(judgement, self.settings.min_score, self.settings.min_dimension)
@@ -96,10 +75,23 @@ class QualityJudge:
     def filters(self) -> bool:
         return self.settings.min_score is not None or bool(self.settings.min_dimension)
 
-    def fields(self, judgement: Judgement, step: dict) -> dict:
+    def fields(self, judgement: Judgement, step: StepRecord) -> dict:
         """What a job record (or a judgements.jsonl line) keeps of a judgement."""
         return {"judge": self.key, "quality_score": judgement.score, "quality_scores": judgement.scores,
-                "quality_analysis": judgement.analysis, "judge_excerpt": bool(step.get("excerpt"))}
+                "quality_analysis": judgement.analysis, "judge_excerpt": bool(step.tags.get("excerpt"))}
+
+
+def _scored(completion: Completion, request: ChatRequest) -> Completion:
+    """A judge's answer that holds all six scores, or Rejected."""
+    problem = answer_problem(completion)
+    if not problem:
+        try:
+            parse_answer(completion.text)
+        except BadAnswer as exc:
+            problem = str(exc)
+    if problem:
+        raise Rejected(problem)
+    return completion
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..config import load_config
-from ..quality.dedupe import SignatureCache, run_shingle_hash
+from ..quality.dedupe import SignatureCache
 from ..quality.length import band_of
 from .instructions import PreparedPools, draw
 from ..text import plural
@@ -36,13 +36,13 @@ def _table(title: str, counts: Counter, total: int) -> list[str]:
 def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None = None) -> str:
     """The mix of the first `limit` draws (all of them by default), per source, language, type and length band."""
     config = load_config(config_path)
-    store = RunStore(config.run_dir)
-    minhashes = SignatureCache(None, run_shingle_hash(store.saved_config()))  # as the run hashes, in memory
+    saved = RunStore(config.run_dir).saved_config()  # a damaged or older run directory is named first
+    minhashes = SignatureCache(None)  # in memory: a preview writes nothing
     with PreparedPools(config.pools) as pools:
         notes = pools.warnings()
         synthesize, pending = config.pools.synthesize, 0
         if synthesize:  # only what the run directory already holds: a preview never calls the backend
-            count = synthesis_count(config, pools, minhashes, store.saved_config())
+            count = synthesis_count(config, pools, minhashes, saved)
             synthesis = Synthesis(config, pools, minhashes, count)
             added = synthesis.add_to_pools()
             pending = count - len(synthesis.kept)

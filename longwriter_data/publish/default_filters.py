@@ -6,13 +6,13 @@ The near-duplicate check is not run again: it needs the whole accepted set as th
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 
 from ..config import FiltersConfig
 from ..quality.filters import Sample, judge
 from .stats import Scan
+from ..store import job_at
 
 # Settings the per-sample check does not read (near-duplicates are judged by the engine, across samples).
 _NOT_PER_SAMPLE = {"near_duplicate_threshold"}
@@ -42,8 +42,7 @@ def default_filters_opinion(scan: Scan) -> SecondOpinion | None:
     filters, rejected, jobs = FiltersConfig(), Counter(), scan.accepted()
     with (scan.path / "jobs.jsonl").open("rb") as fh:
         for job in jobs:  # one record in memory at a time, read at the offset the scan kept
-            fh.seek(job.offset)
-            record = json.loads(fh.readline())
+            record = job_at(fh, job.offset)
             sample = Sample(prompt=record["prompt"], lang=job.lang, required=job.required,
                             paragraphs=record["paragraphs"], planned_words=record.get("planned_words") or 0)
             verdict = judge(sample, filters)

@@ -7,7 +7,6 @@ so exporting after any number of interruptions and resumes gives the same rows i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ..errors import UserError
 from ..quality.judge import COLUMNS
 from .outdir import ExportSettings, check_replaceable, clean_stale_staging, replace, staging, write_marker
 from .stats import scan_run
+from ..store import job_at
 
 FORMATS = ("messages", "sharegpt", "alpaca")
 METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
@@ -26,8 +26,7 @@ METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
 def _rows(jobs_path: Path, offsets: list[int], fmt: str, quality: list[dict] | None = None) -> Iterator[dict]:
     with jobs_path.open("rb") as fh:
         for index, offset in enumerate(offsets):
-            fh.seek(offset)
-            row = to_row(json.loads(fh.readline()), fmt)
+            row = to_row(job_at(fh, offset), fmt)
             if quality:
                 row.update(quality[index])
             yield row

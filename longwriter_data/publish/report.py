@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..store import read_jobs
+from ..store import JobKey, job_key, read_jobs
 
 
 def run_report(jobs_path: Path) -> dict:
     """Counts per status and per reason; a job re-queued with --retry-failed counts by its last record."""
-    last: dict[int, tuple[str, str | None]] = {}
+    last: dict[JobKey, tuple[str, str | None]] = {}
     for record in read_jobs(jobs_path):
-        last[record["seq"]] = (record["status"], record.get("reason"))
+        last[job_key(record)] = (record["status"], record.get("reason"))
     statuses = Counter(status for status, _ in last.values())
     reasons: dict[str, Counter] = {}
     for status, reason in last.values():

@@ -19,7 +19,8 @@ from ..errors import UserError
 from ..quality.judge import COLUMNS
 from ..quality.length import (BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, required_length,
                                requirement)
-from ..store import JUDGEMENTS, Usage, active_judge, parse_job, read_judgements, read_jsonl, read_snapshot
+from ..store import (JUDGEMENTS, JobKey, Usage, active_judge, job_key, job_records, read_judgements, read_jsonl,
+                     read_snapshot)
 
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
@@ -48,6 +49,7 @@ class Job:
     seq: int
     status: str
     reason: str | None = None
+    sample: int = 0  # which sample of its instruction
     lang: str = "en"
     type: str | None = None
     words: int | None = None  # None when the job wrote nothing (failed)
@@ -106,16 +108,11 @@ class Scan:
 def _required(record: dict) -> RequiredLength | None:
     if "required" in record:  # the engine's own reading: the pool's length, the prompt's, or an injected one
         return RequiredLength.from_record(record["required"]) if record["required"] else None
-    if "required_range" in record:  # records before the structured requirement: about N, or a range
-        low_high = record["required_range"]
-        return RequiredLength(*low_high) if low_high else None
-    if record.get("required_length"):  # older records: the pool's `length`, else nothing
-        return RequiredLength(record["required_length"], record["required_length"])
     return required_length(record.get("prompt") or "")
 
 
 def _job(record: dict, offset: int) -> Job:
-    return Job(seq=record["seq"], status=record["status"], reason=record.get("reason"),
+    return Job(seq=record["seq"], sample=record["sample"], status=record["status"], reason=record.get("reason"),
                lang=record.get("lang") or "en", type=record.get("type"), words=record.get("word_count"),
                required=_required(record), offset=offset,
                instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0,
@@ -138,39 +135,33 @@ def scan_run(run_dir: Path) -> Scan:
                         "pass the run_dir of a build or a folder written by export.")
     snapshot = read_snapshot(run_dir)
     config = snapshot["config"] if snapshot else None
-    last: dict[int, Job] = {}
-    usage_of: dict[int, dict | None] = {}
-    if jobs_path.is_file():
-        with jobs_path.open("rb") as fh:
-            offset = 0
-            for number, line in enumerate(fh, start=1):
-                if not line.endswith(b"\n"):
-                    break  # torn tail: a build is writing it, or was killed mid-write
-                record = parse_job(jobs_path, number, line)  # one at a time: memory stays flat however big the run
-                last[record["seq"]] = _job(record, offset)
-                usage_of[record["seq"]] = record.get("usage")  # failed jobs have none: their steps say it
-                offset += len(line)
+    last: dict[JobKey, Job] = {}
+    usage_of: dict[JobKey, dict | None] = {}
+    for offset, record in job_records(jobs_path):  # a torn tail is left out: a build is writing it
+        key = job_key(record)
+        last[key] = _job(record, offset)
+        usage_of[key] = record.get("usage")  # failed jobs have none: their steps say it
     if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
         lines = read_judgements(run_dir, judge)
-        for seq, job in last.items():
-            line = lines.get(seq) or {}
+        for key, job in last.items():
+            line = lines.get(key.seq) or {}
             if job.judge != judge or line:
-                last[seq] = replace(job, judge=judge if line else None, quality_score=line.get("quality_score"),
+                last[key] = replace(job, judge=judge if line else None, quality_score=line.get("quality_score"),
                                     quality_scores=line.get("quality_scores"))
     usage = Usage()
     settled = set()
-    for seq, counts in usage_of.items():
+    for key, counts in usage_of.items():
         if counts:
             usage.add(counts)
-            settled.add(seq)
+            settled.add(key)
     unfinished = set()
-    for step in read_jsonl(run_dir / "steps.jsonl", skip_seqs=settled):
+    for step in read_jsonl(run_dir / "steps.jsonl", skip=settled):
         usage.add(step, requests=1)
-        if step["seq"] not in last:
-            unfinished.add(step["seq"])
+        if (key := job_key(step)) not in last:
+            unfinished.add(key)
     for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
         usage.add(line, requests=1)
-    return Scan(path=run_dir, kind="run", jobs=[last[seq] for seq in sorted(last)], usage=usage, config=config,
+    return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage, config=config,
                 in_progress=len(unfinished))
 
 

@@ -22,16 +22,8 @@ _TOKEN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]|[A-Za-z0-9]+")
 NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's default since 2.0: 32-bit hash values, stored as such
 # Shingles are hashed with CRC-32, not datasketch's default SHA-1: a quarter of the cost of a sample's judging, and
-# affine32 mixes every input hash (murmur3's finalizer) before its permutations. A run directory keeps the hash it
-# started with (run_shingle_hash): "sha1" for runs from before, whose draw order depends on it.
+# affine32 mixes every input hash (murmur3's finalizer) before its permutations.
 SHINGLE_HASH = "crc32"
-
-
-def run_shingle_hash(snapshot: dict | None) -> str:
-    """How a run's MinHashes hash shingles, from its config snapshot: as the snapshot says; a run directory from
-    before the snapshot said (SHA-1) keeps SHA-1, so its draw order and near-duplicate checks stay what they were;
-    a new run (no snapshot yet), CRC-32."""
-    return SHINGLE_HASH if snapshot is None else snapshot.get("shingle_hash", "sha1")
 
 
 # Near-duplicates share long stretches, so the opening tokens of a text are enough to find them; hashing every
@@ -58,10 +50,6 @@ def _permutations() -> tuple:
 def _hash_function(name: str):
     if name == "crc32":
         return zlib.crc32
-    if name == "sha1":
-        from datasketch.hashfunc import sha1_hash32
-
-        return sha1_hash32
     raise ValueError(f"unknown shingle hash {name!r}")
 
 
@@ -148,9 +136,8 @@ class SignatureCache:
         self._fh: BinaryIO | None = None
 
     def key(self, text: str, size: int) -> bytes:
-        """What a signature is cached under: the text and how it was hashed (SHA-1 entries keep their old keys)."""
-        named = "" if self.shingle_hash == "sha1" else f"{self.shingle_hash} "
-        return hashlib.blake2b(f"{named}{size}\n{text}".encode(), digest_size=16).digest()
+        """What a signature is cached under: the text and how it was hashed."""
+        return hashlib.blake2b(f"{self.shingle_hash} {size}\n{text}".encode(), digest_size=16).digest()
 
     def signature(self, text: str, size: int = 5) -> MinHash:
         key = self.key(text, size)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config import BuildConfig
 from ..quality.length import RequiredLength
+from ..store import RUN_FORMAT
 
 _SYLLABLES = ("ka lo mi ren sta por vel an ti mor dre sul ca ben tor lis har wen ob qui "
               "pre gan fel ru nor ith bal cen dom est").split()
@@ -66,7 +67,7 @@ def record(job: SyntheticJob, seq: int, rng: random.Random, model: str = "synthe
     """A jobs.jsonl record as the engine writes it."""
     required = job.required
     out = {
-        "seq": seq, "id": f"syn{seq:06d}", "status": job.status if job.words is not None else "failed",
+        "seq": seq, "sample": 0, "id": f"syn{seq:06d}", "status": job.status if job.words is not None else "failed",
         "reason": job.reason if job.words is not None else (job.reason or "plan_failed"),
         "prompt": _prompt(job, seq), "lang": job.lang, "type": job.type,
         "required_length": RequiredLength(*required).target if required else None,
@@ -95,7 +96,7 @@ def write_config(run_dir: Path, target: int, **overrides) -> dict:
            "backend": {"model": "synthetic", "api_key_env": None}, "pools": [{"path": "synthetic.jsonl"}]}
     for key, value in overrides.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
-    snapshot = {"config": BuildConfig.model_validate(raw).model_dump(mode="json"), "pools_fingerprint": "synthetic"}
+    snapshot = {"config": BuildConfig.model_validate(raw).model_dump(mode="json"), "format": RUN_FORMAT, "pool_fingerprints": []}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(snapshot, indent=2), encoding="utf-8")
     return snapshot
