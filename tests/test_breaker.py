@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from longwriter_data.backends.base import RETRYABLE, ChatRequest, Completion, Failure, RequestFailed
 from longwriter_data.backends.breaker import EndpointBreaker, EndpointUnusable
-from longwriter_data.backends.openai_http import ChatRequest, Completion
-from longwriter_data.backends.retry import RequestFailed
 
 
 def _scripted(outcomes: dict[str, list]):
@@ -25,7 +24,7 @@ def test_breaker_a_failure_held_until_another_request_succeeds_is_the_jobs_own()
         breaker = EndpointBreaker("http://h/v1", max_jobs=4)
         failed, succeeded = asyncio.Event(), asyncio.Event()
         failed.set()
-        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed("HTTP 500: boom", 500))],
+        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed(Failure(RETRYABLE, "HTTP 500: boom", 500)))],
                                            "b": [(succeeded, "fine")]}))
         good = asyncio.create_task(send(ChatRequest("m", "b", 8, 0.0)))
         bad = asyncio.create_task(send(ChatRequest("m", "a", 8, 0.0)))
@@ -43,7 +42,7 @@ def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
         breaker = EndpointBreaker("http://user:secret@h:8000/v1?api-key=sk-1", max_jobs=64)
         up, down = asyncio.Event(), asyncio.Event()
         up.set()
-        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed("gave up: refused"))] for i in range(40)}}
+        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed(Failure(RETRYABLE, "gave up: refused")))] for i in range(40)}}
         send = breaker.guarding(_scripted(script))
         await send(ChatRequest("m", "ok", 8, 0.0))
         requests = [asyncio.create_task(send(ChatRequest("m", f"p{i}", 8, 0.0))) for i in range(40)]

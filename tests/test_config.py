@@ -128,7 +128,7 @@ def test_paths_in_a_recipe_are_relative_to_its_folder(tmp_path, capsys, monkeypa
     (folder / "m.gguf").write_bytes(b"GGUF")
     (folder / "saved").mkdir()
     (folder / "r.yaml").write_text(
-        "name: t\nrun_dir: runs/one\ntarget: 1\nbackend: {model: fake, model_path: m.gguf}\n"
+        "name: t\nrun_dir: runs/one\ntarget: 1\nbackend: {kind: local, model: fake, model_path: m.gguf}\n"
         "pools: [{path: pools/p.jsonl}, {hf: saved}]\n", encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -10,9 +10,10 @@ import socket
 import datasets
 import pytest
 
-from longwriter_data.backends.openai_http import ChatRequest, OpenAIBackend
+from longwriter_data.backends.base import ChatRequest, RequestFailed
+from longwriter_data.backends.openai_http import OpenAIBackend
 from longwriter_data.cli import main
-from longwriter_data.backends.retry import RequestFailed, RetryPolicy, complete_with_retries
+from longwriter_data.backends.retry import RetryPolicy, complete_with_retries
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -142,14 +143,12 @@ def test_a_run_whose_every_job_failed_does_not_exit_0(tmp_path, server, capsys):
 @pytest.mark.parametrize("answered, attempts", [(False, 3), (True, 7)])
 def test_a_dead_address_is_given_up_on_quickly_until_the_endpoint_has_answered(answered, attempts):
     async def scenario() -> str:
-        backend = OpenAIBackend(_dead_url(), "key", max_connections=2, timeout_s=5)
         policy = RetryPolicy(max_retries=6, base_delay_s=0.001, max_delay_s=0.002)
-        try:
-            await complete_with_retries(backend.complete, REQUEST, policy, answered=lambda: answered)
-        except RequestFailed as exc:
-            return str(exc)
-        finally:
-            await backend.aclose()
+        async with OpenAIBackend(_dead_url(), "key", max_connections=2, timeout_s=5) as backend:
+            try:
+                await complete_with_retries(backend.send, REQUEST, policy, answered=lambda: answered)
+            except RequestFailed as exc:
+                return str(exc)
         return "succeeded"
 
     message = asyncio.run(scenario())

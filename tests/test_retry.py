@@ -1,26 +1,9 @@
-"""Retries: Retry-After read from the server's headers, full-jitter exponential backoff."""
+"""Retries: full-jitter exponential backoff, and what each kind of Failure gets (Retry-After itself is read by the
+backend: test_backend.py)."""
 
 from __future__ import annotations
 
-import httpx2
-import openai
-import pytest
-
-from longwriter_data.backends.retry import RetryPolicy, retry_after_s
-
-
-def _rate_limit_error(headers: dict) -> openai.RateLimitError:
-    request = httpx2.Request("POST", "http://x/v1/chat/completions")
-    response = httpx2.Response(429, headers=headers, request=request)
-    return openai.RateLimitError("slow down", response=response, body=None)
-
-
-@pytest.mark.parametrize(
-    "headers, expected",
-    [({"retry-after-ms": "250"}, 0.25), ({"Retry-After": "3"}, 3.0), ({}, None), ({"Retry-After": "soon"}, None)],
-)
-def test_retry_after_headers_are_read(headers, expected):
-    assert retry_after_s(_rate_limit_error(headers)) == expected
+from longwriter_data.backends.retry import RetryPolicy
 
 
 def test_backoff_is_jittered_exponential_and_honours_retry_after():

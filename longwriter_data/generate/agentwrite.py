@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..quality.answer_checks import MAX_CHARS_PER_TOKEN, answer_problem, trimmed
-from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..backends.base import ChatRequest, Completion, request_key
 from ..config import GenerationConfig, LlmSelect
 from ..prompts import template
 from ..quality.length import count_words

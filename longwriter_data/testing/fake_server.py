@@ -74,7 +74,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from ..backends.openai_http import request_key
+from ..backends.base import request_key
 from ..quality.length import approx_tokens
 
 _EN_WORDS = (
