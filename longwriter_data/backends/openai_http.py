@@ -143,7 +143,7 @@ class OpenAIBackend(Backend):
                 return Failure(FATAL_RUN, f"the account's quota is used up: {message}. Add credit, or use another "
                                f"key ({self.where}.api_key_env)", status, code, param)
             if status == 429:
-                return Failure(RATE_LIMITED, message, status, code, param, _retry_after_s(error.response))
+                return Failure(RATE_LIMITED, message, status, code, param, retry_after_s(error.response))
             if status >= 500:
                 return Failure(RETRYABLE, message, status, code, param)
             if status in (404, 405) or (status in (400, 422) and code in _SETTING_CODES):
@@ -164,7 +164,7 @@ class OpenAIBackend(Backend):
 _SETTING_CODES = ("model_not_found", "unsupported_parameter", "unsupported_value")
 
 
-def _retry_after_s(response: httpx2.Response | None) -> float | None:
+def retry_after_s(response: httpx2.Response | None) -> float | None:
     """A server's Retry-After (seconds) or retry-after-ms (OpenAI's), if it sent one."""
     if response is None:
         return None
