@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx2
 import pytest
@@ -19,7 +18,7 @@ from longwriter_data.config import BACKEND_KINDS
 from longwriter_data.quality.answer_checks import answer_problem
 from longwriter_data.testing.fake_server import FakeServerProcess
 from longwriter_data.cli import main
-from tests.conftest import jobs, write_config, write_pool
+from tests.conftest import dead_url, jobs, write_config, write_pool
 
 GOOD = ["Write a 1200-word essay about rivers.", "Write a 1200-word essay about bridges."]
 
@@ -102,13 +101,6 @@ def test_a_reasoning_models_cut_off_answer_says_which_limit_to_raise():
     assert answer_problem(Completion(text="Half a sent", finish_reason="length")) == "cut off (finish_reason=length)"
 
 
-def _dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
-
-
 @pytest.fixture(scope="module")
 def slow_server():
     """Answers only after 30 s: a client with a shorter timeout gives up first."""
@@ -159,7 +151,7 @@ def test_each_failure_is_classified_by_what_it_means_for_the_request_the_endpoin
     if how.startswith("canned="):
         prompt = f"[[{how}]] {prompt}"
     elif how == "dead port":
-        url = _dead_url()
+        url = dead_url()
     elif how == "slow server":
         url, settings = slow_server.base_url, {"timeout_s": 0.2}
     elif how == "base_url without /v1":
