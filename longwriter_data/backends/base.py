@@ -111,7 +111,13 @@ class Backend(ABC):
         """What a failure of this backend's transport means for the request, the endpoint and the run."""
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def open(cls, settings: Any, max_connections: int, timeout_s: float, where: str = "backend") -> Backend:
+        """The backend for its kind's settings model (config.py), not started yet; `where` is the recipe section
+        the settings come from, for messages. factory.py calls it."""
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, settings: Any, where: str = "backend") -> None:
         """Everything about the settings that can be checked without a request (raise UserError), before a build
         creates its run directory."""
 
