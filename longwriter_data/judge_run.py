@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .backends.limits import Limits
-from .backends.openai_http import open_backend
+from .backends.factory import open_backend
 from .backends.retry import RetryPolicy, complete_with_retries
 from .commands import export_command
 from .config import BuildConfig, JudgeConfig
@@ -132,8 +132,9 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
         if own is not None:
             await run(own)
             return failures
-    async with open_backend(config) as backend:  # the judge shares the build's backend (perhaps a local model)
-        await run(functools.partial(complete_with_retries, functools.partial(Limits(engine).call, backend.complete),
+    # The judge shares the build's backend (perhaps a local model).
+    async with open_backend(config.backend, engine.max_jobs, engine.request_timeout_s) as backend:
+        await run(functools.partial(complete_with_retries, functools.partial(Limits(engine).call, backend.send),
                                     policy=policy))
     return failures
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
-from longwriter_data.backends.openai_http import request_key
+from longwriter_data.backends.base import request_key
 from longwriter_data.generate.plan import Plan, PlanStep
 from longwriter_data.pools.instructions import Instruction
 from longwriter_data.store import read_jsonl

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,14 @@ def write_config(tmp_path: Path, base_url: str, pool: Path, **overrides) -> Path
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def dead_url() -> str:
+    """A loopback address where nothing listens: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 def jobs(run_dir: Path) -> list[dict]:

@@ -1,15 +1,24 @@
-"""The OpenAI-compatible backend: reasoning models' parameters and usage, and bounds on what a server returns."""
+"""The backends: how the OpenAI-compatible one classifies each failure (through real HTTP), reasoning models'
+parameters and usage, bounds on what a server returns, and the factory that picks a kind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx2
 import pytest
 
+from longwriter_data.backends.base import (BAD_ANSWER, FATAL_ENDPOINT, FATAL_RUN, RATE_LIMITED, REFUSED, RETRYABLE,
+                                           ChatRequest, Completion, Failure, RequestFailed)
+from longwriter_data.backends.factory import KINDS, backend_class
+from longwriter_data.backends.local import LocalBackend
+from longwriter_data.backends.openai_http import OpenAIBackend, reasoning_model, retry_after_s
+from longwriter_data.config import BACKEND_KINDS
 from longwriter_data.quality.answer_checks import answer_problem
-from longwriter_data.backends.openai_http import Completion, reasoning_model
+from longwriter_data.testing.fake_server import FakeServerProcess
 from longwriter_data.cli import main
-from tests.conftest import jobs, write_config, write_pool
+from tests.conftest import dead_url, jobs, write_config, write_pool
 
 GOOD = ["Write a 1200-word essay about rivers.", "Write a 1200-word essay about bridges."]
 
@@ -90,3 +99,92 @@ def test_a_reasoning_models_cut_off_answer_says_which_limit_to_raise():
     cut = Completion(text="", finish_reason="length", completion_tokens=4096, reasoning_tokens=4000)
     assert "4000 reasoning tokens" in answer_problem(cut) and "paragraph_max_tokens" in answer_problem(cut)
     assert answer_problem(Completion(text="Half a sent", finish_reason="length")) == "cut off (finish_reason=length)"
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    """Answers only after 30 s: a client with a shorter timeout gives up first."""
+    with FakeServerProcess(latency=30) as server:
+        yield server
+
+
+def _failure(base_url: str, prompt: str, model: str = "fake", timeout_s: float = 10, **settings) -> Failure:
+    """What one real request to `base_url` fails with, as the backend classifies it."""
+    async def attempt() -> Failure | Completion:
+        async with OpenAIBackend(base_url, "key", 2, timeout_s, **settings) as backend:
+            try:
+                return await backend.send(ChatRequest(model, prompt, 16, 0.7))
+            except RequestFailed as exc:
+                return exc.failure
+
+    result = asyncio.run(attempt())
+    assert isinstance(result, Failure), result
+    return result
+
+
+# case: (how it is provoked, kind, HTTP status, error code, refused parameter, Retry-After in seconds)
+CLASSIFIED = {
+    "429 with Retry-After": ("canned=rate_limit", RATE_LIMITED, 429, "rate_limit_exceeded", None, 3.0),
+    "429 with retry-after-ms": ("canned=rate_limit_ms", RATE_LIMITED, 429, "rate_limit_exceeded", None, 0.25),
+    "429 quota used up": ("canned=quota", FATAL_RUN, 429, "insufficient_quota", None, None),
+    "500": ("canned=server_error", RETRYABLE, 500, None, None, None),
+    "502 HTML page": ("canned=bad_gateway", RETRYABLE, 502, None, None, None),
+    "connection dropped": ("canned=drop", RETRYABLE, None, None, None, None),
+    "connection refused": ("dead port", RETRYABLE, None, None, None, None),
+    "timeout": ("slow server", RETRYABLE, None, None, None, None),
+    "401 bad key": ("canned=unauthorized", FATAL_RUN, 401, "invalid_api_key", None, None),
+    "403 filter": ("canned=forbidden", REFUSED, 403, "content_filter", None, None),
+    "404 unknown model": ("canned=unknown_model", FATAL_ENDPOINT, 404, "model_not_found", None, None),
+    "404 wrong path": ("base_url without /v1", FATAL_ENDPOINT, 404, None, None, None),
+    "400 unsupported_parameter": ("o3 sent max_tokens", FATAL_ENDPOINT, 400, "unsupported_parameter", "max_tokens",
+                                  None),
+    "413 too large": ("canned=too_large", REFUSED, 413, None, None, None),
+    "400 context length": ("canned=context_length", REFUSED, 400, "context_length_exceeded", "messages", None),
+}
+
+
+@pytest.mark.parametrize("case", CLASSIFIED)
+def test_each_failure_is_classified_by_what_it_means_for_the_request_the_endpoint_and_the_run(server, slow_server,
+                                                                                              case):
+    how, kind, status, code, param, retry_after = CLASSIFIED[case]
+    url, prompt, model, settings = server.base_url, "Write about rivers.", "fake", {}
+    if how.startswith("canned="):
+        prompt = f"[[{how}]] {prompt}"
+    elif how == "dead port":
+        url = dead_url()
+    elif how == "slow server":
+        url, settings = slow_server.base_url, {"timeout_s": 0.2}
+    elif how == "base_url without /v1":
+        url = url.removesuffix("/v1")
+    else:
+        model, settings = "o3", {"token_param": "max_tokens"}
+    failure = _failure(url, prompt, model, **settings)
+    assert (failure.kind, failure.status, failure.code, failure.param, failure.retry_after_s) == \
+        (kind, status, code, param, retry_after), failure
+    assert failure.message and "\n" not in failure.message
+    if kind is FATAL_RUN:  # the sentence the user sees: what to do about it
+        assert "backend.api_key_env" in failure.message, failure.message
+
+
+@pytest.mark.parametrize("headers, expected",
+                         [({"retry-after-ms": "250"}, 0.25), ({"Retry-After": "3"}, 3.0), ({}, None),
+                          ({"Retry-After": "soon"}, None)])
+def test_retry_after_headers_are_read(headers, expected):
+    request = httpx2.Request("POST", "http://x/v1/chat/completions")
+    assert retry_after_s(httpx2.Response(429, headers=headers, request=request)) == expected
+
+
+def test_an_error_the_sdk_did_not_wrap_is_retried_and_one_the_sdk_could_not_read_is_a_bad_answer():
+    async def classify() -> tuple[Failure, Failure]:
+        async with OpenAIBackend("http://127.0.0.1:9/v1", "key", 1, 1) as backend:
+            from longwriter_data.backends.openai_http import ResponseTooLarge
+
+            return backend.classify(ConnectionResetError("reset")), backend.classify(ResponseTooLarge("huge"))
+
+    unwrapped, unreadable = asyncio.run(classify())
+    assert unwrapped.kind is RETRYABLE and unreadable.kind is BAD_ANSWER
+
+
+def test_every_backend_kind_of_the_recipe_has_a_module_and_the_factory_picks_it():
+    assert set(KINDS) == set(BACKEND_KINDS)  # a new kind: its settings model in config.py and its module here
+    assert backend_class("openai") is OpenAIBackend and backend_class("local") is LocalBackend

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from longwriter_data.backends.base import (FATAL_ENDPOINT, REFUSED, RETRYABLE, ChatRequest, Completion, Failure,
+                                           RequestFailed)
 from longwriter_data.backends.breaker import EndpointBreaker, EndpointUnusable
-from longwriter_data.backends.openai_http import ChatRequest, Completion
-from longwriter_data.backends.retry import RequestFailed
 
 
 def _scripted(outcomes: dict[str, list]):
@@ -25,7 +25,7 @@ def test_breaker_a_failure_held_until_another_request_succeeds_is_the_jobs_own()
         breaker = EndpointBreaker("http://h/v1", max_jobs=4)
         failed, succeeded = asyncio.Event(), asyncio.Event()
         failed.set()
-        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed("HTTP 500: boom", 500))],
+        send = breaker.guarding(_scripted({"a": [(failed, RequestFailed(Failure(RETRYABLE, "HTTP 500: boom", 500)))],
                                            "b": [(succeeded, "fine")]}))
         good = asyncio.create_task(send(ChatRequest("m", "b", 8, 0.0)))
         bad = asyncio.create_task(send(ChatRequest("m", "a", 8, 0.0)))
@@ -43,7 +43,7 @@ def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
         breaker = EndpointBreaker("http://user:secret@h:8000/v1?api-key=sk-1", max_jobs=64)
         up, down = asyncio.Event(), asyncio.Event()
         up.set()
-        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed("gave up: refused"))] for i in range(40)}}
+        script = {"ok": [(up, "fine")], **{f"p{i}": [(down, RequestFailed(Failure(RETRYABLE, "gave up: refused")))] for i in range(40)}}
         send = breaker.guarding(_scripted(script))
         await send(ChatRequest("m", "ok", 8, 0.0))
         requests = [asyncio.create_task(send(ChatRequest("m", f"p{i}", 8, 0.0))) for i in range(40)]
@@ -55,3 +55,23 @@ def test_breaker_stops_after_a_streak_of_failures_even_after_successes():
     assert all(isinstance(r, EndpointUnusable) for r in results)  # none was let through as a job's failure
     assert results[0].exit_code == 1
     assert "http://h:8000/v1" in str(results[0]) and "secret" not in str(results[0]) and "sk-1" not in str(results[0])
+
+
+def test_breaker_a_failure_fatal_for_the_endpoint_stops_at_once_and_a_refusal_is_the_jobs_own():
+    async def scenario():
+        breaker = EndpointBreaker("http://h/v1", max_jobs=4)
+        ready = asyncio.Event()
+        ready.set()
+        send = breaker.guarding(_scripted({
+            "ok": [(ready, "fine")],
+            "long": [(ready, RequestFailed(Failure(REFUSED, "context_length_exceeded", 400)))],
+            "model": [(ready, RequestFailed(Failure(FATAL_ENDPOINT, "no such model", 404, "model_not_found")))],
+        }))
+        await send(ChatRequest("m", "ok", 8, 0.0))
+        refused = await asyncio.gather(send(ChatRequest("m", "long", 8, 0.0)), return_exceptions=True)
+        fatal = await asyncio.gather(send(ChatRequest("m", "model", 8, 0.0)), return_exceptions=True)
+        return refused[0], fatal[0]
+
+    refused, fatal = asyncio.run(scenario())
+    assert isinstance(refused, RequestFailed) and not isinstance(refused, EndpointUnusable)
+    assert isinstance(fatal, EndpointUnusable) and fatal.exit_code == 2 and "no such model" in str(fatal)

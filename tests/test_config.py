@@ -46,6 +46,11 @@ def pool(tmp_path):
         (lambda t: t.replace("  model: fake", "  model: fake\n  base_url: http://user:sk-secret@localhost:9/v1"), r"config.yaml:6: backend.base_url: .*credentials"),
         (lambda t: t.replace("  model: fake", "  model: fake\n  base_url: localhost:8000/v1"), r"config.yaml:6: backend.base_url: .*http"),
         (lambda t: t.replace("name: t", "name: ''"), r"config.yaml:1: name"),
+        # One settings model per backend kind: an unknown kind, or a key of another kind, is named like any key.
+        (lambda t: t.replace("  model: fake", "  model: fake\n  kind: vllm"), r"config.yaml:6: backend.kind: Input should be 'openai' or 'local'\.$"),
+        (lambda t: t.replace("  model: fake", "  kind: local\n  model: fake\n  base_url: http://localhost:9/v1"), r"config.yaml:7: backend.base_url: unknown key"),
+        (lambda t: t.replace("  model: fake", "  model: fake\n  n_ctx: 4096"), r"config.yaml:6: backend.n_ctx: unknown key"),
+        (lambda t: t.replace("  model: fake", "  kind: local\n  n_ctx: 100"), r"config.yaml:6: backend.n_ctx: .*greater than or equal to 512"),
     ],
 )
 def test_bad_config_names_file_and_key_and_creates_nothing(tmp_path, pool, capsys, mutate, expected):
@@ -128,7 +133,7 @@ def test_paths_in_a_recipe_are_relative_to_its_folder(tmp_path, capsys, monkeypa
     (folder / "m.gguf").write_bytes(b"GGUF")
     (folder / "saved").mkdir()
     (folder / "r.yaml").write_text(
-        "name: t\nrun_dir: runs/one\ntarget: 1\nbackend: {model: fake, model_path: m.gguf}\n"
+        "name: t\nrun_dir: runs/one\ntarget: 1\nbackend: {kind: local, model: fake, model_path: m.gguf}\n"
         "pools: [{path: pools/p.jsonl}, {hf: saved}]\n", encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

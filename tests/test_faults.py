@@ -5,16 +5,16 @@ The pieces have their own files: test_retry.py, test_limits.py, test_breaker.py.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import datasets
 import pytest
 
-from longwriter_data.backends.openai_http import ChatRequest, OpenAIBackend
+from longwriter_data.backends.base import ChatRequest, RequestFailed
+from longwriter_data.backends.openai_http import OpenAIBackend
 from longwriter_data.cli import main
-from longwriter_data.backends.retry import RequestFailed, RetryPolicy, complete_with_retries
+from longwriter_data.backends.retry import RetryPolicy, complete_with_retries
 from longwriter_data.testing.fake_server import FAULTS, FakeServerProcess
-from tests.conftest import jobs, write_config, write_pool
+from tests.conftest import dead_url, jobs, write_config, write_pool
 
 
 STORM = {"rate_limit": 0.08, "server_error": 0.06, "hang": 0.02, "drop": 0.04, "truncate": 0.05, "empty": 0.04,
@@ -60,14 +60,6 @@ def test_a_wrong_api_key_stops_the_run_at_once_with_a_clear_message(tmp_path, ca
 FAST = {"max_jobs": 4, "max_retries": 1, "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05}
 
 
-def _dead_url() -> str:
-    """A loopback address where nothing listens: connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
-
-
 @pytest.fixture(scope="module")
 def picky_server():
     """A server that knows one model, as a provider does: any other answers 404 model_not_found."""
@@ -85,7 +77,7 @@ def test_an_unusable_endpoint_stops_the_build_and_fixing_it_just_works(tmp_path,
     pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(30)])
     url, model = picky_server.base_url, "fake"
     if broken == "dead_port":
-        url = _dead_url()
+        url = dead_url()
     elif broken == "no_v1":
         url = url.removesuffix("/v1")
     else:
@@ -118,7 +110,7 @@ def test_a_server_failing_every_request_stops_the_build_with_status_1(tmp_path, 
 
 def test_synthesis_and_llm_selection_requests_stop_the_build_too(tmp_path, capsys, picky_server):
     pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(10)])
-    config = write_config(tmp_path, _dead_url(), pool, target=3, engine=FAST,
+    config = write_config(tmp_path, dead_url(), pool, target=3, engine=FAST,
                           pools={"sources": [{"path": str(pool)}], "synthesize": {"count": 5, "per_request": 5}})
     assert main(["build", "--config", str(config), "--no-progress"]) == 1
     assert "cannot reach" in capsys.readouterr().err
@@ -142,14 +134,12 @@ def test_a_run_whose_every_job_failed_does_not_exit_0(tmp_path, server, capsys):
 @pytest.mark.parametrize("answered, attempts", [(False, 3), (True, 7)])
 def test_a_dead_address_is_given_up_on_quickly_until_the_endpoint_has_answered(answered, attempts):
     async def scenario() -> str:
-        backend = OpenAIBackend(_dead_url(), "key", max_connections=2, timeout_s=5)
         policy = RetryPolicy(max_retries=6, base_delay_s=0.001, max_delay_s=0.002)
-        try:
-            await complete_with_retries(backend.complete, REQUEST, policy, answered=lambda: answered)
-        except RequestFailed as exc:
-            return str(exc)
-        finally:
-            await backend.aclose()
+        async with OpenAIBackend(dead_url(), "key", max_connections=2, timeout_s=5) as backend:
+            try:
+                await complete_with_retries(backend.send, REQUEST, policy, answered=lambda: answered)
+            except RequestFailed as exc:
+                return str(exc)
         return "succeeded"
 
     message = asyncio.run(scenario())

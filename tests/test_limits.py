@@ -6,7 +6,10 @@ import asyncio
 
 import pytest
 
-from longwriter_data.backends.limits import AdaptiveConcurrency, TokenBucket
+from longwriter_data.backends.base import RATE_LIMITED, REFUSED, RETRYABLE, ChatRequest, Failure, RequestFailed
+from longwriter_data.backends.dummy import DummyBackend
+from longwriter_data.backends.limits import AdaptiveConcurrency, Limits, TokenBucket
+from longwriter_data.config import EngineConfig
 
 
 def test_aimd_halves_on_throttling_grows_back_and_never_exceeds_the_ceiling():
@@ -54,3 +57,21 @@ def test_token_bucket_reserves_then_settles_with_real_usage():
     after_reserve, after_settle = asyncio.run(scenario())
     assert after_reserve == pytest.approx(1000, abs=5)
     assert after_settle == pytest.approx(5000, abs=5)
+
+
+@pytest.mark.parametrize("failure, limit, tokens_back", [
+    (Failure(RATE_LIMITED, "slow down", 429), 4, False),  # fewer in flight; the provider counted the tokens
+    (Failure(REFUSED, "too large", 413), 8, True),  # nothing was generated: the reservation comes back
+    (Failure(RETRYABLE, "APIConnectionError: Connection error"), 8, True),
+])
+def test_a_failed_attempt_cuts_concurrency_only_when_rate_limited(failure, limit, tokens_back):
+    async def scenario() -> tuple[int, float]:
+        limits = Limits(EngineConfig(max_jobs=8, tokens_per_minute=60_000))
+        backend = DummyBackend(lambda request: failure)
+        with pytest.raises(RequestFailed):
+            await limits.call(backend.send, ChatRequest("m", "p" * 400, 10_000, 0.0))
+        return limits.concurrency.current, limits.tokens.tokens
+
+    current, tokens = asyncio.run(scenario())
+    assert current == limit
+    assert (tokens == pytest.approx(60_000, abs=50)) is tokens_back

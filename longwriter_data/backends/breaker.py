@@ -8,9 +8,9 @@ its retries. A request that failed for good is held until it is known which it w
   in a row; before any request of the build succeeded, one without an HTTP answer or two with an HTTP error): the
   endpoint is unusable. The build stops with one line naming the URL and the model, and the held
   jobs are not recorded as failed, so fixing the recipe and re-running the same command just works.
-A 404 (wrong path or unknown model) or a refused parameter stops the build at the first answer: no job can
-succeed against it. Exit status 2 for a setting to fix (an HTTP 4xx), 1 for an outage to wait out (no connection,
-timeouts, 5xx, 429 after every retry).
+A failure the backend classified fatal for the endpoint (a wrong path, an unknown model, a refused parameter)
+stops the build at the first answer: no job can succeed against it. Exit status 2 for a setting to fix (an HTTP
+4xx), 1 for an outage to wait out (no connection, timeouts, 5xx, 429 after every retry).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from .openai_http import ChatRequest, Completion
 from ..errors import FatalBackendError
-from .retry import RequestFailed
+from .base import FATAL_ENDPOINT, ChatRequest, Completion, RequestFailed
 
 STREAK = 8  # failed requests in a row, with no success between them, that mark the endpoint unusable
 QUORUM_FLOOR = 3
@@ -74,9 +73,9 @@ class EndpointBreaker:
 
     async def _failed(self, failure: RequestFailed, request: ChatRequest) -> None:
         """Return when the failure is the job's own; raise EndpointUnusable when it is the endpoint's."""
-        if _setting_error(failure):
+        if failure.failure.kind is FATAL_ENDPOINT:
             self._trip(failure, request)
-        if failure.status is not None and failure.status < 500 and failure.status != 429 and self.proven:
+        if not failure.failure.transient and self.proven:
             return  # a refusal of this request only (too long a prompt, say): other requests did succeed
         self.streak += 1
         if self.streak >= STREAK:
@@ -156,15 +155,6 @@ def _model_unknown(failure: RequestFailed) -> bool:
     return failure.code == "model_not_found" or "model" in str(failure).lower()
 
 
-def _setting_error(failure: RequestFailed) -> bool:
-    """Answers no request can get past: a wrong path, an unknown model, a parameter the model refuses. (Not a 403:
-    a gateway's firewall may refuse one prompt.)"""
-    if failure.status in (404, 405):
-        return True
-    return failure.status in (400, 422) and (failure.code in ("model_not_found", "unsupported_parameter",
-                                                                "unsupported_value"))
-
-
 def _setting_hint(failure: RequestFailed) -> str:
     if failure.param == "max_tokens":
         return "set backend.token_param: max_completion_tokens"
@@ -176,5 +166,4 @@ def _setting_hint(failure: RequestFailed) -> str:
 
 
 def _exit_code(failure: RequestFailed) -> int:
-    transient = failure.status is None or failure.status >= 500 or failure.status == 429
-    return 1 if transient else 2
+    return 1 if failure.failure.transient else 2

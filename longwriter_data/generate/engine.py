@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .agentwrite import AgentWrite, JobFailed, NotSelected
-from ..backends.openai_http import ChatRequest, Completion
+from ..backends.base import ChatRequest, Completion
 from ..child_processes import die_with_parent
 from ..config import BuildConfig, FiltersConfig, GenerationConfig, JudgeConfig, LlmSelect
 from ..quality.dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values

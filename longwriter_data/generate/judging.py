@@ -8,14 +8,13 @@ build replays it instead of paying again; the record carries the six scores and 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from ..quality.answer_checks import answer_problem
-from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend
-from ..config import BuildConfig, JudgeConfig
-from ..errors import UserError
+from ..backends.base import ChatRequest, Completion
+from ..backends.factory import open_backend
+from ..config import BuildConfig, JudgeConfig, OpenAIBackendConfig
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
@@ -104,21 +103,9 @@ async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncItera
         return
     from ..backends.limits import Limits
 
-    backend = OpenAIBackend(settings.base_url, _judge_key(settings), config.engine.max_jobs,
-                            config.engine.request_timeout_s)
-    try:
-        attempt = functools.partial(Limits(config.engine).call, backend.complete)
+    # Built, not validated: the judge's base_url is taken as it was before there were backend settings for it.
+    endpoint = OpenAIBackendConfig.model_construct(base_url=settings.base_url, api_key_env=settings.api_key_env)
+    async with open_backend(endpoint, config.engine.max_jobs, config.engine.request_timeout_s,
+                            where="quality.judge") as backend:
+        attempt = functools.partial(Limits(config.engine).call, backend.send)
         yield functools.partial(complete_with_retries, attempt, policy=policy)
-    finally:
-        await backend.aclose()
-
-
-def _judge_key(settings: JudgeConfig) -> str:
-    name = settings.api_key_env
-    if not name:
-        return "EMPTY"
-    key = os.environ.get(name)
-    if not key:
-        raise UserError(f"environment variable {name} (quality.judge.api_key_env) is not set: export it, or set "
-                        "quality.judge.api_key_env: null for a judge server that needs no key.")
-    return key

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..quality.answer_checks import answer_problem
-from ..backends.openai_http import ChatRequest, Completion, request_key
+from ..backends.base import ChatRequest, Completion, request_key
 from ..config import BuildConfig, SynthesizeConfig
 from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature

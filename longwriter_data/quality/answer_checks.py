@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from ..backends.openai_http import MAX_RESPONSE_BYTES, Completion
+from ..backends.base import MAX_RESPONSE_BYTES, Completion
 
 # The assistant speaking of itself: "As an AI language model, I ...", "作为一个AI语言模型，我". Not "as an AI project
 # manager" or "作为人工智能领域的先驱": an essay may talk about AI.

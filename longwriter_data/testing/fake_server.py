@@ -45,6 +45,8 @@ Faults at given rates, for every request (`--fault NAME=RATE`, repeatable), for 
   truncate     half an answer with finish_reason "length"         empty         an empty answer
   refuse       a refusal                                          error_text    an error message as content
   garbled      HTTP 200 whose body is not a chat completion (a proxy's HTML page)
+A prompt that starts with `[[canned=NAME]]` gets one of the failures in CANNED (429 with Retry-After, 401, 403, 413,
+400 context_length_exceeded, ...), for tests of how a backend classifies each.
 `--api-key KEY` answers 401 to any other key. `--models a,b` serves only those models: any other answers 404
 `model_not_found`, as OpenAI does (a wrong path, such as a base URL without /v1, is a 404 too).
 
@@ -74,7 +76,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from ..backends.openai_http import request_key
+from ..backends.base import request_key
 from ..quality.length import approx_tokens
 
 _EN_WORDS = (
@@ -225,6 +227,8 @@ class FakeServer:
                 os.kill(pid, signum)
             if self.latency:
                 await asyncio.sleep(self.latency)
+            if prompt.startswith("[[canned="):
+                return _canned(request, prompt[len("[[canned="):prompt.index("]]")])
             fault = self._roll()
             if fault:
                 self.fault_counts[fault] += 1
@@ -480,6 +484,34 @@ def _writing_request(lang: str, kind: str, seed: int, index: int) -> str:
 def _error(status: int, message: str, param: str | None, code: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
                                         "code": code}}, status=status)
+
+
+# What a `[[canned=NAME]]` prompt gets: (status, error code, param, headers), as OpenAI and gateways answer.
+CANNED = {
+    "rate_limit": (429, "rate_limit_exceeded", None, {"Retry-After": "3"}),
+    "rate_limit_ms": (429, "rate_limit_exceeded", None, {"retry-after-ms": "250"}),
+    "quota": (429, "insufficient_quota", None, {}),
+    "server_error": (500, None, None, {}),
+    "bad_gateway": (502, None, None, {}),  # a proxy's HTML page, not JSON
+    "unauthorized": (401, "invalid_api_key", None, {}),
+    "forbidden": (403, "content_filter", None, {}),
+    "unknown_model": (404, "model_not_found", None, {}),
+    "too_large": (413, None, None, {}),
+    "context_length": (400, "context_length_exceeded", "messages", {}),
+}
+
+
+def _canned(request: web.Request, name: str) -> web.Response:
+    if name == "drop":
+        request.transport.close()
+        raise ConnectionResetError("dropped on purpose")
+    status, code, param, headers = CANNED[name]
+    if name == "bad_gateway":
+        return web.Response(status=status, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html",
+                            headers=headers)
+    response = _error(status, f"canned {name}", param, code)
+    response.headers.update(headers)
+    return response
 
 
 _BOMB: list[bytes] = []

@@ -1,0 +1,35 @@
+"""Picking the backend module by the recipe's `backend.kind`.
+
+Adding a kind: one module here with a `Backend` subclass (its `open` and `check` classmethods take the kind's
+settings), one settings model in config.py (a member of `BackendConfig`'s union), and one line in KINDS.
+Modules are imported only when their kind is used: the embedded server's needs stay unimported otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..config import BackendConfig
+from .base import Backend
+
+KINDS = {  # backend.kind -> "module:class" in this folder
+    "openai": "openai_http:OpenAIBackend",
+    "local": "local:LocalBackend",
+}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
+def check_backend(settings: BackendConfig, where: str = "backend") -> None:
+    """What can be checked before a run directory is created (a key in the environment, a model file)."""
+    backend_class(settings.kind).check(settings, where)
+
+
+def open_backend(settings: BackendConfig, max_connections: int, timeout_s: float, where: str = "backend") -> Backend:
+    """The backend the settings ask for, not yet started: `async with open_backend(...) as backend:` starts it and
+    stops it (its connections closed, a local server stopped) however the run ends. `where` is the recipe section
+    the settings come from, named in error messages."""
+    return backend_class(settings.kind).open(settings, max_connections, timeout_s, where)
