@@ -27,8 +27,9 @@ from .errors import UserError
 from .generate.judging import judge_endpoint
 from .backends.limits import Limits
 from .publish.outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
-from .pools.instructions import PreparedPools, draw
+from .pools.instructions import DrawSettings, PreparedPools, draw
 from .generate.progress import Progress
+from .generate.status import StatusTracker
 from .redact import without_secrets
 from .publish.report import format_report, run_report
 from .backends.retry import RetryPolicy, complete_with_retries
@@ -229,19 +230,22 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
             breaker = EndpointBreaker(str(backend.client.base_url), engine_config.max_jobs)
             send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
                                                       answered=breaker.answered))
+            # Synthesis's requests, the jobs' and the judge's all count in the bar's figures (cost so far included).
+            status = StatusTracker(config.target, state.counts, config.prices, limits.concurrency)
+            send = status.counted(send)
+            judge_send = judge_send and status.counted(judge_send)
             if synthesis is not None:
-                shutdown.attach(synthesis)
+                shutdown.attach(synthesis.stop)
                 await synthesis.run(send)  # the same retries and budgets as the jobs' requests
                 _say(synthesis.summary_line())
                 if synthesis.interrupted:
                     return BuildSummary(interrupted=True)
                 synthesis.add_to_pools()
             # Drawn only now: the draw order depends on every instruction, the synthesized ones included.
-            instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes, done=state.status)
-            bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
-            engine = Engine(config, store, state, send, bar, limits, minhashes.shingle_hash, judge_send)
-            shutdown.attach(engine)
+            instructions = draw(pools, DrawSettings.of(config), skipped=skipped, minhashes=minhashes, done=state.status)
+            bar = Progress(status, enabled=show)
+            engine = Engine(config, store, state, send, status, minhashes.shingle_hash, judge_send)
+            shutdown.attach(engine.stop)
             return await engine.run(instructions)
     finally:
         if bar is not None:

@@ -8,19 +8,18 @@ were completed before a crash are passed in and never requested again.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..quality.answer_checks import MAX_CHARS_PER_TOKEN, answer_problem, trimmed
+from ..quality.answer_checks import MAX_CHARS_PER_TOKEN
 from ..backends.openai_http import ChatRequest, Completion, request_key
 from ..config import GenerationConfig, LlmSelect
 from ..prompts import template
 from ..quality.length import count_words
+from .attempts import StepFailed, ask
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from ..pools.instructions import Instruction
 from ..text import template_lang
-from ..backends.retry import RequestFailed
 from ..textclean import strip_control
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
@@ -108,7 +107,8 @@ class AgentWrite:
         records: list[dict] = []
         if self.selector is not None:
             records.append(await self._select(instruction, done, save_step))
-        plan_record = done.get(0) or await self._step(0, self._plan_request(instruction), save_step, self._parse)
+        plan_record = done.get(0) or await self._step(0, self._plan_request(instruction), save_step,
+                                                      self._plan_problem)
         records.append(plan_record)
         plan = self._parse(plan_record["text"])
         paragraphs: list[str] = []
@@ -200,6 +200,13 @@ class AgentWrite:
             extra_body=extra,
         )
 
+    def _plan_problem(self, text: str) -> str | None:
+        try:
+            self._parse(text)
+        except PlanError as exc:
+            return str(exc)
+        return None
+
     def _parse(self, text: str) -> Plan:
         if self.gen.plan_format == "json":
             return parse_json_plan(text, self.gen.max_paragraphs)
@@ -209,36 +216,25 @@ class AgentWrite:
                     **fields) -> dict:
         """One step: retry bad answers up to `step_attempts`, then store the good one durably before using it.
         With `trim`, a cut-off answer is kept up to its last complete sentence (finish_reason "trimmed")."""
-        problem = ""
-        for attempt in range(1, self.gen.step_attempts + 1):
-            started = time.monotonic()
-            try:
-                completion = await self.send(request)
-            except RequestFailed as exc:  # already retried as far as the provider allows
-                raise JobFailed(step, str(exc)) from None
-            if trim and completion.finish_reason == "length":
-                completion = trimmed(completion)
-            problem = answer_problem(completion, max_chars=max(request.max_tokens, 256) * MAX_CHARS_PER_TOKEN) or ""
-            if not problem and check is not None:
-                try:
-                    check(completion.text)
-                except PlanError as exc:
-                    problem = str(exc)
-            if not problem:
-                record = {
-                    "step": step,
-                    "text": completion.text,
-                    "finish_reason": completion.finish_reason,
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                    "cached_tokens": completion.cached_tokens,
-                    "reasoning_tokens": completion.reasoning_tokens,
-                    "prompt_chars": len(request.prompt),
-                    "key": request_key(request.prompt),
-                    "attempts": attempt,
-                    "seconds": round(time.monotonic() - started, 3),
-                    **fields,
-                }
-                await save_step(record)
-                return record
-        raise JobFailed(step, f"{problem} after {self.gen.step_attempts} attempts")
+        try:
+            answer = await ask(self.send, request, self.gen.step_attempts, check, trim=trim,
+                               max_chars=max(request.max_tokens, 256) * MAX_CHARS_PER_TOKEN)
+        except StepFailed as exc:
+            raise JobFailed(step, str(exc)) from None
+        completion = answer.completion
+        record = {
+            "step": step,
+            "text": completion.text,
+            "finish_reason": completion.finish_reason,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cached_tokens": completion.cached_tokens,
+            "reasoning_tokens": completion.reasoning_tokens,
+            "prompt_chars": len(request.prompt),
+            "key": request_key(request.prompt),
+            "attempts": answer.attempts,
+            "seconds": answer.seconds,
+            **fields,
+        }
+        await save_step(record)
+        return record

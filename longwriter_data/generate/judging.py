@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from ..quality.answer_checks import answer_problem
 from ..backends.openai_http import ChatRequest, Completion, OpenAIBackend, request_key
 from ..config import BuildConfig, JudgeConfig
 from ..errors import UserError
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
-from ..backends.retry import RequestFailed, RetryPolicy, complete_with_retries
+from ..backends.retry import RetryPolicy, complete_with_retries
+from .attempts import StepFailed, ask
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 JUDGE_STEP = 100_000  # the judge's step number in steps.jsonl: after every paragraph and extension of a job
@@ -55,28 +54,18 @@ class QualityJudge:
     async def judge(self, send: Send, instruction: str, text: str) -> tuple[Judgement, dict]:
         """Ask until an answer holds all six scores (up to `attempts`); the judgement and the step's record."""
         request, excerpt = self.request(instruction, text)
-        problem = ""
-        for attempt in range(1, self.attempts + 1):
-            started = time.monotonic()
-            try:
-                completion = await send(request)
-            except RequestFailed as exc:
-                raise JudgeFailed(f"judge: {exc}") from None
-            problem = answer_problem(completion) or ""
-            if not problem:
-                try:
-                    judgement = parse_answer(completion.text)
-                except BadAnswer as exc:
-                    problem = str(exc)
-                else:
-                    return judgement, {
-                        "step": JUDGE_STEP, "judge": self.key, "text": completion.text,
-                        "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
-                        "completion_tokens": completion.completion_tokens, "cached_tokens": completion.cached_tokens,
-                        "prompt_chars": len(request.prompt), "key": request_key(request.prompt), "attempts": attempt,
-                        "seconds": round(time.monotonic() - started, 3), "excerpt": excerpt,
-                    }
-        raise JudgeFailed(f"judge: {problem} after {self.attempts} attempts")
+        try:
+            answer = await ask(send, request, self.attempts, _judge_problem)
+        except StepFailed as exc:
+            raise JudgeFailed(f"judge: {exc}") from None
+        completion = answer.completion
+        return parse_answer(completion.text), {
+            "step": JUDGE_STEP, "judge": self.key, "text": completion.text,
+            "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens, "cached_tokens": completion.cached_tokens,
+            "prompt_chars": len(request.prompt), "key": request_key(request.prompt), "attempts": answer.attempts,
+            "seconds": answer.seconds, "excerpt": excerpt,
+        }
 
     async def step(self, send: Send, instruction: str, text: str, done: dict[int, dict],
                    save_step: Callable[[dict], Awaitable[None]]) -> tuple[Judgement, dict]:
@@ -100,6 +89,14 @@ class QualityJudge:
         """What a job record (or a judgements.jsonl line) keeps of a judgement."""
         return {"judge": self.key, "quality_score": judgement.score, "quality_scores": judgement.scores,
                 "quality_analysis": judgement.analysis, "judge_excerpt": bool(step.get("excerpt"))}
+
+
+def _judge_problem(text: str) -> str | None:
+    try:
+        parse_answer(text)
+    except BadAnswer as exc:
+        return str(exc)
+    return None
 
 
 @asynccontextmanager
