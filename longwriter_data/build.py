@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -45,8 +45,10 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
-    """Run a build to its end or to an interruption; returns the process exit status."""
+def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True,
+          on_engine_done: Callable[[BuildSummary], None] | None = None) -> int:
+    """Run a build to its end or to an interruption; returns the process exit status. `on_engine_done` is called
+    once the engine has stopped, before the report and the export (scripts/bench_engine.py measures there)."""
     config = load_config(config_path)
     _check_before_creating(config)
     # A bad source row fails here, before anything is written to the run directory.
@@ -57,7 +59,7 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
                             "`pools --config` shows why, loosen pools.select or pools.languages.")
         for line in pools.warnings():
             _say(line)
-        return _build(config, config_path, pools, retry_failed, force, progress)
+        return _build(config, config_path, pools, retry_failed, force, progress, on_engine_done)
 
 
 def _check_before_creating(config: BuildConfig) -> None:
@@ -75,7 +77,7 @@ def _check_before_creating(config: BuildConfig) -> None:
 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
-           progress: bool) -> int:
+           progress: bool, on_engine_done: Callable[[BuildSummary], None] | None) -> int:
     dataset = config.run_dir / "dataset"
     check_replaceable(dataset, config.run_dir)  # before any work: the export at the end must not be refused
     store = RunStore(config.run_dir)
@@ -103,6 +105,8 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
                 store.open_logs()
                 with _fewer_collections(), _event_loop() as runner:
                     summary = runner.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
+                    if on_engine_done is not None:
+                        on_engine_done(summary)
             else:
                 summary = BuildSummary()  # nothing to do: this run finishes no job
         finally:
