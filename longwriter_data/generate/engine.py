@@ -36,8 +36,8 @@ from ..store import RunState, RunStore, Usage
 
 @dataclass
 class BuildSummary:
-    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are Engine.totals
-    and report.json."""
+    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are in the status
+    tracker and report.json."""
 
     accepted: int = 0
     rejected: int = 0
