@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -27,8 +27,9 @@ from .errors import UserError
 from .generate.judging import judge_endpoint
 from .backends.limits import Limits
 from .publish.outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
-from .pools.instructions import PreparedPools, draw
+from .pools.instructions import DrawSettings, PreparedPools, draw
 from .generate.progress import Progress
+from .generate.status import StatusTracker
 from .redact import without_secrets
 from .publish.report import format_report, run_report
 from .backends.retry import RetryPolicy, complete_with_retries
@@ -44,8 +45,10 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True) -> int:
-    """Run a build to its end or to an interruption; returns the process exit status."""
+def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = False, progress: bool = True,
+          on_engine_done: Callable[[BuildSummary], None] | None = None) -> int:
+    """Run a build to its end or to an interruption; returns the process exit status. `on_engine_done` is called
+    once the engine has stopped, before the report and the export (scripts/bench_engine.py measures there)."""
     config = load_config(config_path)
     _check_before_creating(config)
     # A bad source row fails here, before anything is written to the run directory.
@@ -56,7 +59,7 @@ def build(config_path: str | Path, *, retry_failed: bool = False, force: bool = 
                             "`pools --config` shows why, loosen pools.select or pools.languages.")
         for line in pools.warnings():
             _say(line)
-        return _build(config, config_path, pools, retry_failed, force, progress)
+        return _build(config, config_path, pools, retry_failed, force, progress, on_engine_done)
 
 
 def _check_before_creating(config: BuildConfig) -> None:
@@ -69,7 +72,7 @@ def _check_before_creating(config: BuildConfig) -> None:
 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,
-           progress: bool) -> int:
+           progress: bool, on_engine_done: Callable[[BuildSummary], None] | None) -> int:
     dataset = config.run_dir / "dataset"
     check_replaceable(dataset, config.run_dir)  # before any work: the export at the end must not be refused
     store = RunStore(config.run_dir)
@@ -96,6 +99,8 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
                 store.open_logs()
                 with _fewer_collections(), _event_loop() as runner:
                     summary = runner.run(_run(config, store, state, pools, synthesis, skipped, minhashes, progress))
+                    if on_engine_done is not None:
+                        on_engine_done(summary)
             else:
                 summary = BuildSummary()  # nothing to do: this run finishes no job
         finally:
@@ -220,20 +225,23 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
             breaker = EndpointBreaker(backend.url, engine_config.max_jobs)
             send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
                                                       answered=breaker.answered))
+            # Synthesis's requests, the jobs' and the judge's all count in the bar's figures (cost so far included).
+            status = StatusTracker(config.target, state.counts, config.prices, limits.concurrency)
+            send = status.counted(send)
+            judge_send = judge_send and status.counted(judge_send)
             if synthesis is not None:
-                shutdown.attach(synthesis)
+                shutdown.attach(synthesis.stop)
                 await synthesis.run(send)  # the same retries and budgets as the jobs' requests
                 _say(synthesis.summary_line())
                 if synthesis.interrupted:
                     return BuildSummary(interrupted=True)
                 synthesis.add_to_pools()
             # Drawn only now: the draw order depends on every instruction, the synthesized ones included.
-            instructions = draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes,
+            instructions = draw(pools, DrawSettings.of(config), skipped=skipped, minhashes=minhashes,
                                 done=state.finished_instructions())
-            bar = Progress(config.target, state.counts["accepted"], enabled=show, prices=config.prices)
-            engine = Engine(EngineSettings.of(config), store, state, send, bar, limits, judge_send)
-            shutdown.attach(engine)
+            bar = Progress(status, enabled=show)
+            engine = Engine(EngineSettings.of(config), store, state, send, status, judge_send)
+            shutdown.attach(engine.stop)
             return await engine.run(instructions)
     finally:
         if bar is not None:

@@ -15,7 +15,7 @@ from .backends.openai_http import reasoning_model
 from .config import BuildConfig, load_config
 from .errors import UserError
 from .generate.costs import Estimate, estimate_jobs
-from .pools.instructions import PreparedPools, draw
+from .pools.instructions import DrawSettings, PreparedPools, draw
 from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
 from .quality.dedupe import SignatureCache
 from .quality.length import approx_tokens
@@ -39,8 +39,7 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
             pending = synthesis.count - len(synthesis.kept)
         sources: Counter = Counter()
         jobs = []
-        instructions = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
-                            None, minhashes)
+        instructions = draw(pools, DrawSettings.of(config), minhashes=minhashes)
         for instruction in itertools.islice(instructions, wanted):
             sources[instruction.pool] += 1
             jobs.append((approx_tokens(instruction.prompt), instruction.lang,

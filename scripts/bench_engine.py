@@ -38,25 +38,21 @@ def rss_mb() -> float:
 
 
 def child_build(config_path: str) -> dict:
-    """Run the real build; measure up to the end of the engine (its `_run` wrapped), then let export run.
+    """Run the real build; measure up to the end of the engine (build's `on_engine_done`), then let export run.
 
     The export module is not imported here: it loads `datasets` (~150 MB), which a build loads only once the
     engine is done, and the engine's peak memory is what this measures."""
     import datasketch  # noqa: F401  (imported by the build on first use; imports are not the engine's throughput)
 
-    from longwriter_data import build as build_module
+    from longwriter_data.build import build
 
     marks: dict = {"rss_after_imports_mb": rss_mb()}
-    real_run = build_module._run
 
-    async def timed_run(*args, **kwargs):
-        summary = await real_run(*args, **kwargs)
+    def engine_done(summary) -> None:
         marks.update(wall_s=time.monotonic() - t0, cpu_s=time.process_time() - c0, rss_mb=rss_mb())
-        return summary
 
-    build_module._run = timed_run
     t0, c0 = time.monotonic(), time.process_time()
-    status = build_module.build(config_path, progress=False)
+    status = build(config_path, progress=False, on_engine_done=engine_done)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging workers, joined when the engine ends
     marks.update(status=status, export_s=time.monotonic() - t0 - marks["wall_s"], rss_with_export_mb=rss_mb(),
                  judge_cpu_s=children.ru_utime + children.ru_stime)

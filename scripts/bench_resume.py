@@ -83,8 +83,12 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
                             for i, p in enumerate(plan))
     cache = SignatureCache(RunStore(run).minhash_cache_path) if SignatureCache else None
     stores_instruction = hasattr(Instruction, "to_record")  # a job's plan step names its instruction
-    drawn = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
-                 *((None, cache) if cache else ()))
+    try:  # the draw's settings as one object, where the package has them
+        from longwriter_data.pools.instructions import DrawSettings
+        drawn = draw(pools, DrawSettings.of(config), **({"minhashes": cache} if cache else {}))
+    except ImportError:
+        drawn = draw(pools, config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold,
+                     *((None, cache) if cache else ()))
     with (run / "jobs.jsonl").open("w") as jobs, (run / "steps.jsonl").open("w") as log:
         for inst in drawn:
             if inst.seq >= samples + 5:

@@ -293,3 +293,19 @@ def test_the_ctrl_c_message_gets_its_own_line_beside_the_progress_bar(tmp_path, 
     stopping = [line for line in shown if "Stopping: no new jobs" in line]
     assert len(stopping) == 1 and stopping[0].startswith("Stopping: no new jobs"), shown
     assert any(line.startswith("Interrupted: everything finished so far is saved") for line in shown), shown
+
+
+def test_on_engine_done_sees_this_runs_summary_before_the_report_and_the_export(tmp_path, server):
+    """The seam scripts/bench_engine.py measures through: called once, when the engine has stopped."""
+    from longwriter_data.build import build as run_build
+
+    config = write_config(tmp_path, server.base_url, write_pool(tmp_path / "pool.jsonl", GOOD), target=3)
+    run = tmp_path / "run"
+    seen = []
+
+    def engine_done(summary) -> None:
+        seen.append((summary.accepted >= 3, (run / "report.json").exists(), (run / "dataset").exists()))
+
+    assert run_build(config, progress=False, on_engine_done=engine_done) == 0
+    assert seen == [(True, False, False)]
+    assert (run / "report.json").exists() and (run / "dataset").exists()

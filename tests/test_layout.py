@@ -18,6 +18,7 @@ LAYERS = (
     ("config",),
     ("store",),  # owns the run directory's bytes; decides nothing about what they mean (hashes, filters)
     ("quality", "backends"),
+    ("generate.attempts", "generate.stop", "generate.status"),  # shared by the engine and synthesis (pools/)
     ("pools",),
     ("generate",),
     ("publish",),

@@ -2,7 +2,7 @@ import pytest
 
 from longwriter_data.config import PoolsConfig, PoolSource
 from longwriter_data.errors import UserError
-from longwriter_data.pools.instructions import PreparedPools, draw
+from longwriter_data.pools.instructions import DrawSettings, PreparedPools, draw
 from longwriter_data.text import detect_lang
 from tests.conftest import write_pool
 
@@ -29,7 +29,7 @@ def test_malformed_pool_line_names_file_and_line(tmp_path, line, message):
 
 
 def _prompts(sources, seed):
-    return [inst.prompt for inst in draw(load_pools(sources), seed)]
+    return [inst.prompt for inst in draw(load_pools(sources), DrawSettings(seed))]
 
 
 def test_draws_are_deterministic_for_a_seed_and_use_each_instruction_once(tmp_path):
@@ -53,7 +53,7 @@ def test_duplicate_instructions_are_drawn_once_across_pools(tmp_path):
 def test_sequence_numbers_and_metadata(tmp_path):
     path = write_pool(tmp_path / "p.jsonl", [{"id": "x1", "prompt": "写一篇小说", "type": "Literature and Creative Writing"},
                                              {"prompt": "Write an essay", "lang": "en", "length": 3000}])
-    drawn = sorted(draw(load_pools([PoolSource(path=path)]), 0), key=lambda i: i.seq)
+    drawn = sorted(draw(load_pools([PoolSource(path=path)]), DrawSettings(0)), key=lambda i: i.seq)
     assert [i.seq for i in drawn] == [0, 1]
     by_prompt = {i.prompt: i for i in drawn}
     assert by_prompt["写一篇小说"].lang == "zh" and by_prompt["写一篇小说"].id == "x1"
@@ -74,7 +74,7 @@ def test_added_records_are_drawn_as_one_more_source_through_the_same_rules(tmp_p
                                 {"id": "x:3", "prompt": "写一篇关于海洋的长文。"}], weight=2.0)
     assert added == 1 and pools.dropped == {"exact_duplicate": 1, "language": 1}
     assert pools.fingerprint == fingerprint  # drift is judged on the configured sources only
-    drawn = {i.prompt: i for i in draw(pools, 0)}
+    drawn = {i.prompt: i for i in draw(pools, DrawSettings(0))}
     assert len(drawn) == 3
     seas = drawn["Write a long essay about seas."]
     assert (seas.pool, seas.id, seas.type) == ("extra", "x:1", "Popular Science")
@@ -106,7 +106,7 @@ def test_the_draw_adds_no_length_to_an_instruction_that_asks_for_one_in_any_form
     from longwriter_data.config import LengthInjection
 
     pools = load_pools([PoolSource(path=write_pool(tmp_path / "pool.jsonl", [prompt]))])
-    (instruction,) = draw(pools, 0, LengthInjection(share=1.0))
+    (instruction,) = draw(pools, DrawSettings(0, LengthInjection(share=1.0)))
     if required == "injected":
         assert instruction.injected and instruction.prompt != prompt and instruction.required is not None
     else:
@@ -120,5 +120,5 @@ def test_a_pools_length_keeps_the_kind_its_prompt_states(tmp_path):
     path = tmp_path / "pool.jsonl"
     path.write_text('{"prompt": "以民国上海为背景写一章小说，不少于3800字。", "length": 3800}\n'
                     '{"prompt": "Write a story of no more than 5,000 words.", "length": 4000}\n', encoding="utf-8")
-    drawn = {i.length: i.required for i in draw(load_pools([PoolSource(path=path)]), 0)}
+    drawn = {i.length: i.required for i in draw(load_pools([PoolSource(path=path)]), DrawSettings(0))}
     assert drawn == {3800: RequiredLength.at_least(3800), 4000: RequiredLength.about(4000)}  # a disagreeing `length` wins

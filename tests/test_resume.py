@@ -194,7 +194,7 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
 
     from longwriter_data.config import load_config
     from longwriter_data.quality.dedupe import SignatureCache, signature
-    from longwriter_data.pools.instructions import PreparedPools, draw
+    from longwriter_data.pools.instructions import DrawSettings, PreparedPools, draw
 
     prompts = [f"Write a 1200-word essay about subject {i}, {'x ' * i}." for i in range(8)]
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
@@ -205,7 +205,8 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     def drawn(cache: SignatureCache | None) -> tuple[list[str], Counter]:
         skipped: Counter = Counter()
         with PreparedPools(config.pools) as pools:
-            order = [i.prompt for i in draw(pools, config.seed, None, 0.9, skipped, cache)]
+            settings = DrawSettings(config.seed, near_duplicates=0.9)
+            order = [i.prompt for i in draw(pools, settings, skipped=skipped, minhashes=cache)]
         if cache:
             cache.close()
         return order, skipped

@@ -19,7 +19,7 @@ import yaml
 from longwriter_data.cli import main
 from longwriter_data.config import PoolsConfig, PoolSource, Selection
 from longwriter_data.errors import UserError
-from longwriter_data.pools.instructions import PreparedPools, draw, selection_problem
+from longwriter_data.pools.instructions import DrawSettings, PreparedPools, draw, selection_problem
 from tests.conftest import jobs, write_config, write_pool
 
 ROWS = [
@@ -35,7 +35,7 @@ def prepared(sources: list[dict], **options) -> PreparedPools:
 
 
 def drawn(pools: PreparedPools, seed: int = 0) -> list:
-    return list(draw(pools, seed))
+    return list(draw(pools, DrawSettings(seed)))
 
 
 def write_csv(path: Path) -> Path:

@@ -285,3 +285,18 @@ def test_with_the_hub_source_unreachable_synthesis_fills_the_rest_and_the_build_
     assert "Synthesized instructions: 4 kept of 5 written (1 beyond the count)" in done.stderr
     accepted = [r for r in jobs(tmp_path / "run") if r["status"] == "accepted"]
     assert len(accepted) == 7 and sum(r["pool"] == "synthesized" for r in accepted) == 4
+
+
+def test_the_progress_bar_counts_the_cost_of_synthesis_requests_and_of_the_jobs(tmp_path, server, capsys):
+    """One status tracker sees every answered request: at a dollar a token, the bar's final cost is the tokens of
+    synthesized.jsonl and steps.jsonl together (the pools run dry, so no job is cancelled with paid steps)."""
+    config = synthesizing(tmp_path, server.base_url, target=100, count=5, per_request=5)
+    recipe = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**recipe, "prices": {"input": 1_000_000, "output": 1_000_000}}))
+    assert main(["build", "--config", str(config)]) == 0
+    shown = capsys.readouterr().err.rsplit("cost=$", 1)[1].split()[0].rstrip("]")
+    run_dir = tmp_path / "run"
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    paid = sum(r["prompt_tokens"] + r["completion_tokens"] for r in stored(run_dir) + steps)
+    assert len(stored(run_dir)) == 1 and len(steps) > 8
+    assert shown == f"{paid:,.2f}"

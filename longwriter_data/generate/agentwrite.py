@@ -196,6 +196,13 @@ class AgentWrite:
             extra_body=extra,
         )
 
+    def _plan_problem(self, text: str) -> str | None:
+        try:
+            self._parse(text)
+        except PlanError as exc:
+            return str(exc)
+        return None
+
     def _parse(self, text: str) -> Plan:
         if self.gen.plan_format == "json":
             return parse_json_plan(text, self.gen.max_paragraphs)

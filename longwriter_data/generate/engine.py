@@ -23,23 +23,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .agentwrite import AgentWrite, JobFailed, NotSelected
-from ..backends.base import ChatRequest, Completion
 from ..child_processes import die_with_parent
 from ..config import BuildConfig, FiltersConfig, GenerationConfig, JudgeConfig, LlmSelect
 from ..quality.dedupe import SHINGLE_HASH, NearDuplicates, decode, encode, from_values
 from ..quality.filters import Sample, Verdict, judge_and_sign
 from .judging import JudgeFailed, QualityJudge
-from ..backends.limits import Limits
 from ..pools.instructions import Instruction
-from .progress import Progress
+from .status import StatusTracker
+from .stop import Drain
 from ..store import JobKey, RunState, RunStore, StepRecord, Usage, job_key
 from .replay import Steps
 
 
 @dataclass
 class BuildSummary:
-    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are Engine.totals
-    and report.json."""
+    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are in the status
+    tracker and report.json."""
 
     accepted: int = 0
     rejected: int = 0
@@ -77,21 +76,19 @@ class EngineSettings:
 
 
 class Engine:
-    def __init__(self, settings: EngineSettings, store: RunStore, state: RunState, send, progress: Progress,
-                 limits: Limits | None = None, judge_send=None):
+    def __init__(self, settings: EngineSettings, store: RunStore, state: RunState, send, status: StatusTracker,
+                 judge_send=None):
         self.settings = settings
         self.samples = settings.samples
-        self.limits = limits
         self.store = store
         self.state = state
-        self.progress = progress
-        self._send = self._counted(send)
+        self.status = status  # the live figures: this engine reports its jobs there (requests are counted by `send`)
+        self._send = send
         self.agent = AgentWrite(settings.generation, settings.model, settings.plan_model, settings.selector)
         judge = settings.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
         self.quality = QualityJudge(judge, settings.model, settings.generation.step_attempts) if judge else None
-        self._judge_send = self._counted(judge_send or send)
+        self._judge_send = judge_send or send
         self.summary = BuildSummary()
-        self.totals = state.counts  # jobs per status in the whole run directory, this run's included
         self.accepted = [key for key, status in state.status.items() if status == "accepted"]
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = settings.judge_processes
@@ -99,39 +96,9 @@ class Engine:
             processes = 2 if settings.max_jobs >= 64 else 0
         self._judges = _judge_processes(processes) if processes else None
         self.in_flight: dict[JobKey, asyncio.Task] = {}  # every unfinished job, judged or not
+        self.stop = Drain(self.in_flight)  # Ctrl-C: build's handler calls self.stop.request_stop
         self.generating: set[JobKey] = set()  # ... of which these still send requests: at most max_jobs
         self._finished: asyncio.Queue | None = None  # (job, task) when a job ends; (job, None) when it stops sending
-        self.requests_in_flight = 0
-        self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
-        self.draining = False
-        self._started = time.monotonic()
-
-    def _counted(self, send):
-        """Live figures for the progress bar: requests in flight and done, tokens in and out."""
-        async def counted(request: ChatRequest) -> Completion:
-            self.requests_in_flight += 1
-            try:
-                completion = await send(request)
-            finally:
-                self.requests_in_flight -= 1
-            self.requests_done += 1
-            self.tokens_in += completion.prompt_tokens
-            self.tokens_cached += completion.cached_tokens
-            self.tokens_out += completion.completion_tokens
-            return completion
-        return counted
-
-    def request_stop(self, grace_s: float) -> None:
-        """First Ctrl-C: start nothing new, let in-flight requests finish for `grace_s`, then cancel the rest."""
-        if self.draining:
-            return
-        self.draining = True
-        asyncio.get_running_loop().call_later(grace_s, self._cancel_all)
-        self.summary.interrupted = True
-
-    def _cancel_all(self) -> None:
-        for task in self.in_flight.values():
-            task.cancel()
 
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
         self._finished = finished = asyncio.Queue()
@@ -146,7 +113,8 @@ class Engine:
         try:
             while True:
                 # A job being judged sends nothing: its slot goes to a new job (up to max_jobs more waiting to be judged).
-                while not self.draining and len(self.generating) < max_jobs and len(self.in_flight) < 2 * max_jobs:
+                while (not self.stop.requested and len(self.generating) < max_jobs
+                       and len(self.in_flight) < 2 * max_jobs):
                     upcoming = upcoming or next(resumed_jobs, None)
                     if upcoming is None and not replayed:
                         # In a thread, so the resumed jobs' requests leave while this takes a second or more.
@@ -166,6 +134,7 @@ class Engine:
                         break  # the dataset is known: later jobs cannot enter it
                     task = asyncio.create_task(self._job(key, instruction))
                     self.in_flight[key] = task
+                    self.status.job_started()
                     self.generating.add(key)
                     task.add_done_callback(lambda t, key=key: finished.put_nowait((key, t)))
                     upcoming = None
@@ -177,6 +146,7 @@ class Engine:
                     continue
                 del self.in_flight[key]
                 if task.cancelled():
+                    self.status.job_ended()
                     continue
                 error = task.exception()
                 if error is not None:
@@ -185,13 +155,10 @@ class Engine:
                 if len(self.accepted) >= target:
                     self._cancel_beyond_cutoff(target)
         finally:
-            for task in self.in_flight.values():
-                task.cancel()
-            if self.in_flight:
-                await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+            self.summary.interrupted = self.stop.requested
+            await self.stop.close()
             if self._judges:
                 self._judges.shutdown(wait=False, cancel_futures=True)  # not on the event loop: Ctrl-C stays live
-            self.progress.update(self)
         return self.summary
 
     def _jobs(self, instructions: Iterator[Instruction],
@@ -232,7 +199,6 @@ class Engine:
         summary = self.summary
         status = record["status"]
         setattr(summary, status, getattr(summary, status) + 1)
-        self.totals[status] += 1
         if status == "accepted":
             self.accepted.append(job_key(record))
         else:
@@ -242,7 +208,7 @@ class Engine:
         summary.prompt_tokens += usage.get("prompt_tokens", 0)
         summary.completion_tokens += usage.get("completion_tokens", 0)
         summary.requests += usage.get("requests", 0)
-        self.progress.update(self)
+        self.status.job_ended(status, record.get("word_count", 0))
 
     def _output_index(self) -> NearDuplicates:
         """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
@@ -273,10 +239,6 @@ class Engine:
             return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
         record["minhash"] = encode(minhash)
         return verdict
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started
 
     async def _job(self, key: JobKey, instruction: Instruction) -> dict:
         """Run one job (one sample of an instruction) to its final record, which is on disk before the job counts."""

@@ -1,4 +1,5 @@
-"""The progress bar: accepted samples toward the target, with rejected/failed counts and words per second."""
+"""The progress bar: accepted samples toward the target, with rejected/failed counts and words per second, all read
+from the status tracker (generate/status.py)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,36 @@ import sys
 
 from tqdm import tqdm
 
+from .status import StatusTracker
+
 
 class Progress:
-    def __init__(self, target: int, initial: int, enabled: bool = True, prices=None):
-        self.prices = prices
-        self.bar = tqdm(total=target, initial=min(initial, target), unit="sample", desc="accepted",
-                        disable=not enabled, mininterval=0.5, dynamic_ncols=True, file=sys.stderr)
+    def __init__(self, status: StatusTracker, enabled: bool = True):
+        self.status = status
+        self.bar = tqdm(total=status.target, initial=min(status.whole["accepted"], status.target), unit="sample",
+                        desc="accepted", disable=not enabled, mininterval=0.5, dynamic_ncols=True, file=sys.stderr)
+        status.watch(self.update)
 
-    def update(self, engine) -> None:
-        summary, totals = engine.summary, engine.totals
-        self.bar.n = min(totals["accepted"], self.bar.total)
-        elapsed = max(engine.elapsed, 1e-9)
-        limiter = engine.limits.concurrency if engine.limits else None
-        limit = f"/{limiter.current}" if limiter and limiter.current < limiter.ceiling else ""
+    def line(self) -> str:
+        """The figures beside the bar."""
+        status, whole = self.status, self.status.whole
+        lowered = status.lowered_limit
         figures = (
-            f"rejected={totals['rejected']} failed={totals['failed']} jobs={len(engine.in_flight)} "
-            f"in-flight={engine.requests_in_flight}{limit} req/min={engine.requests_done / elapsed * 60:.0f} "
-            f"tok/s in={engine.tokens_in / elapsed:.0f} out={engine.tokens_out / elapsed:.0f} "
-            f"words/s={summary.words / elapsed:.0f}"
+            f"rejected={whole['rejected']} failed={whole['failed']} jobs={status.jobs_in_flight} "
+            f"in-flight={status.requests_in_flight}{'' if lowered is None else f'/{lowered}'} "
+            f"req/min={status.per_second(status.requests_done) * 60:.0f} "
+            f"tok/s in={status.per_second(status.tokens_in):.0f} out={status.per_second(status.tokens_out):.0f} "
+            f"words/s={status.per_second(status.words):.0f}"
         )
-        if self.prices is not None:
-            figures += f" cost=${self.prices.cost(engine.tokens_in, engine.tokens_cached, engine.tokens_out):,.2f}"
-        self.bar.set_postfix_str(figures, refresh=False)
+        cost = status.cost
+        return figures if cost is None else figures + f" cost=${cost:,.2f}"
+
+    def update(self) -> None:
+        self.bar.n = min(self.status.whole["accepted"], self.bar.total)
+        self.bar.set_postfix_str(self.line(), refresh=False)
         self.bar.update(0)
 
     def close(self) -> None:
+        """Draw the final figures, then release the terminal line."""
+        self.update()
         self.bar.close()

@@ -2,36 +2,24 @@
 
 A job's callers (AgentWrite, the LLM selector, the quality judge) ask for a step's answer with `ask(step, request,
 check)`. A step stored by an earlier build (same job and sample, step number, prompt hash and tags) is returned as
-it was; otherwise the request is sent, up to `attempts` times until `check` accepts the answer, and the accepted
+it was; otherwise the request is sent, up to `attempts` times until `check` accepts the answer (attempts.py), and the accepted
 answer is stored durably (fsync'd, group commit) before it is returned. Only accepted answers are stored, so a
 job that failed on bad answers asks again when retried.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..backends.openai_http import ChatRequest, Completion, request_key
-from ..backends.retry import RequestFailed
+from ..backends.base import ChatRequest, Completion, request_key
 from ..store import StepRecord
+from .attempts import Check, Rejected, StepFailed, ask
+
+__all__ = ["Ask", "Check", "Rejected", "StepFailed", "Steps"]
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
-Check = Callable[[Completion, ChatRequest], Completion]  # the answer to keep (perhaps trimmed), or raises Rejected
 Save = Callable[[StepRecord], Awaitable[None]]
-
-
-class Rejected(Exception):
-    """A check's verdict on one answer: unusable, for the reason given; the step asks again."""
-
-
-class StepFailed(Exception):
-    """No usable answer within the step's attempts, or the request failed beyond its retries."""
-
-    def __init__(self, step: int, message: str):
-        super().__init__(message)
-        self.step = step
 
 
 class Ask(Protocol):
@@ -57,25 +45,17 @@ class Steps:
         stored = self.stored.get(step)
         if stored is not None and stored.get("key") == key and all(stored.get(k) == v for k, v in tags.items()):
             return StepRecord.from_record(stored)
-        problem = ""
-        for attempt in range(1, self.attempts + 1):
-            started = time.monotonic()
-            try:
-                completion = await self.send(request)
-            except RequestFailed as exc:  # already retried as far as the provider allows
-                raise StepFailed(step, str(exc)) from None
-            try:
-                completion = check(completion, request) if check is not None else completion
-            except Rejected as exc:
-                problem = str(exc)
-                continue
-            record = StepRecord(
-                step=step, text=completion.text, finish_reason=completion.finish_reason, key=key,
-                prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens,
-                prompt_chars=len(request.prompt), attempts=attempt, seconds=round(time.monotonic() - started, 3),
-                tags=tags)
-            if self.save is not None:
-                await self.save(record)
-            return record
-        raise StepFailed(step, f"{problem} after {self.attempts} attempts")
+        try:
+            answer = await ask(self.send, request, self.attempts, check)
+        except StepFailed as exc:
+            exc.step = step
+            raise
+        completion = answer.completion
+        record = StepRecord(
+            step=step, text=completion.text, finish_reason=completion.finish_reason, key=key,
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+            cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens,
+            prompt_chars=len(request.prompt), attempts=answer.attempts, seconds=answer.seconds, tags=tags)
+        if self.save is not None:
+            await self.save(record)
+        return record

@@ -16,7 +16,7 @@ from collections.abc import Container, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..config import LengthInjection, PoolsConfig, Selection
+from ..config import BuildConfig, LengthInjection, PoolsConfig, Selection
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from ..errors import UserError
 from .sources import SourceUnavailable, normalized, raw_records, source_name
@@ -233,17 +233,30 @@ def inject_length(instruction: Instruction, injection: LengthInjection, seed: in
     return replace(instruction, prompt=prompt, required=RequiredLength.about(words), injected=True)
 
 
-def draw(pools: PreparedPools, seed: int, injection: LengthInjection | None = None,
-         near_duplicates: float | None = None, skipped: Counter | None = None,
+@dataclass(frozen=True)
+class DrawSettings:
+    """The recipe's settings the draw depends on: with the pools, they fix the run's order of instructions."""
+
+    seed: int
+    injection: LengthInjection | None = None  # pools.inject_length
+    near_duplicates: float | None = None  # filters.near_duplicate_threshold: a MinHash Jaccard threshold
+
+    @classmethod
+    def of(cls, config: BuildConfig) -> DrawSettings:
+        return cls(config.seed, config.pools.inject_length, config.filters.near_duplicate_threshold)
+
+
+def draw(pools: PreparedPools, settings: DrawSettings, *, skipped: Counter | None = None,
          minhashes: SignatureCache | None = None, done: Container[int] = ()) -> Iterator[Instruction]:
     """Yield instructions in the run's fixed order: a (source, language, type) group chosen by its mixing
     weight, then that group's next instruction in a seeded shuffle.
 
-    With `near_duplicates` (a MinHash Jaccard threshold), an instruction too similar to one drawn before is
-    skipped (counted in `skipped`); the order stays a function of the seed and the pools alone. `minhashes`
-    remembers instruction signatures across builds of a run directory. Places in `done` (jobs finished by an
-    earlier build) keep their place in the order but are not yielded, nor read when nothing needs their text."""
-    seen = NearDuplicates(near_duplicates) if near_duplicates else None
+    With `settings.near_duplicates`, an instruction too similar to one drawn before is skipped (counted in
+    `skipped`); the order stays a function of the settings and the pools alone. `minhashes` remembers instruction
+    signatures across builds of a run directory. Places in `done` (jobs finished by an earlier build) keep their
+    place in the order but are not yielded, nor read when nothing needs their text."""
+    seed, injection = settings.seed, settings.injection
+    seen = NearDuplicates(settings.near_duplicates) if settings.near_duplicates else None
     rng = random.Random(seed)
     keys = sorted(pools.strata)
     orders = []

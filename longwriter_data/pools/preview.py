@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import load_config
 from ..quality.dedupe import SignatureCache
 from ..quality.length import band_of
-from .instructions import PreparedPools, draw
+from .instructions import DrawSettings, PreparedPools, draw
 from ..text import plural
 from ..store import RunStore
 from .synthesis import Synthesis, synthesis_count, synthesized_path
@@ -61,8 +61,7 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
         skipped: Counter = Counter()
         drawn = []
         by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
-        for instruction in draw(pools, config.seed, config.pools.inject_length,
-                                config.filters.near_duplicate_threshold, skipped, minhashes):
+        for instruction in draw(pools, DrawSettings.of(config), skipped=skipped, minhashes=minhashes):
             by_source[instruction.pool] += 1
             by_lang[instruction.lang] += 1
             by_type[instruction.type or "(none)"] += 1

@@ -26,10 +26,11 @@ from ..backends.base import ChatRequest, Completion, request_key
 from ..config import BuildConfig, SynthesizeConfig
 from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
-from .instructions import PreparedPools, draw
+from .instructions import DrawSettings, PreparedPools, draw
 from ..text import detect_lang, template_lang
-from ..backends.retry import RequestFailed
 from ..store import GroupCommitLog, read_jsonl, repair_tail
+from ..generate.attempts import Rejected, StepFailed, ask
+from ..generate.stop import Drain
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 
@@ -49,7 +50,8 @@ def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: Signatu
                    at_most: int | None = None) -> int:
     """How many instructions the draw yields from the pools as they stand (near-duplicates skipped), counting
     no further than `at_most`."""
-    drawn = draw(pools, config.seed, None, config.filters.near_duplicate_threshold, None, minhashes)
+    settings = DrawSettings(config.seed, near_duplicates=config.filters.near_duplicate_threshold)  # no injection:
+    drawn = draw(pools, settings, minhashes=minhashes)  # it changes no instruction's place
     return sum(1 for _ in itertools.islice(drawn, at_most))
 
 
@@ -100,6 +102,15 @@ def parse_instructions(text: str) -> list[str]:
         items = [found.group(1) for line in text.splitlines() if (found := _ITEM.match(line))]
     cleaned = (item.strip().strip("*").strip().strip(_QUOTES).strip() for item in items)
     return [item for item in cleaned if item]
+
+
+def _instructions_check(completion: Completion, request: ChatRequest) -> Completion:
+    """An answer that holds writing requests, or Rejected (asked again like a step's bad answer)."""
+    problem = answer_problem(completion) or (None if parse_instructions(completion.text)
+                                             else "no instructions found in the answer")
+    if problem:
+        raise Rejected(problem)
+    return completion
 
 
 class _Keeper:
@@ -184,9 +195,8 @@ class Synthesis:
             self.records[record["k"]] = record
             self.keeper.offer(record)
         self.new_requests = 0
-        self.interrupted = False
-        self._stopping = False
         self._tasks: dict[int, asyncio.Task] = {}
+        self.stop = Drain(self._tasks)  # Ctrl-C: build's handler calls self.stop.request_stop
         self._writes: list[asyncio.Task] = []
 
     def _example_tiers(self) -> dict[tuple, list[int]]:
@@ -236,7 +246,7 @@ class Synthesis:
     def _wanted(self) -> bool:
         """Whether to send one more request: only while the answers in hand, and the most those still awaited
         can bring, fall short of `count`."""
-        if self._stopping or self.keeper.done:
+        if self.stop.requested or self.keeper.done:
             return False
         awaited = len(self._tasks) + len(self.keeper.waiting)
         return not self._tasks or len(self.kept) + awaited * self.settings.per_request < self.count
@@ -263,8 +273,7 @@ class Synthesis:
                     if not task.cancelled():
                         self.keeper.offer(task.result())  # a fatal backend error ends the build here
         finally:
-            self._cancel_all()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.stop.close()
             await asyncio.gather(*self._writes, return_exceptions=True)  # lines of cancelled requests: on disk first
             self._tasks.clear()
             log.close()
@@ -275,21 +284,17 @@ class Synthesis:
         request, lang, kind = self.request(k)
         started = time.monotonic()
         usage: Counter = Counter()
-        instructions: list[str] = []
-        problem, attempts = "", 0
-        for attempts in range(1, self.config.generation.step_attempts + 1):
-            try:
-                completion = await send(request)
-            except RequestFailed as exc:
-                problem = str(exc)
-                break
+
+        def paid(completion: Completion) -> None:  # every answer, the unusable ones too
             usage.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
                          cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens)
-            problem = answer_problem(completion) or ""
-            instructions = [] if problem else parse_instructions(completion.text)
-            if instructions:
-                break
-            problem = problem or "no instructions found in the answer"
+
+        try:
+            answer = await ask(send, request, self.config.generation.step_attempts, _instructions_check, paid=paid)
+        except StepFailed as exc:
+            instructions, problem, attempts = [], exc.problem, exc.attempts
+        else:
+            instructions, problem, attempts = parse_instructions(answer.completion.text), "", answer.attempts
         record = {"k": k, "lang": lang, "type": kind, "instructions": instructions,
                   "error": None if instructions else problem, "attempts": attempts,
                   "key": request_key(request.prompt), "seconds": round(time.monotonic() - started, 3),
@@ -302,16 +307,9 @@ class Synthesis:
         self.new_requests += 1
         return record
 
-    def request_stop(self, grace_s: float) -> None:
-        """Ctrl-C: send nothing new, give requests in flight `grace_s` to finish (and be stored), then cancel."""
-        if self._stopping:
-            return
-        self._stopping = self.interrupted = True
-        asyncio.get_running_loop().call_later(grace_s, self._cancel_all)
-
-    def _cancel_all(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
+    @property
+    def interrupted(self) -> bool:
+        return self.stop.requested
 
     def add_to_pools(self) -> int:
         """Make the kept instructions drawable, as one more source with the configured weight."""
