@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .backends.breaker import EndpointBreaker
 from .backends.limits import Limits
 from .backends.factory import open_backend
 from .backends.retry import RetryPolicy, complete_with_retries
@@ -24,8 +25,8 @@ from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
 from .publish.report import run_report
 from .publish.stats import scan_run
 from .quality.judge import Judgement
-from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, repair_tail,
-                    write_atomic)
+from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, read_jsonl,
+                    repair_tail, write_atomic)
 
 
 def parse_minimums(items: list[str]) -> dict[str, int]:
@@ -67,15 +68,11 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
         path = run_dir / JUDGEMENTS
         repair_tail(path)
         jobs = [job for job in scan_run(run_dir).jobs if job.status == "accepted" or job.reason == "low_quality"]
-        scored = read_judgements(run_dir, judge.key)
-        for job in jobs:  # scored by this judge during the build: in the job record
-            if job.judge == judge.key and job.seq not in scored:
-                scored[job.seq] = {"judge": job.judge, "quality_score": job.quality_score,
-                                   "quality_scores": job.quality_scores}
-        todo = [job for job in jobs if job.seq not in scored]
         log = GroupCommitLog(path)
         try:
-            failed = asyncio.run(_judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored))
+            # Scores a build's judge left in the job records are kept in judgements.jsonl before a status change
+            # below writes another judge's into the records: whichever judge runs next finds its own.
+            scored, todo, failed = asyncio.run(_score(config, judge, run_dir, jobs, log))
         finally:
             log.close()
         changed = _apply(store, judge, jobs, scored) if judge.filters else 0
@@ -96,6 +93,19 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
             return 1
         export_command(run_dir, None, "messages", 0.0)
     return 1 if failed else 0
+
+
+async def _score(config: BuildConfig, judge: QualityJudge, run_dir: Path, jobs: list, log) -> tuple[dict, list, int]:
+    """Judge the jobs this judge has not scored; (its scores by job, the jobs judged now, how many failed)."""
+    known = {(line["seq"], line["judge"]) for line in read_jsonl(run_dir / JUDGEMENTS)}
+    for job in jobs:  # scores of the build's own judge, in the job records: kept before any record changes
+        if job.judge and job.quality_scores and (job.seq, job.judge) not in known:
+            await log.append({"seq": job.seq, "id": job.id, "judge": job.judge, "quality_score": job.quality_score,
+                              "quality_scores": job.quality_scores, "from_build": True})
+    scored = read_judgements(run_dir, judge.key)
+    todo = [job for job in jobs if job.seq not in scored]
+    failed = await _judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored)
+    return scored, todo, failed
 
 
 async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, todo: list, log, scored: dict) -> int:
@@ -134,8 +144,10 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
             return failures
     # The judge shares the build's backend (perhaps a local model).
     async with open_backend(config.backend, engine.max_jobs, engine.request_timeout_s) as backend:
-        await run(functools.partial(complete_with_retries, functools.partial(Limits(engine).call, backend.send),
-                                    policy=policy))
+        breaker = EndpointBreaker(backend.url, engine.max_jobs)  # a dead endpoint: one line, not one per sample
+        await run(breaker.guarding(functools.partial(complete_with_retries,
+                                                     functools.partial(Limits(engine).call, backend.send),
+                                                     policy=policy, answered=breaker.answered)))
     return failures
 
 

@@ -20,7 +20,7 @@ from longwriter_data.quality.judge import (DIMENSIONS, BadAnswer, build_prompt, 
 from longwriter_data.quality.length import approx_tokens
 from longwriter_data.publish.stats import scan_run
 from longwriter_data.testing.fake_server import FakeServerProcess
-from tests.conftest import jobs, write_config, write_pool
+from tests.conftest import dead_url, jobs, write_config, write_pool
 
 ALL_FOURS = {dim: 4 for dim in DIMENSIONS}
 GOOD_JSON = json.dumps({"analysis": "Solid.", "scores": ALL_FOURS})
@@ -201,6 +201,9 @@ def test_the_judge_command_rescores_with_a_second_judge_keeping_both(tmp_path, s
     # The three accepted samples and the one rejected as low_quality, each judged once by the second judge.
     assert server.stats()["requests"] == before + 4
     lines = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines()]
+    build_lines = [line for line in lines if line.get("from_build")]  # the build judge's scores, kept aside first
+    assert {line["judge"].split("@")[0] for line in build_lines} == {"fake"} and len(build_lines) == 4
+    lines = [line for line in lines if not line.get("from_build")]
     assert len(lines) == 4 and {line["judge"].split("@")[0] for line in lines} == {"second"}
     assert all(r["judge"].startswith("fake@") for r in jobs(run)[:4])  # the build's records and scores stay
 
@@ -310,3 +313,37 @@ def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_p
     after = slow_server.stats(keys=True)["per_prompt"]
     assert all(after[line["key"]] == served[line["key"]] for line in done)
     assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 6
+
+
+def test_a_dead_judge_endpoint_stops_the_build_in_one_line_and_fails_no_job(tmp_path, server, capsys):
+    dead = dead_url()
+    config = judged_config(tmp_path, server.base_url, GOOD, target=2, base_url=dead, api_key_env=None)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quality.judge.base_url" in err[0] and dead.split("//")[1] in err[0], err
+    assert not [r for r in jobs(tmp_path / "run") if r["status"] == "failed"]  # fixing the URL just works
+
+
+def test_a_judge_that_changed_statuses_does_not_hide_the_builds_own_scores(tmp_path, server, capsys):
+    config = judged_config(tmp_path, server.base_url, GOOD, target=3)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert main(["judge", str(run), "--model", "second", "--min-score", "85"]) == 0  # rejects all: new records
+    requests = server.stats()["requests"]
+    capsys.readouterr()
+    assert main(["judge", str(run)]) == 0  # the build's own judge: its scores are known, nothing is paid again
+    assert server.stats()["requests"] == requests
+    assert "0 samples judged now" in capsys.readouterr().out
+    last = {r["seq"]: r["status"] for r in jobs(run)}
+    assert set(last.values()) == {"accepted"}  # its bar (60) applies again
+
+
+def test_push_refuses_an_export_the_run_has_outgrown(tmp_path, server, capsys):
+    config = judged_config(tmp_path, server.base_url, GOOD, target=3)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert main(["judge", str(run), "--model", "second", "--min-score", "85"]) == 0  # statuses change, no export
+    capsys.readouterr()
+    assert main(["push", str(run), "--repo-id", "me/essays"]) == 2
+    err = capsys.readouterr().err
+    assert "exported before the run last changed" in err and f"export {run}" in err

@@ -34,8 +34,9 @@ class EndpointUnusable(FatalBackendError):
 
 
 class EndpointBreaker:
-    def __init__(self, base_url: str, max_jobs: int):
+    def __init__(self, base_url: str, max_jobs: int, setting: str = "backend.base_url"):
         self.url = shown_url(base_url)
+        self.setting = setting  # the recipe key a message tells the user to check
         # Failures that, filling every slot, condemn an endpoint that has worked: never fewer than QUORUM_FLOOR, so
         # with one or two slots a job whose own request fails is not taken for an outage.
         self.quorum = min(STREAK, max(QUORUM_FLOOR, max_jobs))
@@ -127,13 +128,13 @@ class EndpointBreaker:
             return (f"{where} refuses the parameter {failure.param!r} ({failure.code}): {_setting_hint(failure)}; "
                     f"{fix}. The server said: {reason}")
         if status is None:
-            return (f"cannot reach {where}: {reason}. Check backend.base_url and that the server is running; "
+            return (f"cannot reach {where}: {reason}. Check {self.setting} and that the server is running; "
                     f"{fix} (or wait for the server and re-run)")
         if status == 404 and _model_unknown(failure):
             return (f"{where}: the server has no such model (HTTP 404 model_not_found): check the model names in "
                     f"the recipe; {fix}. The server said: {reason}")
         if status in (404, 405):
-            return (f"{where}: HTTP {status} for {self.url}/chat/completions: check backend.base_url "
+            return (f"{where}: HTTP {status} for {self.url}/chat/completions: check {self.setting} "
                     f"(OpenAI-compatible servers usually end in /v1); {fix}")
         if status >= 500 or status == 429:
             return (f"{where} failed {self.streak} requests in a row with HTTP {status}, each after every retry "

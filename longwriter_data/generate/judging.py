@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from ..quality.answer_checks import answer_problem
 from ..backends.base import ChatRequest, Completion
+from ..backends.breaker import EndpointBreaker
 from ..backends.factory import open_backend
 from ..config import BuildConfig, JudgeConfig, OpenAIBackendConfig
 from ..quality.filters import ACCEPTED, Verdict
@@ -108,4 +109,8 @@ async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncItera
     async with open_backend(endpoint, config.engine.max_jobs, config.engine.request_timeout_s,
                             where="quality.judge") as backend:
         attempt = functools.partial(Limits(config.engine).call, backend.send)
-        yield functools.partial(complete_with_retries, attempt, policy=policy)
+        # A dead or wrong judge endpoint stops the build in one line, as the backend's does, instead of failing
+        # every job as judge_failed.
+        breaker = EndpointBreaker(backend.url, config.engine.max_jobs, setting="quality.judge.base_url")
+        yield breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
+                                                 answered=breaker.answered))

@@ -87,6 +87,7 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     out_dir = out_dir.resolve()
     check_replaceable(out_dir, run_dir)
     clean_stale_staging(out_dir.parent, out_dir.name)
+    run_bytes = jobs_path.stat().st_size  # what the export is made from (records appended later are not in it)
     run = scan_run(run_dir)  # one pass, one record in memory at a time
     accepted = run.accepted(target)
     offsets = [job.offset for job in accepted]
@@ -112,6 +113,6 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
             split.to_parquet(str(stage / "data" / f"{name}-00000-of-00001.parquet"))
         write_recipe(stage, recipe(run.config, fmt, run))
         write_card(stage)
-        write_marker(stage, ExportSettings(fmt, test_size), seed, len(offsets))
+        write_marker(stage, ExportSettings(fmt, test_size), seed, len(offsets), run_bytes)
         replace(stage, out_dir, run_dir)
     return len(offsets)

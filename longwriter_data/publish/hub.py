@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .card import CARD, IMAGE, RECIPE, features_yaml, write_card
 from ..errors import UserError
-from .outdir import written_by_export
+from .outdir import exported_from_bytes, written_by_export
 
 # What the Hub gets: the card, its image, the recipe and the Parquet shards (save_to_disk's Arrow copy stays local).
 UPLOAD = [CARD, IMAGE, RECIPE, "data/*.parquet"]
@@ -38,6 +38,12 @@ def dataset_folder(path: Path) -> Path:
     """The exported folder to push: `path` itself, or a run directory's `dataset/`."""
     for folder in (path, path / "dataset"):
         if (folder / RECIPE).is_file() and (folder / "data").is_dir() and written_by_export(folder):
+            if folder != path:  # a run directory's own export: not older than the run's last decision
+                made_from, jobs = exported_from_bytes(folder), path / "jobs.jsonl"
+                if made_from is not None and jobs.is_file() and jobs.stat().st_size != made_from:
+                    raise UserError(f"{folder} was exported before the run last changed (a build or `judge` "
+                                    f"decided more since): run `python -m longwriter_data export {path}` first, "
+                                    "then push again.")
             return folder
     if (path / "jobs.jsonl").is_file() or (path / "config.json").is_file():
         raise UserError(f"{path} has no exported dataset with a card yet; run "

@@ -107,6 +107,13 @@ def check_replaceable(out: Path, run_dir: Path) -> None:
                         "aside or pass another --out.")
 
 
+def exported_from_bytes(out: Path) -> int | None:
+    """The size of jobs.jsonl when the export in `out` was made (None: unknown)."""
+    marker = _marker(out)
+    value = marker.get("run_bytes") if marker is not None else None
+    return value if isinstance(value, int) else None
+
+
 def previous_settings(out: Path) -> ExportSettings | None:
     """The settings of the export in `out` (defaults when there is none); None when they are not known (an export
     written before the marker, with a test split; a marker edited by hand)."""
@@ -124,11 +131,12 @@ def previous_settings(out: Path) -> ExportSettings | None:
     return ExportSettings(str(recipe.get("format", "messages")))
 
 
-def write_marker(stage: Path, settings: ExportSettings, seed: int, rows: int) -> None:
-    """Written last into a finished staging folder: the files there are exactly the export's."""
+def write_marker(stage: Path, settings: ExportSettings, seed: int, rows: int, run_bytes: int | None = None) -> None:
+    """Written last into a finished staging folder: the files there are exactly the export's. `run_bytes`: the size
+    of the run's jobs.jsonl it was exported from, so a push can tell an export the run has since outgrown."""
     files = sorted(_files(stage))
     data = {"generator": "longwriter-data export", "format": settings.format, "test_size": settings.test_size,
-            "seed": seed, "rows": rows, "files": files}
+            "seed": seed, "rows": rows, "files": files, "run_bytes": run_bytes}
     (stage / MARKER).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 

@@ -160,7 +160,8 @@ def scan_run(run_dir: Path) -> Scan:
         if (key := job_key(step)) not in last:
             unfinished.add(key)
     for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
-        usage.add(line, requests=1)
+        if not line.get("from_build"):  # a build judge's scores kept aside: paid in steps.jsonl already
+            usage.add(line, requests=1)
     return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage, config=config,
                 in_progress=len(unfinished))
 
