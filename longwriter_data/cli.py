@@ -21,6 +21,35 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _count(least: int):
+    """An argparse type: a whole number of at least `least` (a bad value is argparse's one-line error, status 2)."""
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+    return count
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longwriter-data", formatter_class=_Help,
                                      description="Build long-output SFT datasets with AgentWrite.")
@@ -34,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pools = commands.add_parser("pools", help="preview the instruction mix of a recipe without generating")
     pools.add_argument("--config", required=True, type=Path, help="YAML recipe")
-    pools.add_argument("--samples", type=int, default=5,
+    pools.add_argument("--samples", type=_count(0), default=5,
                        help="how many instructions to show, first in draw order (default: %(default)s)")
 
     estimate = commands.add_parser("estimate", help="predict requests, tokens, cost and wall time before a build")
@@ -42,17 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument("--acceptance", type=float, default=0.85,
                           help="share of jobs expected to pass the filters, in (0, 1]: the target is divided by it "
                           "to get the jobs priced (default: %(default)s)")
-    estimate.add_argument("--default-words", type=int, default=5000,
+    estimate.add_argument("--default-words", type=_count(1), default=5000,
                           help="output length in words assumed for instructions that ask for none "
                           "(default: %(default)s)")
-    estimate.add_argument("--paragraph-words", type=int, help="words per planned paragraph (default: the middle "
+    estimate.add_argument("--paragraph-words", type=_count(1), help="words per planned paragraph (default: the middle "
                           "of generation.paragraph_word_range)")
-    estimate.add_argument("--tokens-per-second", type=float, default=50.0,
+    estimate.add_argument("--tokens-per-second", type=_positive, default=50.0,
                           help="decode speed of one request, for the wall time (default: %(default)s)")
 
     export = commands.add_parser("export", help="write accepted samples as a Hugging Face dataset")
     export.add_argument("run_dir", type=Path, help="the run directory of a build")
-    export.add_argument("--out", type=Path, help="output folder, replaced whole (default: RUN_DIR/dataset)")
+    export.add_argument("--out", type=_folder, help="output folder: a new or empty one, or one an earlier export "
+                        "made, which it replaces (default: RUN_DIR/dataset)")
     export.add_argument("--format", default="messages", help="chat schema of the rows: messages (LongWriter-6k's; "
                         "the one TRL reads as conversations), sharegpt or alpaca")
     export.add_argument("--test-size", type=float, default=0.0,

@@ -65,3 +65,16 @@ def test_the_try_it_hub_help_names_its_default_token_and_speaks_to_users(capsys)
     assert f"(default: {fake_hub.DEFAULT_TOKEN})" in entries["--token"] and "HF_TOKEN" in entries["--token"]
     assert "(default: 0)" in entries["--port"] and "(default: me)" in entries["--user"]
     assert "load_dataset" in printed and not re.search(r"\btests?\b", printed)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["estimate", "--config", "r.yaml", "--tokens-per-second", "0"], "--tokens-per-second: must be above 0"),
+    (["estimate", "--config", "r.yaml", "--default-words", "-5"], "--default-words: must be at least 1"),
+    (["estimate", "--config", "r.yaml", "--paragraph-words", "x"], "--paragraph-words: 'x' is not a whole number"),
+    (["pools", "--config", "r.yaml", "--samples", "-1"], "--samples: must be at least 0"),
+    (["export", "run", "--out", ""], "--out: must name a folder"),
+])
+def test_numbers_and_folders_on_the_command_line_are_checked_before_anything_runs(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and expected in capsys.readouterr().err

@@ -185,7 +185,9 @@ def _short(error: BaseException | None) -> str:
         root = error
         while root.__cause__ is not None:
             root = root.__cause__
-        if root is not error and str(root):
+        if isinstance(root, ConnectionRefusedError) or "Connect call failed" in str(root):
+            text = f"connection refused ({root})"  # the SDK calls it a timeout; nothing listens there
+        elif root is not error and str(root):
             text = f"{text.rstrip('.')} ({root})"
     return text if len(text) <= 300 else text[:297] + "..."
 

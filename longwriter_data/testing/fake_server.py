@@ -598,16 +598,17 @@ class FakeServerProcess:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port, printed)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each request takes")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=RATE",
                         help=f"inject a fault at a rate in [0, 1]; names: {', '.join(FAULTS)}")
     parser.add_argument("--hang-s", type=float, default=3600.0, help="how long a hung request hangs")
     parser.add_argument("--api-key", help="answer 401 unless this key is sent")
-    parser.add_argument("--models", help="comma-separated models to serve; any other answers 404 (default: any)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", help="comma-separated models to serve; any other answers 404 (None: every model)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated text")
     args = parser.parse_args()
     faults = {}
     for item in args.fault:
