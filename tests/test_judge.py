@@ -148,6 +148,7 @@ def test_a_build_judges_rejects_the_bad_keeps_the_good_and_exports_the_scores(tm
     assert main(["inspect", str(tmp_path / "run" / "dataset")]) == 0
     card = (tmp_path / "run" / "dataset" / "README.md").read_text()
     assert "## Quality" in card and "Reading Experience" in card and "judge_en.txt" in card
+    assert "`quality_breadth_and_depth`" in card  # the columns the export has, named where the others are
 
 
 def test_inspect_shows_the_distribution_dimensions_groups_and_lowest_ids(tmp_path, server, capsys):

@@ -198,7 +198,8 @@ def _train_shards(folder: Path) -> list[str]:
     return [f"data/{shard.name}" for shard in sorted((folder / "data").glob("train-*.parquet"))]
 
 
-def _load_section(repo_id: str, fmt: str, tokens: TokenLengths, train_shards: list[str], splits: list[str]) -> str:
+def _load_section(repo_id: str, fmt: str, tokens: TokenLengths, train_shards: list[str], splits: list[str],
+                  judged: bool = False) -> str:
     column = {"messages": "messages", "sharegpt": "conversations", "alpaca": "instruction, input, output"}[fmt]
     fit = tokens.setting
     tags = {"messages": {"formatting": "sharegpt", "columns": {"messages": "messages"},
@@ -240,6 +241,10 @@ trainer.train()
     else:
         trl = (f"TRL reads only the `messages` format as conversations (this {fmt} export would not train as chat): "
                f"export again with `--format messages` for TRL, and set `SFTConfig(max_length={fit})`.")
+    quality_columns = ("" if not judged else " The quality judge's scores: `quality_score` (S_q, 0-100), "
+                       "`quality_relevance`, `quality_accuracy`, `quality_coherence`, `quality_clarity`, "
+                       "`quality_breadth_and_depth`, `quality_reading_experience` (1-5 each) and `quality_judge` (the "
+                       "judge model and its prompt's hash).")
     return f"""## Load it
 
 ```python
@@ -250,7 +255,7 @@ dataset = load_dataset("{repo_id}")
 
 Columns: `{column}` ({schema}), and `id`, `lang`, `type`, `word_count` (words exactly as LongBench-Write counts
 them: one per character in U+4E00-U+9FFF, plus one per match of `\\b[a-zA-Z]+\\b`), `required_length` (the length the
-instruction asks for, when it states one: the number LongBench-Write scores against) and `model`.
+instruction asks for, when it states one: the number LongBench-Write scores against) and `model`.{quality_columns}
 
 ## Train on it
 
@@ -347,7 +352,8 @@ def render(scan: Scan, folder: Path, repo_id: str | None) -> str:
         f"Long-output SFT data in the way of [LongWriter-6k](https://huggingface.co/datasets/THUDM/LongWriter-6k): "
         f"{plural(len(scan.jobs), 'sample')} ({splits}) whose answers run {words[0]:,} to {words[-1]:,} words "
         f"(median {words[len(words) // 2]:,}), written by AgentWrite.",
-        _load_section(repo, fmt, token_lengths(folder), _train_shards(folder), list(scan.splits)),
+        _load_section(repo, fmt, token_lengths(folder), _train_shards(folder), list(scan.splits),
+                      judged=any(job.quality_score is not None for job in scan.jobs)),
         "## Lengths",
         f"![Output length histogram and required vs actual length]({IMAGE})",
         markdown(band_table(report)),
