@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
@@ -39,6 +39,7 @@ class OpenAIBackendConfig(_BackendSettings):
     """An OpenAI-compatible HTTP endpoint: OpenAI, vLLM, SGLang, llama.cpp's server, a gateway."""
 
     kind: Literal["openai"] = "openai"
+    module: ClassVar[str] = "openai_http:OpenAIBackend"  # backends/<module>: the class that serves this kind
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
@@ -84,6 +85,7 @@ class LocalBackendConfig(_BackendSettings):
     and CPU threads."""
 
     kind: Literal["local"]
+    module: ClassVar[str] = "local:LocalBackend"
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)
     threads: int | None = Field(None, ge=1)

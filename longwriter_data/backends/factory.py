@@ -1,7 +1,7 @@
 """Picking the backend module by the recipe's `backend.kind`.
 
 Adding a kind: one module here with a `Backend` subclass (its `open` and `check` classmethods take the kind's
-settings), one settings model in config.py (a member of `BackendConfig`'s union), and one line in KINDS.
+settings), and one settings model in config.py (in BACKEND_KINDS), whose `module` names that class.
 Modules are imported only when their kind is used: the embedded server's needs stay unimported otherwise.
 """
 
@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import importlib
 
-from ..config import BackendConfig
+from ..config import BACKEND_KINDS, BackendConfig
 from .base import Backend
-
-KINDS = {  # backend.kind -> "module:class" in this folder
-    "openai": "openai_http:OpenAIBackend",
-    "local": "local:LocalBackend",
-}
 
 
 def backend_class(kind: str) -> type[Backend]:
-    module, _, name = KINDS[kind].partition(":")
+    module, _, name = BACKEND_KINDS[kind].module.partition(":")  # "module:class" in this folder
     return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
