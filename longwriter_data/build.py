@@ -92,7 +92,7 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
                 snapshot[SAVED_COUNT] = count  # fixed for the run: its instructions and draw order stay the same
                 synthesis = Synthesis(config, pools, minhashes, count)
             store.save_config(snapshot)
-            state = store.load_state(retry_failed=retry_failed)
+            state = store.load_state(retry_failed=retry_failed, samples=EngineSettings.of(config).samples)
             _announce(config, state)
             skipped: Counter = Counter()
             if not state.complete(config.target):

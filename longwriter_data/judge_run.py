@@ -25,7 +25,7 @@ from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
 from .publish.report import run_report
 from .publish.stats import scan_run
 from .quality.judge import Judgement
-from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, read_jsonl,
+from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, JobKey, RunStore, job_at, read_judgements, read_jsonl,
                     repair_tail, write_atomic)
 
 
@@ -97,13 +97,14 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
 
 async def _score(config: BuildConfig, judge: QualityJudge, run_dir: Path, jobs: list, log) -> tuple[dict, list, int]:
     """Judge the jobs this judge has not scored; (its scores by job, the jobs judged now, how many failed)."""
-    known = {(line["seq"], line["judge"]) for line in read_jsonl(run_dir / JUDGEMENTS)}
+    known = {(JobKey(line["seq"], line.get("sample", 0)), line["judge"]) for line in read_jsonl(run_dir / JUDGEMENTS)}
     for job in jobs:  # scores of the build's own judge, in the job records: kept before any record changes
-        if job.judge and job.quality_scores and (job.seq, job.judge) not in known:
-            await log.append({"seq": job.seq, "id": job.id, "judge": job.judge, "quality_score": job.quality_score,
-                              "quality_scores": job.quality_scores, "from_build": True})
+        if job.judge and job.quality_scores and (job.key, job.judge) not in known:
+            await log.append({"seq": job.seq, "sample": job.sample, "id": job.id, "judge": job.judge,
+                              "quality_score": job.quality_score, "quality_scores": job.quality_scores,
+                              "from_build": True})
     scored = read_judgements(run_dir, judge.key)
-    todo = [job for job in jobs if job.seq not in scored]
+    todo = [job for job in jobs if job.key not in scored]
     failed = await _judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored)
     return scored, todo, failed
 
@@ -128,10 +129,10 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
                     failures += 1
                     print(f"{record['id']}: {exc}", file=sys.stderr)
                     continue
-                line = {"seq": job.seq, "id": record["id"], **judge.fields(judgement, step),
+                line = {"seq": job.seq, "sample": job.sample, "id": record["id"], **judge.fields(judgement, step),
                         **{k: getattr(step, k) for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
                 await log.append(line)
-                scored[job.seq] = line
+                scored[job.key] = line
 
     async def run(send: Send) -> None:
         await asyncio.gather(*(worker(send) for _ in range(min(engine.max_jobs, len(todo)))))
@@ -151,13 +152,13 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
     return failures
 
 
-def _apply(store, judge: QualityJudge, jobs: list, scored: dict[int, dict]) -> int:
+def _apply(store, judge: QualityJudge, jobs: list, scored: dict) -> int:
     """Re-apply the judge's bar: a job whose status changes (accepted <-> low_quality) gets a new last record,
     appended to jobs.jsonl (the last record of a job wins; nothing is rewritten)."""
     changed = []
     with store.jobs_path.open("rb") as fh:
         for job in jobs:
-            line = scored.get(job.seq)
+            line = scored.get(job.key)
             if line is None:
                 continue
             verdict = judge.verdict(Judgement(scores=line["quality_scores"]))

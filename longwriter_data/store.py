@@ -461,9 +461,10 @@ JUDGEMENTS = "judgements.jsonl"
 ACTIVE_JUDGE = "quality.json"
 
 
-def read_judgements(run_dir: Path, judge: str | None = None) -> dict[int, dict]:
-    """judgements.jsonl's lines by job, of one judge (or of any: the last line of a job wins)."""
-    return {line["seq"]: line for line in read_jsonl(run_dir / JUDGEMENTS) if judge is None or line["judge"] == judge}
+def read_judgements(run_dir: Path, judge: str | None = None) -> dict[JobKey, dict]:
+    """judgements.jsonl's lines by job (instruction and sample), of one judge (or of any: the last line wins)."""
+    return {JobKey(line["seq"], line.get("sample", 0)): line for line in read_jsonl(run_dir / JUDGEMENTS)
+            if judge is None or line["judge"] == judge}
 
 
 def active_judge(run_dir: Path) -> str | None:

@@ -422,3 +422,11 @@ def test_a_local_build_shows_its_model_file_not_an_unused_base_url(tmp_path, mod
     assert "api.openai.com" not in published and "base_url" not in published and "/home/alice" not in published
     assert f"(model file `{shown}`, run by llama.cpp)" in published
     assert json.loads((folder / "recipe.json").read_text())["config"]["backend"]["model_path"] == shown
+
+
+def test_a_later_sample_of_an_instruction_gets_a_row_id_of_its_own():
+    from longwriter_data.publish.export import to_row
+
+    record = {"id": "p7", "sample": 0, "prompt": "Write.", "paragraphs": ["Text."], "lang": "en"}
+    assert to_row(record, "messages")["id"] == "p7"
+    assert to_row({**record, "sample": 2}, "messages")["id"] == "p7#2"

@@ -91,3 +91,14 @@ def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
         read_snapshot(tmp_path)
     RunStore(tmp_path).save_config({"config": {}})
     assert read_snapshot(tmp_path)["format"] == RUN_FORMAT
+
+
+def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
+    import json
+
+    from longwriter_data.store import JUDGEMENTS, JobKey, read_judgements
+
+    lines = [{"seq": 3, "sample": 0, "judge": "a"}, {"seq": 3, "sample": 1, "judge": "a"}, {"seq": 3, "judge": "b"}]
+    (tmp_path / JUDGEMENTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert set(read_judgements(tmp_path, "a")) == {JobKey(3, 0), JobKey(3, 1)}
+    assert set(read_judgements(tmp_path, "b")) == {JobKey(3, 0)}  # a line without a sample is sample 0

@@ -48,6 +48,8 @@ def to_row(record: dict, fmt: str) -> dict:
     """One accepted record in the requested chat schema, plus metadata columns."""
     text = "\n\n".join(record["paragraphs"])
     meta = {key: record.get(key) for key in METADATA}
+    if record.get("sample"):  # the second and later samples of an instruction: an id of their own
+        meta["id"] = f"{record['id']}#{record['sample']}"
     if fmt == "messages":  # LongWriter-6k's schema
         row = {"messages": [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": text}]}
     elif fmt == "sharegpt":  # what LLaMA-Factory and axolotl read as sharegpt

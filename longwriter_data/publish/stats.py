@@ -64,6 +64,11 @@ class Job:
     conclusions: tuple[int, int] | None = None
 
     @property
+    def key(self) -> JobKey:
+        """The job's identity: its instruction and which sample of it."""
+        return JobKey(self.seq, self.sample)
+
+    @property
     def score(self) -> float | None:
         """LongBench-Write's S_l against the required length's target, when the instruction states one."""
         if self.required is None or self.words is None:
@@ -144,7 +149,7 @@ def scan_run(run_dir: Path) -> Scan:
     if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
         lines = read_judgements(run_dir, judge)
         for key, job in last.items():
-            line = lines.get(key.seq) or {}
+            line = lines.get(key) or {}
             if job.judge != judge or line:
                 last[key] = replace(job, judge=judge if line else None, quality_score=line.get("quality_score"),
                                     quality_scores=line.get("quality_scores"))
