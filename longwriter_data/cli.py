@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--min-dimension", action="append", default=[], metavar="DIMENSION=N",
                        help="reject samples scoring below N on a dimension, e.g. Relevance=3 (repeatable)")
     judge.add_argument("--base-url", help="the judge's endpoint (default: quality.judge.base_url, else the backend's)")
-    judge.add_argument("--api-key-env", help="environment variable holding the judge endpoint's key (default: quality.judge.api_key_env)")
+    judge.add_argument("--api-key-env", help="environment variable holding the judge endpoint's key; '' for a server that needs no key (default: "
+                       "quality.judge.api_key_env)")
     judge.add_argument("--export", action="store_true", help="export RUN_DIR/dataset again afterwards (default: off)")
 
     push = commands.add_parser("push", help="upload the exported dataset and its card to the Hugging Face Hub")

@@ -74,6 +74,8 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def variable_name(value: str | None) -> str | None:
     """`api_key_env` names the variable that holds the key; a key typed there instead would be printed in error
     messages and logs, so it is refused without being repeated."""
+    if value == "":
+        return None  # no key, as null: what a command line can say
     if value is not None and not _VARIABLE.fullmatch(value):
         raise ValueError("must be the name of an environment variable (letters, digits and _), such as "
                          "OPENAI_API_KEY, not the key itself: put the key in that variable")
