@@ -18,7 +18,11 @@ _SECRET_WITH = {"code": {"access", "auth", "api", "secret", "function"}}
 _SECRET_QUERY = {"code", "sig"}
 # Our own settings whose names look like secrets.
 _SETTINGS = {"token_param"}
-_SECRET_VALUE = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
+_KEY_PREFIX = re.compile(r"^(?:sk-|hf_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|Bearer\s)")
+_LONG_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{32,}$")
+# Keys whose values are names (a model, a variable, the recipe's name): a long one is a name, not a random token;
+# only a key's own prefix (sk-..., hf_...) marks such a value as a key typed in the wrong place.
+_NAMES = {"model", "plan_model", "name"}
 REMOVED = "(removed)"
 
 
@@ -32,9 +36,11 @@ def secret_key(key: str) -> bool:
     return bool(parts & _SECRET_PARTS) or any(part in parts and parts & others for part, others in _SECRET_WITH.items())
 
 
-def secret_value(value: str) -> bool:
-    """A value shaped like a key or token (sk-..., hf_..., Bearer ..., a long random string)."""
-    return bool(_SECRET_VALUE.search(value.strip()))
+def secret_value(value: str, named: bool = False) -> bool:
+    """A value shaped like a key or token (sk-..., hf_..., Bearer ..., a long random string); for a value that
+    names something (`named`), only a key's prefix counts."""
+    value = value.strip()
+    return bool(_KEY_PREFIX.search(value) or (not named and _LONG_TOKEN.fullmatch(value)))
 
 
 def clean_url(value: str) -> str:
@@ -52,9 +58,18 @@ def without_secrets(value: Any, drop: tuple[str, ...] = ()) -> Any:
     credentials cut out of URLs; keys in `drop` go too. Applying it twice changes nothing, so a saved, scrubbed
     recipe compares equal to the scrubbed recipe it came from."""
     if isinstance(value, dict):
-        return {k: without_secrets(v, drop) for k, v in value.items() if not secret_key(str(k)) and k not in drop}
+        return {k: _named_value(str(k), v) if _is_name(str(k)) else without_secrets(v, drop)
+                for k, v in value.items() if not secret_key(str(k)) and k not in drop}
     if isinstance(value, list):
         return [without_secrets(item, drop) for item in value]
     if isinstance(value, str):
         return REMOVED if secret_value(value) else clean_url(value)
     return value
+
+
+def _is_name(key: str) -> bool:
+    return key in _NAMES or key.lower().endswith("_env")
+
+
+def _named_value(key: str, value: Any) -> Any:
+    return REMOVED if isinstance(value, str) and secret_value(value, named=True) else value

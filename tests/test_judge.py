@@ -348,3 +348,14 @@ def test_push_refuses_an_export_the_run_has_outgrown(tmp_path, server, capsys):
     assert main(["push", str(run), "--repo-id", "me/essays"]) == 2
     err = capsys.readouterr().err
     assert "exported before the run last changed" in err and f"export {run}" in err
+
+
+def test_an_unset_key_of_the_judges_own_endpoint_is_named_before_anything_is_created(tmp_path, server, capsys,
+                                                                                       monkeypatch):
+    monkeypatch.delenv("LWD_JUDGE_KEY", raising=False)
+    config = judged_config(tmp_path, server.base_url, GOOD, target=1, base_url=server.base_url,
+                           api_key_env="LWD_JUDGE_KEY")
+    assert main(["build", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "LWD_JUDGE_KEY" in err and "quality.judge.api_key_env" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()

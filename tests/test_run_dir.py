@@ -182,3 +182,21 @@ def test_a_local_model_is_compared_by_its_file_name_not_its_folder(tmp_path):
 
     assert config_drift(view("models/a.gguf"), view("/srv/models/a.gguf")) == []
     assert config_drift(view("models/a.gguf"), view("models/b.gguf")) == ["backend.model_path: 'a.gguf' -> 'b.gguf'"]
+
+
+def test_long_names_are_kept_and_a_run_with_one_resumes(tmp_path, server, monkeypatch):
+    """A long variable or model name is a name, not a random token: config.json keeps it, so the run reads back."""
+    from longwriter_data.redact import without_secrets
+
+    names = {"api_key_env": "MY_COMPANY_OPENAI_PRODUCTION_API_KEY", "model": "DeepSeek-R1-Distill-Qwen-32B-Instruct"}
+    assert without_secrets({"backend": names}) == {"backend": names}
+    assert without_secrets({"backend": {"model": "sk-proj-typed-here"}}) == {"backend": {"model": "(removed)"}}
+    monkeypatch.setenv(names["api_key_env"], "sk-test")
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config = write_config(tmp_path, server.base_url, pool, target=1, backend=names,
+                          filters={"min_words": 1000, "near_duplicate_threshold": None})
+    assert build(config) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["backend"]["api_key_env"] == names["api_key_env"]
+    edit(config, lambda r: r.update(target=2))
+    assert build(config) == 0  # resumed: the saved recipe still validates
+    assert main(["inspect", str(tmp_path / "run")]) == 0

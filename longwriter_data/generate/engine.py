@@ -305,10 +305,9 @@ class Engine:
                 usage=usage.as_dict(),
                 seconds=round(sum(s.seconds for s in result.steps), 3),
             )
-            if judged is not None:  # the judge's call is paid like the writing's
-                for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-                    record["usage"][name] += getattr(judged, name)
-                record["usage"]["requests"] += 1
+            if judged is not None:  # the judge's call is paid like the writing's (a reasoning judge's thinking too)
+                usage.add_step(judged)
+                record["usage"] = usage.as_dict()
                 record["seconds"] = round(record["seconds"] + judged.seconds, 3)
         record["wall_seconds"] = round(time.monotonic() - started, 3)
         await self.store.append_job(record)
