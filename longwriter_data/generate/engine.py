@@ -65,7 +65,7 @@ class EngineSettings:
     selector: LlmSelect | None = None  # pools.llm_select
     judge: JudgeConfig | None = None  # quality.judge
     judge_processes: int | None = None  # None: 2 from 64 jobs at once on, else judging runs in a thread
-    samples: int = 1  # jobs per instruction
+    samples: int = 1  # jobs per instruction; no recipe key yet (DPO pairs will add one and pass it in `of`)
 
     @classmethod
     def of(cls, config: BuildConfig) -> EngineSettings:
