@@ -68,12 +68,12 @@ def test_language_detection(text, lang):
 def test_added_records_are_drawn_as_one_more_source_through_the_same_rules(tmp_path):
     path = write_pool(tmp_path / "p.jsonl", ["Write a long essay about rivers.", "Write a long essay about lakes."])
     pools = load_pools([PoolSource(path=path)], languages=["en"])
-    fingerprint = pools.fingerprint
+    fingerprints = list(pools.fingerprints)
     added = pools.add("extra", [{"id": "x:1", "prompt": "Write a long essay about seas.", "type": "Popular Science"},
                                 {"id": "x:2", "prompt": "Write a long essay about rivers."},
                                 {"id": "x:3", "prompt": "写一篇关于海洋的长文。"}], weight=2.0)
     assert added == 1 and pools.dropped == {"exact_duplicate": 1, "language": 1}
-    assert pools.fingerprint == fingerprint  # drift is judged on the configured sources only
+    assert pools.fingerprints == fingerprints  # drift is judged on the configured sources only
     drawn = {i.prompt: i for i in draw(pools, DrawSettings(0))}
     assert len(drawn) == 3
     seas = drawn["Write a long essay about seas."]

@@ -91,9 +91,9 @@ class PreparedPools:
         self.dropped: Counter = Counter()  # per rule
         self.seen: set[bytes] = set()  # digests of every prompt kept, for exact dedupe across sources
         self.unavailable: dict[str, str] = {}  # Hub sources that could not be read (to the end): name -> why
-        digest = hashlib.blake2b(digest_size=16)
         # Per configured source, what it holds (normalized records, wherever the file lives and whatever it is
-        # called), so that a resumed run can tell which source changed.
+        # called), so that a resumed run can tell which source changed. Only the configured sources: what add()
+        # appends later is derived from them and the run directory.
         self.fingerprints: list[str] = []
         self._fh = tempfile.TemporaryFile(prefix="longwriter-pools-")
         try:
@@ -111,7 +111,6 @@ class PreparedPools:
                         record.setdefault("id", f"{stem}:{row}")
                         line = self._admit(index, record, source.select)
                         if line:
-                            digest.update(line)
                             kept += 1
                 except SourceUnavailable as exc:
                     self.unavailable[self.names[index]] = str(exc)
@@ -125,9 +124,6 @@ class PreparedPools:
         except BaseException:
             self._fh.close()
             raise
-        # Only the configured sources: what add() appends later is derived from them and the run directory.
-        # (One hash of all of them: what run directories made before per-source fingerprints recorded.)
-        self.fingerprint = digest.hexdigest()
 
     def add(self, name: str, records: Iterable[dict], weight: float) -> int:
         """Append records ({prompt, id, lang?, type?, length?}) as one more source with its own mixing weight,
