@@ -57,6 +57,11 @@ class JobKey(NamedTuple):
     sample: int = 0
 
 
+def _observed(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class GroupCommitLog:
     """An append-only JSONL file where each append returns only after its line is fsync'd.
 
@@ -73,6 +78,9 @@ class GroupCommitLog:
     async def append(self, record: dict) -> None:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         future = asyncio.get_running_loop().create_future()
+        # Its awaiter may be cancelled meanwhile (the build stopping on a full disk): the error is then noted here,
+        # not printed later as "Future exception was never retrieved" with a traceback.
+        future.add_done_callback(_observed)
         self._pending.append((line, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -85,7 +93,8 @@ class GroupCommitLog:
                 await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
             except OSError as exc:
                 for _, future in batch:
-                    future.set_exception(exc)
+                    if not future.done():
+                        future.set_exception(exc)
                 continue
             for _, future in batch:
                 if not future.done():
