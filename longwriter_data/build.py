@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .backends.factory import check_backend, open_backend
 from .backends.breaker import EndpointBreaker
-from .config import BuildConfig, OpenAIBackendConfig, config_drift, load_config
+from .config import BuildConfig, config_drift, load_config
 from .quality.dedupe import SignatureCache
 from .generate.engine import BuildSummary, Engine, EngineSettings
 from .errors import UserError
@@ -66,10 +66,8 @@ def _check_before_creating(config: BuildConfig) -> None:
     """Everything a build needs that can be checked without a request, checked before the run directory is
     created: a mistake found later would leave a run directory behind, recorded with the mistake in it."""
     check_backend(config.backend)
-    judge = config.quality.judge
-    if judge is not None and judge.base_url is not None:  # the judge's own endpoint: its key variable too
-        check_backend(OpenAIBackendConfig.model_construct(base_url=judge.base_url, api_key_env=judge.api_key_env),
-                      where="quality.judge")
+    if config.quality.judge and (endpoint := config.quality.judge.endpoint()):  # the judge's own: its key too
+        check_backend(endpoint, where="quality.judge")
     store = RunStore(config.run_dir)
     store.check()
     store.saved_config()  # a damaged config.json is named now, not halfway through

@@ -317,6 +317,12 @@ class JudgeConfig(Strict):
     def _a_variable_name(cls, value: str | None) -> str | None:
         return variable_name(value)
 
+    def endpoint(self) -> OpenAIBackendConfig | None:
+        """The judge's own endpoint as backend settings; None when it shares the build's backend."""
+        if self.base_url is None:
+            return None
+        return OpenAIBackendConfig(base_url=self.base_url, api_key_env=self.api_key_env)
+
     @field_validator("min_dimension")
     @classmethod
     def _known_dimensions(cls, value: dict[str, int]) -> dict[str, int]:

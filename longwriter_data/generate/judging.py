@@ -15,7 +15,7 @@ from ..quality.answer_checks import answer_problem
 from ..backends.base import ChatRequest, Completion
 from ..backends.breaker import EndpointBreaker
 from ..backends.factory import open_backend
-from ..config import BuildConfig, JudgeConfig, OpenAIBackendConfig
+from ..config import BuildConfig, JudgeConfig
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
@@ -98,14 +98,12 @@ def _scored(completion: Completion, request: ChatRequest) -> Completion:
 async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncIterator[Send | None]:
     """A `send` to the judge's own endpoint (quality.judge.base_url), with its own budgets and the same retries;
     None when the judge shares the backend."""
-    settings = config.quality.judge
-    if settings is None or settings.base_url is None:
+    endpoint = config.quality.judge.endpoint() if config.quality.judge else None
+    if endpoint is None:
         yield None
         return
     from ..backends.limits import Limits
 
-    # Built, not validated: the judge's base_url is taken as it was before there were backend settings for it.
-    endpoint = OpenAIBackendConfig.model_construct(base_url=settings.base_url, api_key_env=settings.api_key_env)
     async with open_backend(endpoint, config.engine.max_jobs, config.engine.request_timeout_s,
                             where="quality.judge") as backend:
         attempt = functools.partial(Limits(config.engine).call, backend.send)
