@@ -58,14 +58,14 @@ def _version() -> str:
 
 
 def _public_backend(config: dict) -> dict:
-    """An embedded (kind: local) build has no endpoint to show: its base_url is an unused default. It shows the model
-    file's name instead (not its local folder)."""
+    """An embedded (kind: local) build shows its model file's name (not its local folder, nor nothing when the
+    default model was used)."""
     backend = config.get("backend") or {}
     if backend.get("kind") != "local":
         return config
     from ..backends.local import MODEL_FILE
 
-    backend = {key: value for key, value in backend.items() if key != "base_url"}
+    backend = dict(backend)
     backend["model_path"] = Path(str(backend.get("model_path") or MODEL_FILE)).name
     return {**config, "backend": backend}
 
