@@ -20,6 +20,15 @@ class Strict(BaseModel):
     """Unknown keys are errors: a typo in a recipe must not silently fall back to a default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Pairs of settings (low, high) of which low must not exceed high, checked for every model that lists some.
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _pairs_in_order(self) -> Strict:
+        for low, high in self.ordered:
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not exceed {high}")
+        return self
 
 
 class _BackendSettings(Strict):
@@ -124,11 +133,7 @@ class EngineConfig(Strict):
     # first), else a thread of the build's own process.
     judge_processes: int | None = Field(None, ge=0)
 
-    @model_validator(mode="after")
-    def _delays_are_ordered(self) -> EngineConfig:
-        if self.retry_base_delay_s > self.retry_max_delay_s:
-            raise ValueError("retry_base_delay_s must not exceed retry_max_delay_s")
-        return self
+    ordered = (("retry_base_delay_s", "retry_max_delay_s"),)
 
 
 class GenerationConfig(Strict):
@@ -156,10 +161,10 @@ class GenerationConfig(Strict):
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
     step_attempts: int = Field(3, ge=1)
 
+    ordered = (("min_paragraphs", "max_paragraphs"),)
+
     @model_validator(mode="after")
-    def _ranges_are_ordered(self) -> GenerationConfig:
-        if self.min_paragraphs > self.max_paragraphs:
-            raise ValueError("min_paragraphs must not exceed max_paragraphs")
+    def _word_range_is_ordered(self) -> GenerationConfig:
         low, high = self.paragraph_word_range
         if low > high:
             raise ValueError(f"paragraph_word_range must be [fewest, most] words, got [{low}, {high}]")
@@ -199,11 +204,7 @@ class Selection(Strict):
     min_prompt_chars: int = Field(10, ge=0)
     max_prompt_chars: int = Field(4000, ge=1)
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> Selection:
-        if self.min_prompt_chars > self.max_prompt_chars:
-            raise ValueError("min_prompt_chars must not exceed max_prompt_chars")
-        return self
+    ordered = (("min_prompt_chars", "max_prompt_chars"),)
 
 
 class LengthInjection(Strict):
@@ -214,11 +215,7 @@ class LengthInjection(Strict):
     max_words: int = Field(20000, ge=100)
     share: float = Field(1.0, ge=0, le=1)  # of the instructions that have no length of their own
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> LengthInjection:
-        if self.min_words > self.max_words:
-            raise ValueError("min_words must not exceed max_words")
-        return self
+    ordered = (("min_words", "max_words"),)
 
 
 class LlmSelect(Strict):
@@ -284,11 +281,7 @@ class FiltersConfig(Strict):
     # MinHash Jaccard at or above which two instructions, or two outputs, count as near-duplicates; null disables.
     near_duplicate_threshold: float | None = Field(0.8, gt=0, le=1)
 
-    @model_validator(mode="after")
-    def _band_is_ordered(self) -> FiltersConfig:
-        if self.min_words > self.max_words:
-            raise ValueError("min_words must not exceed max_words")
-        return self
+    ordered = (("min_words", "max_words"),)
 
 
 class JudgeConfig(Strict):
