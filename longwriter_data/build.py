@@ -4,7 +4,6 @@ for them, run the engine, export the dataset."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import os
 import signal
@@ -19,20 +18,19 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from .backends.factory import check_backend, open_backend
-from .backends.breaker import EndpointBreaker
 from .config import BuildConfig, config_drift, load_config
 from .quality.dedupe import SignatureCache
 from .generate.engine import BuildSummary, Engine, EngineSettings
 from .errors import UserError
 from .generate.judging import judge_endpoint
 from .backends.limits import Limits
+from .backends.sending import guarded_send
 from .publish.outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
 from .pools.instructions import DrawSettings, PreparedPools, draw
 from .generate.progress import Progress
 from .generate.status import StatusTracker
 from .redact import without_secrets
 from .publish.report import format_report, run_report
-from .backends.retry import RetryPolicy, complete_with_retries
 from .pools.sources import source_name
 from .text import plural
 from .store import RunState, RunStore
@@ -215,18 +213,13 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
                synthesis: Synthesis | None, skipped: Counter, minhashes: SignatureCache, show: bool) -> BuildSummary:
     """Inside one backend session: synthesize instructions when the recipe asks for them, then draw and write."""
     engine_config = config.engine
-    policy = RetryPolicy(max_retries=engine_config.max_retries, timeout_s=engine_config.request_timeout_s,
-                         base_delay_s=engine_config.retry_base_delay_s, max_delay_s=engine_config.retry_max_delay_s)
     shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
     bar = None
     try:
         backend = open_backend(config.backend, engine_config.max_jobs, engine_config.request_timeout_s)
-        async with backend, judge_endpoint(config, policy) as judge_send:
+        async with backend, judge_endpoint(config) as judge_send:
             limits = Limits(config.engine)
-            attempt = functools.partial(limits.call, backend.send)
-            breaker = EndpointBreaker(backend.url, engine_config.max_jobs)
-            send = breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
-                                                      answered=breaker.answered))
+            send = guarded_send(backend, engine_config, limits)
             # Synthesis's requests, the jobs' and the judge's all count in the bar's figures (cost so far included).
             status = StatusTracker(config.target, state.counts, config.prices, limits.concurrency)
             send = status.counted(send)

@@ -7,17 +7,14 @@ in quality.json, which inspect and export read to know whose scores to show.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from .backends.breaker import EndpointBreaker
-from .backends.limits import Limits
 from .backends.factory import open_backend
-from .backends.retry import RetryPolicy, complete_with_retries
+from .backends.sending import guarded_send
 from .commands import export_command
 from .config import BuildConfig, JudgeConfig
 from .errors import UserError
@@ -112,8 +109,6 @@ async def _score(config: BuildConfig, judge: QualityJudge, run_dir: Path, jobs: 
 async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, todo: list, log, scored: dict) -> int:
     """Judge `todo` with up to max_jobs requests in flight; each line is fsync'd before it counts. Returns failures."""
     engine = config.engine
-    policy = RetryPolicy(max_retries=engine.max_retries, timeout_s=engine.request_timeout_s,
-                         base_delay_s=engine.retry_base_delay_s, max_delay_s=engine.retry_max_delay_s)
     queue = list(reversed(todo))
     failures = 0
 
@@ -139,16 +134,13 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
 
     if not todo:
         return 0
-    async with judge_endpoint(config, policy) as own:
+    async with judge_endpoint(config) as own:
         if own is not None:
             await run(own)
             return failures
     # The judge shares the build's backend (perhaps a local model).
     async with open_backend(config.backend, engine.max_jobs, engine.request_timeout_s) as backend:
-        breaker = EndpointBreaker(backend.url, engine.max_jobs)  # a dead endpoint: one line, not one per sample
-        await run(breaker.guarding(functools.partial(complete_with_retries,
-                                                     functools.partial(Limits(engine).call, backend.send),
-                                                     policy=policy, answered=breaker.answered)))
+        await run(guarded_send(backend, engine))  # a dead endpoint: one line, not one per sample
     return failures
 
 

@@ -7,19 +7,17 @@ build replays it instead of paying again; the record carries the six scores and 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from ..quality.answer_checks import answer_problem
 from ..backends.base import ChatRequest, Completion
-from ..backends.breaker import EndpointBreaker
 from ..backends.factory import open_backend
+from ..backends.sending import guarded_send
 from ..config import BuildConfig, JudgeConfig
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
-from ..backends.retry import RetryPolicy, complete_with_retries
 from ..store import StepRecord
 from .replay import Ask, Rejected, Steps, StepFailed
 
@@ -95,20 +93,15 @@ def _scored(completion: Completion, request: ChatRequest) -> Completion:
 
 
 @asynccontextmanager
-async def judge_endpoint(config: BuildConfig, policy: RetryPolicy) -> AsyncIterator[Send | None]:
+async def judge_endpoint(config: BuildConfig) -> AsyncIterator[Send | None]:
     """A `send` to the judge's own endpoint (quality.judge.base_url), with its own budgets and the same retries;
     None when the judge shares the backend."""
     endpoint = config.quality.judge.endpoint() if config.quality.judge else None
     if endpoint is None:
         yield None
         return
-    from ..backends.limits import Limits
-
     async with open_backend(endpoint, config.engine.max_jobs, config.engine.request_timeout_s,
                             where="quality.judge") as backend:
-        attempt = functools.partial(Limits(config.engine).call, backend.send)
-        # A dead or wrong judge endpoint stops the build in one line, as the backend's does, instead of failing
-        # every job as judge_failed.
-        breaker = EndpointBreaker(backend.url, config.engine.max_jobs, setting="quality.judge.base_url")
-        yield breaker.guarding(functools.partial(complete_with_retries, attempt, policy=policy,
-                                                 answered=breaker.answered))
+        # Its own budgets; a dead or wrong judge endpoint stops the build in one line, as the backend's does,
+        # instead of failing every job as judge_failed.
+        yield guarded_send(backend, config.engine, setting="quality.judge.base_url")
