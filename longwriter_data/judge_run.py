@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,7 +23,8 @@ from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
 from .publish.report import run_report
 from .publish.stats import scan_run
 from .quality.judge import Judgement
-from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, JobKey, RunStore, job_at, read_judgements, read_jsonl,
+from .records import JUDGED_FIELDS, JobKey
+from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, read_jsonl,
                     repair_tail, write_atomic)
 
 
@@ -119,12 +121,12 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, 
                 job = queue.pop()
                 record = job_at(fh, job.offset)
                 try:
-                    judgement, step = await judge.judge(send, record["prompt"], "\n\n".join(record["paragraphs"]))
+                    judgement, step = await judge.judge(send, record.prompt, record.text)
                 except JudgeFailed as exc:
                     failures += 1
-                    print(f"{record['id']}: {exc}", file=sys.stderr)
+                    print(f"{record.id}: {exc}", file=sys.stderr)
                     continue
-                line = {"seq": job.seq, "sample": job.sample, "id": record["id"], **judge.fields(judgement, step),
+                line = {"seq": job.seq, "sample": job.sample, "id": record.id, **judge.fields(judgement, step),
                         **{k: getattr(step, k) for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
                 await log.append(line)
                 scored[job.key] = line
@@ -156,10 +158,8 @@ def _apply(store, judge: QualityJudge, jobs: list, scored: dict) -> int:
             verdict = judge.verdict(Judgement(scores=line["quality_scores"]))
             if verdict.status == job.status:
                 continue
-            record = job_at(fh, job.offset)
-            record.update(status=verdict.status, reason=verdict.reason, detail=verdict.detail,
-                          **{k: line[k] for k in ("judge", "quality_score", "quality_scores", "quality_analysis",
-                                                  "judge_excerpt") if k in line})
+            record = replace(job_at(fh, job.offset), status=verdict.status, reason=verdict.reason,
+                             detail=verdict.detail, **{k: line[k] for k in JUDGED_FIELDS if k in line})
             changed.append(record)
     if changed:
         async def append() -> None:

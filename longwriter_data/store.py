@@ -24,22 +24,19 @@ from collections import Counter
 from collections.abc import Awaitable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from .errors import UserError
-
-if TYPE_CHECKING:
-    from .config import PricesConfig
+from .records import JobKey, JobRecord, StepRecord
 
 # Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
 # them; patterns are matched at a line's start (match(map, start, end)).
 _KEY = re.compile(rb'\{"seq":\s*(\d+),\s*"sample":\s*(\d+)')
-# A job record begins {"seq":N,"sample":N,"id":"...","status":"...","minhash":...} (RunStore.append_job writes those
+# A job record begins {"seq":N,"sample":N,"id":"...","status":"...","minhash":...} (JobRecord.as_record writes those
 # keys first); resume needs only that, so it reads line heads instead of parsing 60 KB records. Inside JSON strings
 # quotes are escaped, so this pattern can only match the keys themselves.
 _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)",'
                        rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
-_JOB_HEAD_KEYS = ("seq", "sample", "id", "status", "minhash")
 # The run directory's format: a build writes it into config.json, and every command refuses a directory of another
 # format (those of earlier development versions have none) rather than misread it.
 RUN_FORMAT = 1
@@ -47,14 +44,6 @@ RUN_FORMAT = 1
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
               "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
-
-
-class JobKey(NamedTuple):
-    """A job's identity: its instruction's place in the draw order, and which sample of that instruction it writes.
-    Ordered as the dataset is: by draw order, then sample."""
-
-    seq: int
-    sample: int = 0
 
 
 def _observed(future: asyncio.Future) -> None:
@@ -157,19 +146,34 @@ def _parse(path: Path, number: int, line: bytes) -> dict:
     return record
 
 
-def parse_job(path: Path, number: int, line: bytes) -> dict:
-    """One jobs.jsonl record: an object with an integer `seq` and `sample` and a `status`, or the corrupt-record
-    error."""
+def parse_job(path: Path, number: int, line: bytes) -> JobRecord:
+    """One jobs.jsonl record: an object with an integer `seq` and `sample`, an `id` and a `status`, or the
+    corrupt-record error."""
     record = _parse(path, number, line)
     if not (isinstance(record.get("seq"), int) and isinstance(record.get("sample"), int)
-            and isinstance(record.get("status"), str)):
-        raise UserError(f"{path}:{number}: corrupt record (no seq, sample or status); "
+            and isinstance(record.get("status"), str) and isinstance(record.get("id"), str)):
+        raise UserError(f"{path}:{number}: corrupt record (no seq, sample, id or status); "
                         "move the run directory aside or repair that line.")
-    return record
+    try:
+        return JobRecord.from_record(record)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}:{number}: corrupt record ({exc}); "
+                        "move the run directory aside or repair that line.") from None
 
 
-def job_key(record: dict) -> JobKey:
-    return JobKey(record["seq"], record["sample"])
+def read_steps(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[JobKey, StepRecord, dict | None]]:
+    """(job, step, the job's instruction where this step carries it) of every steps.jsonl line, less the lines of
+    jobs in `skip` (not even parsed)."""
+    for record in read_jsonl(path, skip):
+        try:
+            step = StepRecord.from_record(record)
+            key = JobKey(record["seq"], record["sample"])
+        except (KeyError, TypeError):
+            step = None
+        if step is None or not all(isinstance(value, int) for value in (*key, step.step)):
+            raise UserError(f"{path}: corrupt step record (no seq, sample, step or key); "
+                            "move the run directory aside or repair that line.")
+        yield key, step, record.get("instruction")
 
 
 def job_heads(path: Path) -> Iterator[tuple[JobKey, str, str | None]]:
@@ -178,7 +182,7 @@ def job_heads(path: Path) -> Iterator[tuple[JobKey, str, str | None]]:
         head = _JOB_HEAD.match(mm, start, end)
         if head is None:  # written some other way: parse it properly
             record = parse_job(path, number, mm[start:end])
-            yield job_key(record), record["status"], record.get("minhash")
+            yield record.key, record.status, record.minhash
             continue
         minhash = head.group(4)
         yield (JobKey(int(head.group(1)), int(head.group(2))), head.group(3).decode(),
@@ -214,88 +218,12 @@ def repair_tail(path: Path) -> bool:
 
 
 @dataclass
-class Usage:
-    """Tokens paid for, summed from step, job or judgement records: for a job's record, and for every completed LLM
-    call of a run, whether its job ended accepted or not."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
-    reasoning_tokens: int = 0
-
-    def add(self, counts: dict, requests: int | None = None) -> None:
-        self.requests += int(counts.get("requests") or 0) if requests is None else requests
-        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
-        self.cached_tokens += int(counts.get("cached_tokens") or 0)
-        self.completion_tokens += int(counts.get("completion_tokens") or 0)
-        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
-
-    def add_step(self, step: StepRecord) -> None:
-        """One completed call."""
-        self.requests += 1
-        self.prompt_tokens += step.prompt_tokens
-        self.cached_tokens += step.cached_tokens
-        self.completion_tokens += step.completion_tokens
-        self.reasoning_tokens += step.reasoning_tokens
-
-    def as_dict(self) -> dict[str, int]:
-        """As a job record's `usage` holds it (and recipe.json's)."""
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
-                "reasoning_tokens": self.reasoning_tokens}
-
-    def cost(self, prices: PricesConfig | None) -> float | None:
-        """US dollars, or None when no prices are configured."""
-        if prices is None:
-            return None
-        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
-
-
-@dataclass
-class StepRecord:
-    """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
-    resume instead of being paid again. `key` hashes the request's prompt (and sample index); `tags` are what the
-    step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
-
-    step: int
-    text: str
-    finish_reason: str | None
-    key: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    prompt_chars: int = 0
-    attempts: int = 1
-    seconds: float = 0.0
-    tags: dict = field(default_factory=dict)
-
-    _FIELDS = ("step", "text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
-               "reasoning_tokens", "prompt_chars", "key", "attempts", "seconds")
-
-    def as_record(self) -> dict:
-        record = {name: getattr(self, name) for name in self._FIELDS}
-        record.update(self.tags)
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict) -> StepRecord:
-        fields = {name: record[name] for name in cls._FIELDS if name in record}
-        tags = {name: value for name, value in record.items()
-                if name not in cls._FIELDS and name not in _STEP_ENVELOPE}
-        return cls(**fields, tags=tags)
-
-
-_STEP_ENVELOPE = ("seq", "sample", "instruction")  # what the store adds around a step: whose it is
-
-
-@dataclass
 class RunState:
     """What a run directory says has been done: finished jobs by status, and steps of unfinished jobs."""
 
     status: dict[JobKey, str] = field(default_factory=dict)
-    steps: dict[JobKey, dict[int, dict]] = field(default_factory=dict)  # step number -> its record
+    steps: dict[JobKey, dict[int, StepRecord]] = field(default_factory=dict)  # by step number
+    instructions: dict[JobKey, dict] = field(default_factory=dict)  # of those jobs, as their first step stored it
     torn: list[str] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)  # MinHash of accepted outputs, for near-duplicate checks
     samples: int = 1  # jobs per instruction
@@ -394,8 +322,10 @@ class RunStore:
                 state.signatures.append(minhash)
         if retry_failed:
             state.status = {key: status for key, status in state.status.items() if status != "failed"}
-        for record in read_jsonl(self.steps_path, skip=state.status):
-            state.steps.setdefault(job_key(record), {})[record["step"]] = record
+        for key, step, instruction in read_steps(self.steps_path, skip=state.status):
+            state.steps.setdefault(key, {})[step.step] = step
+            if instruction is not None:
+                state.instructions[key] = instruction
         return state
 
     def append_step(self, job: JobKey, step: StepRecord, instruction: dict | None = None) -> Awaitable[None]:
@@ -406,9 +336,9 @@ class RunStore:
             record["instruction"] = instruction
         return self.steps.append(record)
 
-    def append_job(self, record: dict) -> Awaitable[None]:
-        """A finished job's record, durable when awaited; its head keys first, in the order job_heads reads."""
-        return self.jobs.append({**{key: record[key] for key in _JOB_HEAD_KEYS}, **record})
+    def append_job(self, record: JobRecord) -> Awaitable[None]:
+        """A finished job's record, durable when awaited."""
+        return self.jobs.append(record.as_record())
 
     def open_logs(self) -> None:
         self.steps = GroupCommitLog(self.steps_path)
@@ -482,25 +412,20 @@ def active_judge(run_dir: Path) -> str | None:
     return json.loads(path.read_text(encoding="utf-8"))["judge"] if path.is_file() else None
 
 
-def read_jobs(path: Path) -> Iterator[dict]:
+def read_jobs(path: Path) -> Iterator[JobRecord]:
     """Every job record of a jobs.jsonl, in file order (a torn last line left out, see read_jsonl)."""
     for _, record in job_records(path):
         yield record
 
 
-def job_records(path: Path) -> Iterator[tuple[int, dict]]:
+def job_records(path: Path) -> Iterator[tuple[int, JobRecord]]:
     """(byte offset, record) of every job record, in file order: the one reader of jobs.jsonl, one record at a
     time (memory stays flat however big the run); job_at reads one again from its offset."""
     for mm, start, end, number in _lines(path):
         yield start, parse_job(path, number, mm[start:end])
 
 
-def job_at(fh: BinaryIO, offset: int) -> dict:
+def job_at(fh: BinaryIO, offset: int) -> JobRecord:
     """The job record at `offset` of an open jobs.jsonl: one that job_records read before, at that offset."""
     fh.seek(offset)
-    return json.loads(fh.readline())
-
-
-def finished_records(run_dir: Path) -> Iterator[dict]:
-    """Finished job records of a run, in file order, for export and inspect (works while a build runs)."""
-    yield from read_jobs(run_dir / "jobs.jsonl")
+    return JobRecord.from_record(json.loads(fh.readline()))

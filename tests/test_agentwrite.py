@@ -4,6 +4,7 @@ store-backed `ask` below it that replays completed steps."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_a_resumed_job_replays_its_stored_steps_and_pays_only_for_the_rest():
 
     first = StubSend()
     run(AgentWrite(GenerationConfig(), "m"), Steps(first, attempts=3, save=save))
-    stored = {r.step: r.as_record() for r in saved[:2]}  # killed before paragraph 2 was stored
+    stored = {r.step: r for r in saved[:2]}  # killed before paragraph 2 was stored
     again = StubSend()
     result = run(AgentWrite(GenerationConfig(), "m"), Steps(again, attempts=3, stored=stored, save=save))
     assert len(again.requests) == 1 and again.requests[0].prompt == first.requests[2].prompt
@@ -89,8 +90,8 @@ def test_a_stored_step_whose_prompt_changed_is_asked_again():
         saved.append(record)
 
     run(AgentWrite(GenerationConfig(), "m"), Steps(StubSend(), attempts=3, save=save))
-    stored = {r.step: r.as_record() for r in saved}
-    stored[1]["key"] = request_key("some other prompt")
+    stored = {r.step: r for r in saved}
+    stored[1] = replace(stored[1], key=request_key("some other prompt"))
     again = StubSend()
     run(AgentWrite(GenerationConfig(), "m"), Steps(again, attempts=3, stored=stored))
     assert len(again.requests) == 2  # paragraph 1 anew, and paragraph 2 whose prompt holds it

@@ -425,8 +425,11 @@ def test_a_local_build_shows_its_model_file_not_an_unused_base_url(tmp_path, mod
 
 
 def test_a_later_sample_of_an_instruction_gets_a_row_id_of_its_own():
-    from longwriter_data.publish.export import to_row
+    from dataclasses import replace
 
-    record = {"id": "p7", "sample": 0, "prompt": "Write.", "paragraphs": ["Text."], "lang": "en"}
+    from longwriter_data.publish.export import to_row
+    from longwriter_data.records import JobRecord
+
+    record = JobRecord(seq=7, id="p7", sample=0, status="accepted", prompt="Write.", paragraphs=["Text."])
     assert to_row(record, "messages")["id"] == "p7"
-    assert to_row({**record, "sample": 2}, "messages")["id"] == "p7#2"
+    assert to_row(replace(record, sample=2), "messages")["id"] == "p7#2"

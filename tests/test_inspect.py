@@ -141,6 +141,7 @@ def test_inspect_reads_a_run_that_is_still_being_written(tmp_path, capsys):
         {"seq": 10, "sample": 0, "step": 1, "text": "para", "prompt_tokens": 400, "completion_tokens": 500, "cached_tokens": 0},
         {"seq": 2, "sample": 0, "step": 0, "text": "plan", "prompt_tokens": 7, "completion_tokens": 7},  # counted in its job
     ]
+    steps = [{**step, "key": f"k{index}", "finish_reason": "stop"} for index, step in enumerate(steps)]
     (run / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps) + '{"seq": 11, "st')
     status, out, _ = inspect(capsys, run)
     assert status == 0

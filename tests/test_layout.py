@@ -16,7 +16,8 @@ LAYERS = (
     ("errors", "redact", "text", "textclean", "child_processes", "prompts"),
     ("quality.length", "quality.judge"),  # word counts and the judge's rubric, which the recipe is checked against
     ("config",),
-    ("store",),  # owns the run directory's bytes; decides nothing about what they mean (hashes, filters)
+    ("records", "store"),  # the run directory's typed records, and the store that owns their bytes; neither decides
+    # what they mean (hashes, filters)
     ("quality", "backends"),
     ("generate.attempts", "generate.stop", "generate.status"),  # shared by the engine and synthesis (pools/)
     ("pools",),

@@ -18,7 +18,8 @@ import pytest
     ],
 )
 def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(status, target, complete):
-    from longwriter_data.store import JobKey, RunState
+    from longwriter_data.records import JobKey
+    from longwriter_data.store import RunState
 
     assert RunState(status={JobKey(seq): s for seq, s in status.items()}).complete(target) is complete
 
@@ -32,7 +33,8 @@ def test_a_run_is_complete_only_when_no_earlier_job_can_change_the_dataset(statu
     ],
 )
 def test_with_samples_per_instruction_the_cutoff_counts_every_sample_before_it(status, complete):
-    from longwriter_data.store import JobKey, RunState
+    from longwriter_data.records import JobKey
+    from longwriter_data.store import RunState
 
     state = RunState(status={JobKey(*key): s for key, s in status.items()}, samples=2)
     assert state.complete(2) is complete
@@ -41,14 +43,15 @@ def test_with_samples_per_instruction_the_cutoff_counts_every_sample_before_it(s
 def test_job_heads_read_key_status_and_minhash_at_the_head_of_records_the_store_wrote(tmp_path):
     import asyncio
 
-    from longwriter_data.store import JobKey, RunStore, job_heads
+    from longwriter_data.records import JobKey, JobRecord
+    from longwriter_data.store import RunStore, job_heads, read_jobs
 
     store = RunStore(tmp_path)
     store.open_logs()
     records = [
-        {"paragraphs": ["x" * 100], "status": "accepted", "minhash": "AAAA", "seq": 0, "sample": 0, "id": "a"},
-        {"id": 'b"q', "seq": 1, "sample": 0, "status": "rejected", "minhash": None, "reason": "too_short"},
-        {"seq": 1, "sample": 1, "id": "c", "status": "accepted", "paragraphs": ['"minhash":"fake"'], "minhash": "BBBB"},
+        JobRecord(paragraphs=["x" * 100], status="accepted", minhash="AAAA", seq=0, sample=0, id="a"),
+        JobRecord(id='b"q', seq=1, sample=0, status="rejected", reason="too_short"),
+        JobRecord(seq=1, sample=1, id="c", status="accepted", paragraphs=['"minhash":"fake"'], minhash="BBBB"),
     ]
 
     async def write() -> None:
@@ -62,13 +65,33 @@ def test_job_heads_read_key_status_and_minhash_at_the_head_of_records_the_store_
     assert list(job_heads(tmp_path / "jobs.jsonl")) == [(JobKey(0, 0), "accepted", "AAAA"),
                                                         (JobKey(1, 0), "rejected", None),
                                                         (JobKey(1, 1), "accepted", "BBBB")]
-    assert json.loads(lines[0]) == records[0]
+    assert list(read_jobs(tmp_path / "jobs.jsonl")) == records
+
+
+def test_a_job_record_writes_its_head_first_and_leaves_out_what_the_job_did_not_write():
+    from longwriter_data.quality.length import RequiredLength
+    from longwriter_data.records import JobRecord, Usage
+
+    failed = JobRecord(seq=2, sample=1, id="p2", status="failed", reason="plan_failed", prompt="Write.",
+                       required=RequiredLength.at_least(3000))
+    line = failed.as_record()
+    assert list(line)[:6] == ["seq", "sample", "id", "status", "minhash", "reason"]
+    assert line["required_length"] == 3000 and line["required"]["kind"] == "at_least"
+    assert not {"paragraphs", "plan", "usage", "word_count", "quality_score"} & set(line)
+    assert JobRecord.from_record(json.loads(json.dumps(line))) == failed
+
+    written = JobRecord(seq=0, sample=0, id="p0", status="accepted", paragraphs=["a b", "c"], word_count=3,
+                        usage=Usage(requests=3, prompt_tokens=10, completion_tokens=5))
+    assert written.text == "a b\n\nc"
+    assert written.as_record()["usage"]["requests"] == 3
+    assert JobRecord.from_record(json.loads(json.dumps(written.as_record()))) == written
 
 
 def test_step_records_round_trip_with_their_tags_and_carry_their_job_key(tmp_path):
     import asyncio
 
-    from longwriter_data.store import JobKey, RunStore, StepRecord
+    from longwriter_data.records import JobKey, StepRecord
+    from longwriter_data.store import RunStore
 
     store = RunStore(tmp_path)
     store.open_logs()
@@ -77,9 +100,20 @@ def test_step_records_round_trip_with_their_tags_and_carry_their_job_key(tmp_pat
     asyncio.run(store.append_step(JobKey(7, 1), step, {"prompt": "p"}))
     store.close()
     state = RunStore(tmp_path).load_state()
-    record = state.steps[JobKey(7, 1)][4]
-    assert record["instruction"] == {"prompt": "p"}
-    assert StepRecord.from_record(record) == step
+    assert state.steps[JobKey(7, 1)][4] == step
+    assert state.instructions[JobKey(7, 1)] == {"prompt": "p"}
+
+
+@pytest.mark.parametrize("line", ['{"seq": 1, "sample": 0, "text": "no step number"}',
+                                  '{"seq": "1", "sample": 0, "step": 0, "key": "k", "text": "t"}',
+                                  '{"seq": 1, "sample": 0, "step": 0, "text": "no key"}'])
+def test_a_corrupt_step_record_is_one_error_naming_the_file(tmp_path, line):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import RunStore
+
+    (tmp_path / "steps.jsonl").write_text(line + "\n")
+    with pytest.raises(UserError, match="steps.jsonl: corrupt step record"):
+        RunStore(tmp_path).load_state()
 
 
 def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
@@ -96,7 +130,8 @@ def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
 def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     import json
 
-    from longwriter_data.store import JUDGEMENTS, JobKey, read_judgements
+    from longwriter_data.records import JobKey
+    from longwriter_data.store import JUDGEMENTS, read_judgements
 
     lines = [{"seq": 3, "sample": 0, "judge": "a"}, {"seq": 3, "sample": 1, "judge": "a"}, {"seq": 3, "judge": "b"}]
     (tmp_path / JUDGEMENTS).write_text("".join(json.dumps(line) + "\n" for line in lines))

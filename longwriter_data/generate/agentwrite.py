@@ -18,7 +18,7 @@ from ..prompts import template
 from ..quality.length import count_words
 from .plan import Plan, PlanError, parse_json_plan, parse_text_plan, plan_schema
 from ..pools.instructions import Instruction
-from ..store import StepRecord
+from ..records import StepRecord
 from ..text import template_lang
 from ..textclean import strip_control
 from .replay import Ask, Rejected, StepFailed

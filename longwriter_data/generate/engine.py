@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from .judging import JudgeFailed, QualityJudge
 from ..pools.instructions import Instruction
 from .status import StatusTracker
 from .stop import Drain
-from ..store import JobKey, RunState, RunStore, StepRecord, Usage, job_key
+from ..records import JobKey, JobRecord, StepRecord, Usage
+from ..store import RunState, RunStore
 from .replay import Steps
 
 
@@ -175,12 +176,8 @@ class Engine:
     def _resumed(self) -> dict[JobKey, Instruction]:
         """Jobs a killed build left half done, from the instruction their first step stored: they are started
         before the draw is replayed, so a resumed build of thousands of samples sends requests at once."""
-        resumed = {}
-        for key in sorted(self.state.steps):
-            stored = next((s["instruction"] for s in self.state.steps[key].values() if "instruction" in s), None)
-            if stored is not None:
-                resumed[key] = Instruction.from_record(key.seq, stored)
-        return resumed
+        stored = self.state.instructions
+        return {key: Instruction.from_record(key.seq, stored[key]) for key in sorted(self.state.steps) if key in stored}
 
     def _cutoff(self, target: int) -> JobKey | None:
         """The target-th accepted job in draw order, once there are that many: the dataset's last row. Jobs
@@ -195,20 +192,20 @@ class Engine:
             if key > cutoff:
                 task.cancel()
 
-    def _count(self, record: dict) -> None:
+    def _count(self, record: JobRecord) -> None:
         summary = self.summary
-        status = record["status"]
+        status = record.status
         setattr(summary, status, getattr(summary, status) + 1)
         if status == "accepted":
-            self.accepted.append(job_key(record))
+            self.accepted.append(record.key)
         else:
-            summary.reasons[record["reason"]] += 1
-        summary.words += record.get("word_count", 0)
-        usage = record.get("usage", {})
-        summary.prompt_tokens += usage.get("prompt_tokens", 0)
-        summary.completion_tokens += usage.get("completion_tokens", 0)
-        summary.requests += usage.get("requests", 0)
-        self.status.job_ended(status, record.get("word_count", 0))
+            summary.reasons[record.reason] += 1
+        summary.words += record.word_count or 0
+        usage = record.usage or Usage()
+        summary.prompt_tokens += usage.prompt_tokens
+        summary.completion_tokens += usage.completion_tokens
+        summary.requests += usage.requests
+        self.status.job_ended(status, record.word_count or 0)
 
     def _output_index(self) -> NearDuplicates:
         """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
@@ -230,40 +227,28 @@ class Engine:
                 self._judges = None
         return await asyncio.to_thread(*work)
 
-    def _deduplicate(self, verdict: Verdict, values: np.ndarray | None, record: dict) -> Verdict:
+    def _deduplicate(self, verdict: Verdict, values: np.ndarray | None, record: JobRecord) -> Verdict:
         """Near-duplicate outputs against everything accepted so far (on the event loop: one index, no races)."""
         if values is None:
             return verdict
         minhash = from_values(values)
         if self._output_index().check_and_add(minhash):
             return Verdict("rejected", "near_duplicate_output", "an accepted sample is nearly the same")
-        record["minhash"] = encode(minhash)
+        record.minhash = encode(minhash)
         return verdict
 
-    async def _job(self, key: JobKey, instruction: Instruction) -> dict:
+    async def _job(self, key: JobKey, instruction: Instruction) -> JobRecord:
         """Run one job (one sample of an instruction) to its final record, which is on disk before the job counts."""
         def save(step: StepRecord) -> Awaitable[None]:  # the selection question or the plan: the job's first step
             return self.store.append_step(key, step, instruction.to_record() if step.step <= 0 else None)
 
         stored = self.state.steps.pop(key, {})
         ask = Steps(self._send, self.settings.generation.step_attempts, stored, save, key.sample)
-        record = {
-            "seq": instruction.seq,
-            "sample": key.sample,
-            "id": instruction.id,
-            "status": "failed",
-            "minhash": None,  # an accepted output's signature, set by _deduplicate: near the head, read on resume
-            "reason": None,
-            "prompt": instruction.prompt,
-            "lang": instruction.lang,
-            "type": instruction.type,
-            "required_length": instruction.required.target if instruction.required else None,
-            "required": instruction.required.as_record() if instruction.required else None,  # kind, target, bounds
-            "length_injected": instruction.injected,
-            "pool": instruction.pool,
-            "model": self.settings.model,
-            "plan_model": self.settings.plan_model or self.settings.model,
-        }
+        record = JobRecord(
+            seq=instruction.seq, sample=key.sample, id=instruction.id, status="failed", prompt=instruction.prompt,
+            lang=instruction.lang, type=instruction.type, required=instruction.required,
+            length_injected=instruction.injected, pool=instruction.pool, model=self.settings.model,
+            plan_model=self.settings.plan_model or self.settings.model)
         started = time.monotonic()
         try:
             try:
@@ -271,10 +256,9 @@ class Engine:
             finally:
                 self._finished.put_nowait((key, None))
         except JobFailed as exc:
-            record["reason"] = exc.reason
-            record["detail"] = str(exc)
+            record.reason, record.detail = exc.reason, str(exc)
         except NotSelected as exc:
-            record.update(status="rejected", reason="llm_selector", detail=str(exc))
+            record.status, record.reason, record.detail = "rejected", "llm_selector", str(exc)
         else:
             written = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                              paragraphs=result.paragraphs, planned_words=result.plan.total_words)
@@ -288,12 +272,15 @@ class Engine:
                     verdict = Verdict("failed", exc.reason, str(exc))
                 else:
                     verdict = self.quality.verdict(judgement)
-                    record.update(self.quality.fields(judgement, judged))
+                    record = replace(record, **self.quality.fields(judgement, judged))
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
+            # The judge's call is paid like the writing's (a reasoning judge's thinking too).
+            paid = [*result.steps, *([judged] if judged is not None else [])]
             usage = Usage()
-            for step in result.steps:
+            for step in paid:
                 usage.add_step(step)
-            record.update(
+            record = replace(
+                record,
                 status=verdict.status,
                 reason=verdict.reason,
                 detail=verdict.detail,
@@ -302,14 +289,10 @@ class Engine:
                 paragraph_words=paragraph_words,
                 planned_words=result.plan.total_words,
                 word_count=sum(paragraph_words),  # the joining blank lines hold no words
-                usage=usage.as_dict(),
-                seconds=round(sum(s.seconds for s in result.steps), 3),
+                usage=usage,
+                seconds=round(sum(s.seconds for s in paid), 3),
             )
-            if judged is not None:  # the judge's call is paid like the writing's (a reasoning judge's thinking too)
-                usage.add_step(judged)
-                record["usage"] = usage.as_dict()
-                record["seconds"] = round(record["seconds"] + judged.seconds, 3)
-        record["wall_seconds"] = round(time.monotonic() - started, 3)
+        record.wall_seconds = round(time.monotonic() - started, 3)
         await self.store.append_job(record)
         return record
 

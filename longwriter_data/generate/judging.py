@@ -18,7 +18,7 @@ from ..config import BuildConfig, JudgeConfig
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
-from ..store import StepRecord
+from ..records import StepRecord
 from .replay import Ask, Rejected, Steps, StepFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]

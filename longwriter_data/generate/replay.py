@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..backends.base import ChatRequest, Completion, request_key
-from ..store import StepRecord
+from ..records import StepRecord
 from .attempts import Check, Rejected, StepFailed, ask
 
 __all__ = ["Ask", "Check", "Rejected", "StepFailed", "Steps"]
@@ -32,19 +32,19 @@ class Steps:
 
     __slots__ = ("send", "attempts", "stored", "save", "sample")
 
-    def __init__(self, send: Send, attempts: int, stored: dict[int, dict] | None = None, save: Save | None = None,
-                 sample: int = 0):
+    def __init__(self, send: Send, attempts: int, stored: dict[int, StepRecord] | None = None,
+                 save: Save | None = None, sample: int = 0):
         self.send = send
         self.attempts = attempts
-        self.stored = stored or {}  # step number -> its record in steps.jsonl
+        self.stored = stored or {}  # by step number, as steps.jsonl holds them
         self.save = save
         self.sample = sample
 
     async def __call__(self, step: int, request: ChatRequest, check: Check | None = None, **tags) -> StepRecord:
         key = request_key(request.prompt, self.sample)
         stored = self.stored.get(step)
-        if stored is not None and stored.get("key") == key and all(stored.get(k) == v for k, v in tags.items()):
-            return StepRecord.from_record(stored)
+        if stored is not None and stored.key == key and all(stored.tags.get(k) == v for k, v in tags.items()):
+            return stored
         try:
             answer = await ask(self.send, request, self.attempts, check)
         except StepFailed as exc:

@@ -43,8 +43,8 @@ def default_filters_opinion(scan: Scan) -> SecondOpinion | None:
     with (scan.path / "jobs.jsonl").open("rb") as fh:
         for job in jobs:  # one record in memory at a time, read at the offset the scan kept
             record = job_at(fh, job.offset)
-            sample = Sample(prompt=record["prompt"], lang=job.lang, required=job.required,
-                            paragraphs=record["paragraphs"], planned_words=record.get("planned_words") or 0)
+            sample = Sample(prompt=record.prompt, lang=job.lang, required=job.required,
+                            paragraphs=record.paragraphs or [], planned_words=record.planned_words or 0)
             verdict = judge(sample, filters)
             if verdict.status != "accepted":
                 rejected[verdict.reason] += 1

@@ -17,10 +17,10 @@ from ..errors import UserError
 from ..quality.judge import COLUMNS
 from .outdir import ExportSettings, check_replaceable, clean_stale_staging, replace, staging, write_marker
 from .stats import scan_run
+from ..records import JobRecord
 from ..store import job_at
 
 FORMATS = ("messages", "sharegpt", "alpaca")
-METADATA = ("id", "lang", "type", "word_count", "required_length", "model")
 
 
 def _rows(jobs_path: Path, offsets: list[int], fmt: str, quality: list[dict] | None = None) -> Iterator[dict]:
@@ -44,18 +44,19 @@ QUALITY_FEATURES = {"quality_score": datasets.Value("float64"),
                     "quality_judge": datasets.Value("string")}
 
 
-def to_row(record: dict, fmt: str) -> dict:
+def to_row(record: JobRecord, fmt: str) -> dict:
     """One accepted record in the requested chat schema, plus metadata columns."""
-    text = "\n\n".join(record["paragraphs"])
-    meta = {key: record.get(key) for key in METADATA}
-    if record.get("sample"):  # the second and later samples of an instruction: an id of their own
-        meta["id"] = f"{record['id']}#{record['sample']}"
+    text, prompt = record.text, record.prompt
+    # The second and later samples of an instruction get an id of their own.
+    meta = {"id": f"{record.id}#{record.sample}" if record.sample else record.id, "lang": record.lang,
+            "type": record.type, "word_count": record.word_count,
+            "required_length": record.required.target if record.required else None, "model": record.model}
     if fmt == "messages":  # LongWriter-6k's schema
-        row = {"messages": [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": text}]}
+        row = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]}
     elif fmt == "sharegpt":  # what LLaMA-Factory and axolotl read as sharegpt
-        row = {"conversations": [{"from": "human", "value": record["prompt"]}, {"from": "gpt", "value": text}]}
+        row = {"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": text}]}
     elif fmt == "alpaca":
-        row = {"instruction": record["prompt"], "input": "", "output": text}
+        row = {"instruction": prompt, "input": "", "output": text}
     else:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     row.update(meta)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..store import JobKey, job_key, read_jobs
+from ..records import JobKey
+from ..store import read_jobs
 
 
 def run_report(jobs_path: Path) -> dict:
     """Counts per status and per reason; a job re-queued with --retry-failed counts by its last record."""
     last: dict[JobKey, tuple[str, str | None]] = {}
     for record in read_jobs(jobs_path):
-        last[job_key(record)] = (record["status"], record.get("reason"))
+        last[record.key] = (record.status, record.reason)
     statuses = Counter(status for status, _ in last.values())
     reasons: dict[str, Counter] = {}
     for status, reason in last.values():

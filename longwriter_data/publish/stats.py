@@ -17,10 +17,9 @@ from ..config import PricesConfig
 from ..quality.conclusions import premature_conclusions
 from ..errors import UserError
 from ..quality.judge import COLUMNS
-from ..quality.length import (BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, required_length,
-                               requirement)
-from ..store import (JUDGEMENTS, JobKey, Usage, active_judge, job_key, job_records, read_judgements, read_jsonl,
-                     read_snapshot)
+from ..quality.length import BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, requirement
+from ..records import JobKey, JobRecord, Usage
+from ..store import JUDGEMENTS, active_judge, job_records, read_judgements, read_jsonl, read_snapshot, read_steps
 
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
@@ -110,20 +109,12 @@ class Scan:
         return by_status
 
 
-def _required(record: dict) -> RequiredLength | None:
-    if "required" in record:  # the engine's own reading: the pool's length, the prompt's, or an injected one
-        return RequiredLength.from_record(record["required"]) if record["required"] else None
-    return required_length(record.get("prompt") or "")
-
-
-def _job(record: dict, offset: int) -> Job:
-    return Job(seq=record["seq"], sample=record["sample"], status=record["status"], reason=record.get("reason"),
-               lang=record.get("lang") or "en", type=record.get("type"), words=record.get("word_count"),
-               required=_required(record), offset=offset,
-               instruction_tokens=approx_tokens(record["prompt"]) if record.get("prompt") else 0,
-               id=record.get("id"), quality_score=record.get("quality_score"),
-               quality_scores=record.get("quality_scores"), judge=record.get("judge"),
-               conclusions=_conclusions(record.get("paragraphs")))
+def _job(record: JobRecord, offset: int) -> Job:
+    return Job(seq=record.seq, sample=record.sample, status=record.status, reason=record.reason,
+               lang=record.lang or "en", type=record.type, words=record.word_count, required=record.required,
+               offset=offset, instruction_tokens=approx_tokens(record.prompt) if record.prompt else 0,
+               id=record.id, quality_score=record.quality_score, quality_scores=record.quality_scores,
+               judge=record.judge, conclusions=_conclusions(record.paragraphs))
 
 
 def _conclusions(paragraphs: list[str] | None) -> tuple[int, int] | None:
@@ -141,11 +132,10 @@ def scan_run(run_dir: Path) -> Scan:
     snapshot = read_snapshot(run_dir)
     config = snapshot["config"] if snapshot else None
     last: dict[JobKey, Job] = {}
-    usage_of: dict[JobKey, dict | None] = {}
+    usage_of: dict[JobKey, Usage | None] = {}
     for offset, record in job_records(jobs_path):  # a torn tail is left out: a build is writing it
-        key = job_key(record)
-        last[key] = _job(record, offset)
-        usage_of[key] = record.get("usage")  # failed jobs have none: their steps say it
+        last[record.key] = _job(record, offset)
+        usage_of[record.key] = record.usage  # failed jobs have none: their steps say it
     if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
         lines = read_judgements(run_dir, judge)
         for key, job in last.items():
@@ -157,12 +147,12 @@ def scan_run(run_dir: Path) -> Scan:
     settled = set()
     for key, counts in usage_of.items():
         if counts:
-            usage.add(counts)
+            usage += counts
             settled.add(key)
     unfinished = set()
-    for step in read_jsonl(run_dir / "steps.jsonl", skip=settled):
-        usage.add(step, requests=1)
-        if (key := job_key(step)) not in last:
+    for key, step, _ in read_steps(run_dir / "steps.jsonl", skip=settled):
+        usage.add_step(step)
+        if key not in last:
             unfinished.add(key)
     for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
         if not line.get("from_build"):  # a build judge's scores kept aside: paid in steps.jsonl already

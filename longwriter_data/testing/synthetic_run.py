@@ -8,11 +8,12 @@ import itertools
 import json
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import BuildConfig
 from ..quality.length import RequiredLength
+from ..records import JobRecord, Usage
 from ..store import RUN_FORMAT
 
 _SYLLABLES = ("ka lo mi ren sta por vel an ti mor dre sul ca ben tor lis har wen ob qui "
@@ -63,31 +64,24 @@ def _prompt(job: SyntheticJob, seq: int) -> str:
     return f"Write a {wanted} essay about topic {seq}."
 
 
-def record(job: SyntheticJob, seq: int, rng: random.Random, model: str = "synthetic") -> dict:
+def record(job: SyntheticJob, seq: int, rng: random.Random, model: str = "synthetic") -> JobRecord:
     """A jobs.jsonl record as the engine writes it."""
-    required = job.required
-    out = {
-        "seq": seq, "sample": 0, "id": f"syn{seq:06d}", "status": job.status if job.words is not None else "failed",
-        "reason": job.reason if job.words is not None else (job.reason or "plan_failed"),
-        "prompt": _prompt(job, seq), "lang": job.lang, "type": job.type,
-        "required_length": RequiredLength(*required).target if required else None,
-        "required": RequiredLength(*required).as_record() if required else None, "length_injected": False,
-        "pool": "synthetic.jsonl", "model": model, "plan_model": model,
-    }
+    out = JobRecord(
+        seq=seq, sample=0, id=f"syn{seq:06d}", status=job.status if job.words is not None else "failed",
+        reason=job.reason if job.words is not None else (job.reason or "plan_failed"), prompt=_prompt(job, seq),
+        lang=job.lang, type=job.type, required=RequiredLength(*job.required) if job.required else None,
+        pool="synthetic.jsonl", model=model, plan_model=model, wall_seconds=1.0)
     if job.words is None:
-        out.update(detail="synthetic failure", wall_seconds=1.0)
+        out.detail = "synthetic failure"
         return out
     paragraphs = _paragraphs(job.words, job.paragraph_words, job.lang, rng)
     counts = [len(p) if job.lang == "zh" else len(p.split()) for p in paragraphs]
-    out.update(
-        detail=None, plan=[{"main_point": f"Part {i + 1}", "words": n} for i, n in enumerate(counts)],
+    return replace(
+        out, plan=[{"main_point": f"Part {i + 1}", "words": n} for i, n in enumerate(counts)],
         paragraphs=paragraphs, paragraph_words=counts, planned_words=job.words, word_count=job.words,
-        usage={"requests": len(paragraphs) + 1, "prompt_tokens": job.prompt_tokens,
-               "completion_tokens": job.completion_tokens or round(job.words * 1.3),
-               "cached_tokens": job.cached_tokens},
-        seconds=1.0, wall_seconds=1.0,
-    )
-    return out
+        usage=Usage(requests=len(paragraphs) + 1, prompt_tokens=job.prompt_tokens, cached_tokens=job.cached_tokens,
+                    completion_tokens=job.completion_tokens or round(job.words * 1.3)),
+        seconds=1.0)
 
 
 def write_config(run_dir: Path, target: int, **overrides) -> dict:
@@ -113,5 +107,5 @@ def write_run(run_dir: Path, jobs: Iterable[SyntheticJob], target: int | None = 
     rng = random.Random(seed)
     with (run_dir / "jobs.jsonl").open("w", encoding="utf-8") as fh:
         for seq, job in enumerate(jobs):
-            fh.write(json.dumps(record(job, seq, rng), ensure_ascii=False, separators=(",", ":")) + "\n")
+            fh.write(json.dumps(record(job, seq, rng).as_record(), ensure_ascii=False, separators=(",", ":")) + "\n")
     return run_dir

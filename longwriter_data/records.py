@@ -1,0 +1,189 @@
+"""The typed records of a run directory: a job's key, a step's answer, a finished job, token usage. The store
+(store.py) writes and reads them as JSON lines; everything above it handles these types, never the raw lines, so
+the record's shape lives here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, NamedTuple
+
+from .quality.length import RequiredLength
+
+if TYPE_CHECKING:
+    from .config import PricesConfig
+
+
+class JobKey(NamedTuple):
+    """A job's identity: its instruction's place in the draw order, and which sample of that instruction it writes.
+    Ordered as the dataset is: by draw order, then sample."""
+
+    seq: int
+    sample: int = 0
+
+
+@dataclass
+class Usage:
+    """Tokens paid for, summed from step, job or judgement records: for a job's record, and for every completed LLM
+    call of a run, whether its job ended accepted or not."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included, as providers bill them
+    reasoning_tokens: int = 0
+
+    def add(self, counts: dict, requests: int | None = None) -> None:
+        self.requests += int(counts.get("requests") or 0) if requests is None else requests
+        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
+        self.cached_tokens += int(counts.get("cached_tokens") or 0)
+        self.completion_tokens += int(counts.get("completion_tokens") or 0)
+        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
+
+    @classmethod
+    def from_record(cls, counts: dict) -> Usage:
+        usage = cls()
+        usage.add(counts)
+        return usage
+
+    def __iadd__(self, other: Usage) -> Usage:
+        for name in ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def add_step(self, step: StepRecord) -> None:
+        """One completed call."""
+        self.requests += 1
+        self.prompt_tokens += step.prompt_tokens
+        self.cached_tokens += step.cached_tokens
+        self.completion_tokens += step.completion_tokens
+        self.reasoning_tokens += step.reasoning_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """As a job record's `usage` holds it (and recipe.json's)."""
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+                "reasoning_tokens": self.reasoning_tokens}
+
+    def cost(self, prices: PricesConfig | None) -> float | None:
+        """US dollars, or None when no prices are configured."""
+        if prices is None:
+            return None
+        return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
+
+
+@dataclass
+class StepRecord:
+    """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
+    resume instead of being paid again. `key` hashes the request's prompt (and sample index); `tags` are what the
+    step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
+
+    step: int
+    text: str
+    finish_reason: str | None
+    key: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    prompt_chars: int = 0
+    attempts: int = 1
+    seconds: float = 0.0
+    tags: dict = field(default_factory=dict)
+
+    _FIELDS = ("step", "text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
+               "reasoning_tokens", "prompt_chars", "key", "attempts", "seconds")
+
+    def as_record(self) -> dict:
+        record = {name: getattr(self, name) for name in self._FIELDS}
+        record.update(self.tags)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> StepRecord:
+        fields = {name: record[name] for name in cls._FIELDS if name in record}
+        tags = {name: value for name, value in record.items()
+                if name not in cls._FIELDS and name not in _STEP_ENVELOPE}
+        return cls(**fields, tags=tags)
+
+
+_STEP_ENVELOPE = ("seq", "sample", "instruction")  # what the store adds around a step: whose it is
+
+
+@dataclass
+class JobRecord:
+    """One finished job (one sample of one instruction), as jobs.jsonl holds it: what it was asked, what it wrote,
+    what it cost and its verdict. A job judged again (`judge`) or retried gets a later record; the last one wins."""
+
+    seq: int
+    sample: int
+    id: str
+    status: str  # accepted, rejected or failed
+    minhash: str | None = None  # an accepted output's MinHash (base64), read on resume for near-duplicate checks
+    reason: str | None = None  # why it was rejected or failed
+    detail: str | None = None
+    # What it was asked.
+    prompt: str = ""
+    lang: str = "en"
+    type: str | None = None
+    required: RequiredLength | None = None  # the length the instruction asks for (the pool's, the prompt's or injected)
+    length_injected: bool = False
+    pool: str | None = None
+    model: str | None = None
+    plan_model: str | None = None
+    # What it wrote: None for a job that wrote nothing (failed, or not selected).
+    plan: list[dict] | None = None  # {"main_point", "words"} per planned paragraph
+    paragraphs: list[str] | None = None
+    paragraph_words: list[int] | None = None
+    planned_words: int | None = None
+    word_count: int | None = None  # LongBench-Write's count of the joined paragraphs
+    usage: Usage | None = None  # its completed calls, the judge's included (a failed job's are in steps.jsonl)
+    seconds: float | None = None  # summed over its calls
+    # The LLM judge's scores, when one judged it (see generate/judging.py).
+    judge: str | None = None
+    quality_score: float | None = None
+    quality_scores: dict[str, int] | None = None
+    quality_analysis: str | None = None
+    judge_excerpt: bool | None = None
+    wall_seconds: float | None = None
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(self.seq, self.sample)
+
+    @property
+    def text(self) -> str:
+        """The assistant turn: the paragraphs joined by blank lines (the plan is not part of it)."""
+        return "\n\n".join(self.paragraphs or ())
+
+    def as_record(self) -> dict:
+        """The JSON object of its line: the head keys first (seq, sample, id, status, minhash, which a resume reads
+        without parsing the rest: see store.job_heads), then the rest; what the job did not write is left out."""
+        record = {}
+        for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
+            if value is None and name not in _ALWAYS:
+                continue
+            if name == "required":
+                record["required_length"] = value.target if value else None  # the benchmark's single target
+                value = value.as_record() if value else None
+            elif name == "usage":
+                value = value.as_dict()
+            record[name] = value
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> JobRecord:
+        """A parsed line (store.parse_job checked its seq, sample and status); keys of no field are ignored."""
+        values = {name: record[name] for name in _FIELD_NAMES if name in record}
+        if values.get("required") is not None:
+            values["required"] = RequiredLength.from_record(values["required"])
+        if values.get("usage") is not None:
+            values["usage"] = Usage.from_record(values["usage"])
+        return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
+# What a job record keeps of an LLM judge's verdict (QualityJudge.fields gives them; judgements.jsonl has them too).
+JUDGED_FIELDS = ("judge", "quality_score", "quality_scores", "quality_analysis", "judge_excerpt")
+# Written even when None: the head (the resume's pattern expects minhash), and what every record states.
+_ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
