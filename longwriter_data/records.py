@@ -6,7 +6,7 @@ the record's shape lives here only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .quality.length import RequiredLength
 
@@ -20,6 +20,15 @@ class JobKey(NamedTuple):
 
     seq: int
     sample: int = 0
+
+
+class TokenCounts(Protocol):
+    """What one call paid for: a stored step (StepRecord) or an answer as it arrives (backends.base.Completion)."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
 
 
 @dataclass
@@ -51,13 +60,13 @@ class Usage:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def add_step(self, step: StepRecord) -> None:
-        """One completed call."""
+    def add_call(self, call: TokenCounts) -> None:
+        """One completed call: a stored step, or an answer as it arrives (both carry the four token counts)."""
         self.requests += 1
-        self.prompt_tokens += step.prompt_tokens
-        self.cached_tokens += step.cached_tokens
-        self.completion_tokens += step.completion_tokens
-        self.reasoning_tokens += step.reasoning_tokens
+        self.prompt_tokens += call.prompt_tokens
+        self.cached_tokens += call.cached_tokens
+        self.completion_tokens += call.completion_tokens
+        self.reasoning_tokens += call.reasoning_tokens
 
     def as_dict(self) -> dict[str, int]:
         """As a job record's `usage` holds it (and recipe.json's)."""

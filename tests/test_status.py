@@ -77,7 +77,7 @@ def test_the_tracker_counts_requests_tokens_cost_and_jobs_of_this_run_beside_the
     clock.now += 30
     status.job_ended("accepted", words=3000)
     status.job_ended()  # cancelled: it leaves, counted nowhere
-    assert (status.requests_in_flight, status.requests_done, status.jobs_in_flight) == (0, 2, 0)
+    assert (status.requests_in_flight, status.paid.requests, status.jobs_in_flight) == (0, 2, 0)
     assert status.run == {"accepted": 1} and status.whole == {"accepted": 5, "failed": 1}
     assert status.cost == pytest.approx((2 * 600 * 2 + 2 * 400 * 1 + 2 * 500 * 10) / 1e6)
     assert bar.line() == ("rejected=0 failed=1 jobs=0 in-flight=0 req/min=4 tok/s in=67 out=33 words/s=100 "

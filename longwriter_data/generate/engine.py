@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -38,19 +38,24 @@ from .replay import Steps
 
 @dataclass
 class BuildSummary:
-    """What this run did (jobs it finished, tokens it paid for); the whole run directory's counts are in the status
-    tracker and report.json."""
+    """How the engine ended, and the jobs this run finished per status: the status tracker's own counter, read
+    through here (the whole run directory's counts are in the tracker and report.json)."""
 
-    accepted: int = 0
-    rejected: int = 0
-    failed: int = 0
-    reasons: Counter = field(default_factory=Counter)
-    words: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    requests: int = 0
+    finished: Mapping[str, int] = field(default_factory=Counter)
     interrupted: bool = False
-    exhausted: bool = False
+    exhausted: bool = False  # the pools ran dry
+
+    @property
+    def accepted(self) -> int:
+        return self.finished.get("accepted", 0)
+
+    @property
+    def rejected(self) -> int:
+        return self.finished.get("rejected", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.finished.get("failed", 0)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Engine:
         judge = settings.judge  # the LLM judge, when the recipe has one: on its own endpoint or the backend's
         self.quality = QualityJudge(judge, settings.model, settings.generation.step_attempts) if judge else None
         self._judge_send = judge_send or send
-        self.summary = BuildSummary()
+        self.summary = BuildSummary(finished=status.run)
         self.accepted = [key for key, status in state.status.items() if status == "accepted"]
         self._outputs: NearDuplicates | None = None  # built when the first sample is judged: see _output_index
         processes = settings.judge_processes
@@ -193,19 +198,9 @@ class Engine:
                 task.cancel()
 
     def _count(self, record: JobRecord) -> None:
-        summary = self.summary
-        status = record.status
-        setattr(summary, status, getattr(summary, status) + 1)
-        if status == "accepted":
+        if record.status == "accepted":
             self.accepted.append(record.key)
-        else:
-            summary.reasons[record.reason] += 1
-        summary.words += record.word_count or 0
-        usage = record.usage or Usage()
-        summary.prompt_tokens += usage.prompt_tokens
-        summary.completion_tokens += usage.completion_tokens
-        summary.requests += usage.requests
-        self.status.job_ended(status, record.word_count or 0)
+        self.status.job_ended(record.status, record.word_count or 0)
 
     def _output_index(self) -> NearDuplicates:
         """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
@@ -278,7 +273,7 @@ class Engine:
             paid = [*result.steps, *([judged] if judged is not None else [])]
             usage = Usage()
             for step in paid:
-                usage.add_step(step)
+                usage.add_call(step)
             record = replace(
                 record,
                 status=verdict.status,

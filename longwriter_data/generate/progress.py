@@ -24,8 +24,9 @@ class Progress:
         figures = (
             f"rejected={whole['rejected']} failed={whole['failed']} jobs={status.jobs_in_flight} "
             f"in-flight={status.requests_in_flight}{'' if lowered is None else f'/{lowered}'} "
-            f"req/min={status.per_second(status.requests_done) * 60:.0f} "
-            f"tok/s in={status.per_second(status.tokens_in):.0f} out={status.per_second(status.tokens_out):.0f} "
+            f"req/min={status.per_second(status.paid.requests) * 60:.0f} "
+            f"tok/s in={status.per_second(status.paid.prompt_tokens):.0f} "
+            f"out={status.per_second(status.paid.completion_tokens):.0f} "
             f"words/s={status.per_second(status.words):.0f}"
         )
         cost = status.cost

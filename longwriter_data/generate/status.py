@@ -9,9 +9,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
+from ..backends.base import ChatRequest, Completion
 from ..backends.limits import AdaptiveConcurrency
-from ..backends.openai_http import ChatRequest, Completion
 from ..config import PricesConfig
+from ..records import Usage
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 
@@ -29,7 +30,7 @@ class StatusTracker:
         self.words = 0  # in the jobs this run finished
         self.jobs_in_flight = 0
         self.requests_in_flight = 0
-        self.requests_done = self.tokens_in = self.tokens_cached = self.tokens_out = 0
+        self.paid = Usage()  # every request this run answered: the jobs', synthesis's and the judge's
         self._watchers: list[Callable[[], None]] = []
 
     def counted(self, send: Send) -> Send:
@@ -40,10 +41,7 @@ class StatusTracker:
                 completion = await send(request)
             finally:
                 self.requests_in_flight -= 1
-            self.requests_done += 1
-            self.tokens_in += completion.prompt_tokens
-            self.tokens_cached += completion.cached_tokens
-            self.tokens_out += completion.completion_tokens
+            self.paid.add_call(completion)
             return completion
         return counted
 
@@ -74,9 +72,7 @@ class StatusTracker:
     @property
     def cost(self) -> float | None:
         """US dollars for the tokens answered so far, when the recipe has prices."""
-        if self.prices is None:
-            return None
-        return self.prices.cost(self.tokens_in, self.tokens_cached, self.tokens_out)
+        return self.paid.cost(self.prices)
 
     @property
     def lowered_limit(self) -> int | None:

@@ -151,7 +151,7 @@ def scan_run(run_dir: Path) -> Scan:
             settled.add(key)
     unfinished = set()
     for key, step, _ in read_steps(run_dir / "steps.jsonl", skip=settled):
-        usage.add_step(step)
+        usage.add_call(step)
         if key not in last:
             unfinished.add(key)
     for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
