@@ -53,7 +53,7 @@ def histogram_count(out: str, label: str) -> int:
     ],
 )
 def test_band_and_histogram_bin_edges(words, band, bin_range):
-    assert BANDS[band_of(words)][0] == band
+    assert BANDS[band_of(words)].label == band
     assert bin_labels()[bin_of(words)] == bin_range
 
 

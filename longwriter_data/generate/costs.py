@@ -17,6 +17,7 @@ from ..prompts import template
 from ..quality.judge import read_template
 from ..quality.length import approx_tokens
 from ..text import template_lang
+from .plan import Plan, PlanStep
 
 _POINT = {"en": "a main point described in some detail, about a dozen words long in all",
           "zh": "对该段落主要内容的较为详细的描述"}
@@ -52,8 +53,7 @@ def add_job(total: Estimate, instruction_tokens: int, lang: str, words: int, par
     lang = template_lang(lang)
     paragraphs = max(1, min(max_paragraphs, round(words / paragraph_words)))
     per_paragraph = words / paragraphs * _tokens_per_word(lang)
-    line = (f"段落1 - 主要内容：{_POINT[lang]} - 字数要求：500字" if lang == "zh"
-            else f"Paragraph 1 - Main Point: {_POINT[lang]} - Word Count: 500 words")
+    line = Plan((PlanStep(_POINT[lang], 500),)).step_line(0, lang)  # a typical plan line
     plan = paragraphs * approx_tokens(line)
     instruction = instruction_tokens
     write_fixed = approx_tokens(template(f"write_{lang}")) + instruction + plan + approx_tokens(line)

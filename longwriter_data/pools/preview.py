@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import load_config
 from ..quality.dedupe import SignatureCache
-from ..quality.length import band_of
+from ..quality.length import BANDS, band_of
 from .instructions import DrawSettings, PreparedPools, draw
 from ..text import plural
 from ..store import RunStore
@@ -16,13 +16,10 @@ from .synthesis import Synthesis, synthesis_count, synthesized_path
 
 DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)
 
-_BAND_NAMES = ("<2k", "2k-4k", "4k-8k", "8k-16k", "16k-32k", ">32k")  # short names of length.BANDS
-
-
 def band(words: int | None) -> str:
     if words is None:
         return "none"
-    return _BAND_NAMES[band_of(words)]
+    return BANDS[band_of(words)].short
 
 
 def _table(title: str, counts: Counter, total: int) -> list[str]:

@@ -40,7 +40,7 @@ def _share(part: int, whole: int) -> str:
 def band_table(report: LengthReport) -> Table:
     total = report.outputs
     rows = []
-    for (label, _, _), counts in zip(BANDS, report.bands):
+    for (label, *_), counts in zip(BANDS, report.bands):
         rows.append([label, *(f"{counts[s]:,}" for s in report.statuses), _share(sum(counts.values()), total)])
     return Table(["band (words)", *report.statuses, "share"], rows)
 
@@ -60,7 +60,7 @@ def required_table(report: LengthReport) -> Table:
     rows = []
     for index, triples in sorted(by_band.items()):
         required, words, scores = zip(*triples)
-        rows.append([BANDS[index][0], f"{len(triples):,}", _n(statistics.median(required)),
+        rows.append([BANDS[index].label, f"{len(triples):,}", _n(statistics.median(required)),
                      _n(statistics.median(words)), _n(statistics.fmean(scores), 1)])
     return Table(["required (words)", "samples", "median required", "median actual", "mean S_l"], rows)
 

@@ -6,20 +6,30 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # LongBench-Write's count (THUDM/LongWriter, evaluation/pred.py): each character in U+4E00-U+9FFF, plus each match
 # of `\b[a-zA-Z]+\b`. `\b` is Unicode-aware, so a Latin run touching a letter, digit, underscore or Han character
 # ("苹果的iPhone", "5th", "café") is no word; extension-block ideographs and kana count nothing.
 _WORD = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 
+
+
+class Band(NamedTuple):
+    label: str  # as tables show it
+    low: int
+    high: int | None
+    short: str  # as a column or a key shows it
+
+
 # LongWriter's length bands in words; the last closed band includes 32k itself.
 BANDS = (
-    ("[0, 2k)", 0, 2000),
-    ("[2k, 4k)", 2000, 4000),
-    ("[4k, 8k)", 4000, 8000),
-    ("[8k, 16k)", 8000, 16000),
-    ("[16k, 32k]", 16000, 32000),
-    (">32k", 32000, None),
+    Band("[0, 2k)", 0, 2000, "<2k"),
+    Band("[2k, 4k)", 2000, 4000, "2k-4k"),
+    Band("[4k, 8k)", 4000, 8000, "4k-8k"),
+    Band("[8k, 16k)", 8000, 16000, "8k-16k"),
+    Band("[16k, 32k]", 16000, 32000, "16k-32k"),
+    Band(">32k", 32000, None, ">32k"),
 )
 LIMIT = 32000
 
@@ -28,7 +38,7 @@ def band_of(words: int) -> int:
     """Index into BANDS."""
     if words > LIMIT:
         return len(BANDS) - 1
-    return min(next(i for i, (_, _, high) in enumerate(BANDS) if high is None or words < high), len(BANDS) - 2)
+    return min(next(i for i, band in enumerate(BANDS) if band.high is None or words < band.high), len(BANDS) - 2)
 
 
 def words_of(text: str) -> list[str]:
