@@ -4,13 +4,16 @@ store-backed `ask` below it that replays completed steps."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import replace
 
 import pytest
 
+from longwriter_data.backends.dummy import DummyBackend
 from longwriter_data.backends.openai_http import ChatRequest, Completion, request_key
 from longwriter_data.config import GenerationConfig, LlmSelect
-from longwriter_data.generate.agentwrite import AgentWrite, JobFailed, NotSelected
+from longwriter_data.generate.agentwrite import AgentWrite, JobFailed, NotSelected, _checked
+from longwriter_data.generate.attempts import StepFailed, ask
 from longwriter_data.generate.replay import Steps
 from longwriter_data.pools.instructions import Instruction
 
@@ -109,3 +112,14 @@ def test_a_cut_off_paragraph_is_trimmed_to_its_last_sentence_when_the_recipe_say
     assert [r.finish_reason for r in result.steps] == ["stop", "trimmed", "trimmed"]
     with pytest.raises(JobFailed, match="paragraph 1"):  # without trim, a cut-off paragraph is a bad answer
         run(AgentWrite(GenerationConfig(), "m"), Steps(StubSend(finish_reason="length"), attempts=1))
+
+
+PARAGRAPH_REQUEST = ChatRequest(model="m", prompt="Write.", max_tokens=100, temperature=0.7)
+
+
+def test_a_cut_off_paragraph_is_trimmed_to_its_last_sentence_when_asked():
+    cut = Completion("One sentence. Another one that stops", "length", completion_tokens=100)
+    answer = asyncio.run(ask(DummyBackend.in_turn(cut).send, PARAGRAPH_REQUEST, 1, functools.partial(_checked, trim=True)))
+    assert (answer.completion.text, answer.completion.finish_reason) == ("One sentence.", "trimmed")
+    with pytest.raises(StepFailed, match="over the"):  # a paragraph's size is bounded by its request's max_tokens
+        asyncio.run(ask(DummyBackend.in_turn(Completion("word " * 5000, "stop")).send, PARAGRAPH_REQUEST, 1, _checked))

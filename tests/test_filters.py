@@ -1,4 +1,5 @@
-"""Every filter rejects with its named reason; near-duplicates; length injection; extension of short drafts."""
+"""Every filter rejects with its named reason, in unit tests and in builds; extension of short drafts; the LLM
+selector."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import datasets
 import pytest
 
 from longwriter_data.cli import main
-from longwriter_data.quality.conclusions import ends_with_conclusion
-from longwriter_data.config import FiltersConfig, LengthInjection
-from longwriter_data.quality.dedupe import NearDuplicates, signature
+from longwriter_data.config import FiltersConfig
 from longwriter_data.quality.filters import Sample, judge, repetition_ratio
-from longwriter_data.quality.length import RequiredLength, required_length
-from longwriter_data.pools.instructions import Instruction, inject_length
+from longwriter_data.quality.length import RequiredLength
 from longwriter_data.testing.fake_server import chinese, english
 from tests.conftest import jobs, write_config, write_pool
 
@@ -83,42 +81,6 @@ def test_filters_can_be_switched_off():
 @pytest.mark.parametrize("text, low, high", [("a b c d e f g h i j " * 50, 0.9, 1.0), (CLEAN_EN[0], 0.0, 0.02)])
 def test_repetition_ratio(text, low, high):
     assert low <= repetition_ratio(text, 8) <= high
-
-
-def test_minhash_finds_near_duplicates_and_keeps_distinct_texts():
-    seen = NearDuplicates(threshold=0.8)
-    base = CLEAN_EN[0]
-    words = base.split()
-    edited = " ".join(words[:-5] + ["changed"] * 5)  # 5 of 500 words differ
-    assert not seen.check_and_add(signature(base))
-    assert seen.check_and_add(signature(edited))
-    assert not seen.check_and_add(signature(CLEAN_EN[1]))
-    assert not seen.check_and_add(signature(CLEAN_ZH[0]))
-    assert seen.check_and_add(signature(CLEAN_ZH[0][:-10] + "新的结尾。"))
-
-
-@pytest.mark.parametrize("lang, prompt", [("en", "Write a story about a cat."), ("zh", "写一篇关于猫的故事。")])
-def test_length_injection_adds_a_requirement_in_the_instructions_language(lang, prompt):
-    injection = LengthInjection(min_words=2000, max_words=20000)
-    lengths = []
-    for seq in range(200):
-        out = inject_length(Instruction(seq=seq, id="x", prompt=prompt, lang=lang), injection, seed=1)
-        assert out.injected and out.prompt.startswith(prompt)
-        assert required_length(out.prompt) == out.required  # the extractor reads what was injected
-        assert ("字" in out.prompt[len(prompt):]) == (lang == "zh")
-        lengths.append(out.required.low)
-    assert min(lengths) >= 2000 and max(lengths) <= 20000
-    assert sum(n < 6000 for n in lengths) > sum(n >= 14000 for n in lengths)  # log-uniform leans short
-    again = inject_length(Instruction(seq=7, id="x", prompt=prompt, lang=lang), injection, seed=1)
-    assert again.required.low == lengths[7]  # deterministic for a seed and a place in the draw
-
-
-def test_length_injection_leaves_instructions_with_a_length_alone_and_respects_share():
-    has_length = Instruction(seq=0, id="x", prompt="Write 3000 words.", lang="en", required=RequiredLength(3000, 3000))
-    assert inject_length(has_length, LengthInjection(), seed=0) is has_length
-    none = [inject_length(Instruction(seq=i, id="x", prompt="Write.", lang="en"), LengthInjection(share=0), 0)
-            for i in range(20)]
-    assert not any(i.injected for i in none)
 
 
 BAD = {
@@ -218,25 +180,6 @@ def test_a_build_keeps_compliant_answers_to_floors_and_ceilings_and_records_the_
         assert record["status"] == status, record["detail"]
         assert record["required"] == {"kind": kind, "target": target, "low": low, "high": high}
         assert record["required_length"] == target
-
-
-@pytest.mark.parametrize(
-    "paragraph, closes",
-    [
-        ("Some text. In conclusion, rivers matter.", True),
-        ("Some text. **In summary**, rivers matter. They shape towns. They feed fields.", True),
-        ("Some text.\n\n### Conclusion\n\nRivers matter.", True),
-        ("To sum up: rivers matter.", True),
-        ("一些内容。总之，河流很重要。", True),
-        ("一些内容。总而言之，河流塑造了城市。它们养育了农田。", True),
-        ("In conclusion, rivers matter. " + "More is said about them later. " * 5, False),  # not near the end
-        ("Overall performance improved in the third year.", False),  # "Overall" that opens no summary
-        ("The report's summary, in short sentences, came last.", False),
-        ("总体上看不出变化，这一年的降雨与往年相近。", False),
-    ],
-)
-def test_a_paragraph_ends_with_a_closing_summary(paragraph, closes):
-    assert ends_with_conclusion(paragraph) is closes
 
 
 def test_junk_answers_are_retried_and_never_reach_the_data(tmp_path, server):

@@ -1,8 +1,14 @@
+"""Prepared pools and the seeded draw (pools/instructions.py): bad rows named, mixing, the draw order, length
+injection."""
+
+from __future__ import annotations
+
 import pytest
 
-from longwriter_data.config import PoolsConfig, PoolSource
+from longwriter_data.config import LengthInjection, PoolsConfig, PoolSource
 from longwriter_data.errors import UserError
-from longwriter_data.pools.instructions import DrawSettings, PreparedPools, draw
+from longwriter_data.pools.instructions import DrawSettings, Instruction, PreparedPools, draw, inject_length
+from longwriter_data.quality.length import RequiredLength, required_length
 from longwriter_data.text import detect_lang
 from tests.conftest import write_pool
 
@@ -122,3 +128,27 @@ def test_a_pools_length_keeps_the_kind_its_prompt_states(tmp_path):
                     '{"prompt": "Write a story of no more than 5,000 words.", "length": 4000}\n', encoding="utf-8")
     drawn = {i.length: i.required for i in draw(load_pools([PoolSource(path=path)]), DrawSettings(0))}
     assert drawn == {3800: RequiredLength.at_least(3800), 4000: RequiredLength.about(4000)}  # a disagreeing `length` wins
+
+
+@pytest.mark.parametrize("lang, prompt", [("en", "Write a story about a cat."), ("zh", "写一篇关于猫的故事。")])
+def test_length_injection_adds_a_requirement_in_the_instructions_language(lang, prompt):
+    injection = LengthInjection(min_words=2000, max_words=20000)
+    lengths = []
+    for seq in range(200):
+        out = inject_length(Instruction(seq=seq, id="x", prompt=prompt, lang=lang), injection, seed=1)
+        assert out.injected and out.prompt.startswith(prompt)
+        assert required_length(out.prompt) == out.required  # the extractor reads what was injected
+        assert ("字" in out.prompt[len(prompt):]) == (lang == "zh")
+        lengths.append(out.required.low)
+    assert min(lengths) >= 2000 and max(lengths) <= 20000
+    assert sum(n < 6000 for n in lengths) > sum(n >= 14000 for n in lengths)  # log-uniform leans short
+    again = inject_length(Instruction(seq=7, id="x", prompt=prompt, lang=lang), injection, seed=1)
+    assert again.required.low == lengths[7]  # deterministic for a seed and a place in the draw
+
+
+def test_length_injection_leaves_instructions_with_a_length_alone_and_respects_share():
+    has_length = Instruction(seq=0, id="x", prompt="Write 3000 words.", lang="en", required=RequiredLength(3000, 3000))
+    assert inject_length(has_length, LengthInjection(), seed=0) is has_length
+    none = [inject_length(Instruction(seq=i, id="x", prompt="Write.", lang="en"), LengthInjection(share=0), 0)
+            for i in range(20)]
+    assert not any(i.injected for i in none)

@@ -1,21 +1,18 @@
-"""The pieces the engine and synthesis share: the status tracker the progress bar reads, the step-attempt loop, and
-stopping on Ctrl-C. Builds exercise them end to end (test_build.py, test_synthesis.py); these pin their rules."""
+"""The status tracker the progress bar reads: requests, tokens, cost and jobs of this run beside the whole run's.
+Builds exercise it end to end (test_build.py, test_synthesis.py); these pin its rules."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import pytest
 
-from longwriter_data.backends.limits import AdaptiveConcurrency
 from longwriter_data.backends.base import ChatRequest, Completion, Failure, FailureKind, RequestFailed
+from longwriter_data.backends.dummy import DummyBackend
+from longwriter_data.backends.limits import AdaptiveConcurrency
 from longwriter_data.config import PricesConfig
-from longwriter_data.generate.attempts import Rejected, StepFailed, ask
 from longwriter_data.generate.progress import Progress
 from longwriter_data.generate.status import StatusTracker
-from longwriter_data.generate.stop import Drain
-from longwriter_data.quality.answer_checks import answer_problem
 
 REQUEST = ChatRequest(model="m", prompt="Write.", max_tokens=100, temperature=0.7)
 GOOD = Completion("A usable answer.", "stop", prompt_tokens=1000, completion_tokens=500, cached_tokens=400)
@@ -29,28 +26,13 @@ class Clock:
         return self.now
 
 
-def answering(*answers: Completion | Exception):
-    """A `send` that gives these answers (or raises these errors) in turn, and records the requests it got."""
-    queue = list(answers)
-
-    async def send(request: ChatRequest) -> Completion:
-        send.requests.append(request)
-        answer = queue.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    send.requests = []
-    return send
-
-
 def test_the_tracker_counts_requests_tokens_cost_and_jobs_of_this_run_beside_the_whole_run():
     clock = Clock()
     limiter = AdaptiveConcurrency(8)
     status = StatusTracker(10, {"accepted": 4, "failed": 1}, PricesConfig(input=2, cached_input=1, output=10),
                            limiter, clock)
     bar = Progress(status, enabled=False)
-    answers = answering(GOOD, GOOD, RequestFailed(Failure(FailureKind.RETRYABLE, "HTTP 500", 500)))
+    answers = DummyBackend.in_turn(GOOD, GOOD, Failure(FailureKind.RETRYABLE, "HTTP 500", 500)).send
 
     async def main() -> None:
         started, answer = asyncio.Event(), asyncio.Event()
@@ -90,71 +72,3 @@ def test_the_tracker_counts_requests_tokens_cost_and_jobs_of_this_run_beside_the
 def test_without_prices_the_bar_shows_no_cost():
     status = StatusTracker(3)
     assert status.cost is None and "cost" not in Progress(status, enabled=False).line()
-
-
-NO_LIST = Completion("Here are some thoughts.", "stop")
-
-
-def usable(completion: Completion, request) -> Completion:
-    """The check every caller starts with: an answer fit to use (not empty, not cut off, no error text)."""
-    if problem := answer_problem(completion):
-        raise Rejected(problem)
-    return completion
-
-
-def listed(completion: Completion, request) -> Completion:
-    """A caller's own check on top: the answer must be the good one."""
-    if usable(completion, request).text != GOOD.text:
-        raise Rejected("no list found")
-    return completion
-
-
-@pytest.mark.parametrize("answers, check, attempts, expected", [
-    ((GOOD,), None, 3, "good at attempt 1"),
-    ((Completion("", "stop"), Completion("cut", "length"), GOOD), usable, 3, "good at attempt 3"),
-    ((NO_LIST, GOOD), listed, 3, "good at attempt 2"),
-    ((NO_LIST, NO_LIST), listed, 2, "no list found after 2 attempts"),
-    ((Completion("", "stop"), RequestFailed(Failure(FailureKind.REFUSED, "HTTP 400: bad model", 400))), usable, 3,
-     "HTTP 400: bad model"),
-    ((Completion("cut", "length"),) * 2, usable, 2, "cut off (finish_reason=length) after 2 attempts"),
-])
-def test_a_step_asks_again_after_unusable_answers_and_ends_at_a_failed_request(answers, check, attempts, expected):
-    paid: list[Completion] = []
-    send = answering(*answers)
-    try:
-        answer = asyncio.run(ask(send, REQUEST, attempts, check, paid=paid.append))
-    except StepFailed as exc:
-        assert str(exc) == expected
-        assert exc.attempts == len(send.requests)
-    else:
-        assert answer.completion == GOOD and expected == f"good at attempt {answer.attempts}"
-    assert len(send.requests) == min(len(answers), attempts)
-    assert paid == [a for a in answers[:len(send.requests)] if isinstance(a, Completion)]  # bad answers are paid too
-
-
-def test_a_cut_off_paragraph_is_trimmed_to_its_last_sentence_when_asked():
-    from longwriter_data.generate.agentwrite import _checked
-
-    cut = Completion("One sentence. Another one that stops", "length", completion_tokens=100)
-    answer = asyncio.run(ask(answering(cut), REQUEST, 1, functools.partial(_checked, trim=True)))
-    assert (answer.completion.text, answer.completion.finish_reason) == ("One sentence.", "trimmed")
-    with pytest.raises(StepFailed, match="over the"):  # a paragraph's size is bounded by its request's max_tokens
-        asyncio.run(ask(answering(Completion("word " * 5000, "stop")), REQUEST, 1, _checked))
-
-
-def test_a_stop_starts_nothing_new_then_cancels_what_outlives_the_grace_period():
-    async def main() -> tuple[bool, bool, bool]:
-        tasks: dict[int, asyncio.Task] = {}
-        drain = Drain(tasks)
-        finished = asyncio.Event()
-        tasks[1] = asyncio.create_task(finished.wait())
-        tasks[2] = asyncio.create_task(asyncio.Event().wait())  # never ends by itself
-        drain.request_stop(3600)
-        drain.request_stop(0)  # a second request changes nothing: the first grace period stands
-        finished.set()
-        await tasks[1]
-        still_running = not tasks[2].done()
-        await drain.close()
-        return drain.requested, still_running, tasks[2].cancelled()
-
-    assert asyncio.run(main()) == (True, True, True)

@@ -22,6 +22,12 @@ class DummyBackend(Backend):
         self.answer = answer or (lambda request: f"An answer to: {request.prompt}")
         self.requests: list[ChatRequest] = []
 
+    @classmethod
+    def in_turn(cls, *answers: str | Completion | Failure) -> DummyBackend:
+        """A backend that gives these answers, one per request, in turn."""
+        queue = list(answers)
+        return cls(lambda request: queue.pop(0))
+
     async def send(self, request: ChatRequest) -> Completion:
         self.requests.append(request)
         result = self.answer(request)
