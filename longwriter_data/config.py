@@ -160,6 +160,9 @@ class GenerationConfig(Strict):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
     step_attempts: int = Field(3, ge=1)
+    # Jobs per drawn instruction, each a sample of its own (for preference pairs); `target` still counts accepted
+    # samples, so 2 needs about half the instructions. strict: `true` or 1.5 is a mistake, not a count.
+    samples_per_instruction: int = Field(1, ge=1, le=16, strict=True)
 
     ordered = (("min_paragraphs", "max_paragraphs"),)
 
