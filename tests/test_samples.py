@@ -248,3 +248,38 @@ def test_estimate_warns_in_instructions_when_two_samples_each_still_fall_short(t
     assert "-> 6 jobs (the pools run dry before the 13 wanted)" in out
     assert ("Warning: the pools hold 3 instructions, not the 7 the target needs (2 samples each): about 4 accepted "
             "samples, 6 short of 10." in out)
+
+
+def test_synthesis_count_auto_makes_up_instructions_not_jobs(tmp_path):
+    """Eight samples at two per instruction need four instructions: the pool's three and one synthesized."""
+    from longwriter_data.pools.instructions import PreparedPools
+    from longwriter_data.pools.synthesis import synthesis_count
+    from tests.test_synthesis import synthesizing
+
+    def count(samples: int) -> int:
+        config = synthesizing(tmp_path / str(samples), "http://127.0.0.1:9/v1", target=8, count="auto",
+                              acceptance=1.0)
+        config.write_text(config.read_text() + f"generation: {{samples_per_instruction: {samples}}}\n")
+        recipe = load_config(config)
+        with PreparedPools(recipe.pools) as pools:
+            return synthesis_count(recipe, pools)
+
+    assert (count(1), count(2)) == (5, 1)
+
+
+def test_the_pools_preview_counts_samples_of_each_instruction_toward_the_target(tmp_path, capsys):
+    pool = pool_of(tmp_path / "pool.jsonl", [f"Write a 2400-word report on harbour number {i}." for i in range(3)])
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=5)
+    assert main(["pools", "--config", str(config)]) == 0
+    assert "would give about 2 accepted samples at 85% acceptance, short of the target of 5" in capsys.readouterr().out
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=5, generation={"samples_per_instruction": 2})
+    assert main(["pools", "--config", str(config)]) == 0
+    assert "Warning" not in capsys.readouterr().out  # six jobs: about five accepted
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=9, generation={"samples_per_instruction": 2})
+    assert main(["pools", "--config", str(config)]) == 0
+    assert ("Warning: the pools' 3 instructions (2 samples each) would give about 5 accepted samples at 85% "
+            "acceptance, short of the target of 9" in capsys.readouterr().out)
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=5, generation={"samples_per_instruction": 2},
+                          pools={"sources": [{"path": str(pool)}], "synthesize": {"acceptance": 1.0}})
+    assert main(["pools", "--config", str(config)]) == 0
+    assert "nothing to write: the sources hold the 3 instructions that target" in capsys.readouterr().out
