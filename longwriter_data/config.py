@@ -160,6 +160,9 @@ class GenerationConfig(Strict):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # Bad answers (empty, cut off, refused, unparseable plan) are retried this many times per step.
     step_attempts: int = Field(3, ge=1)
+    # Jobs per drawn instruction, each a sample of its own (for preference pairs); `target` still counts accepted
+    # samples, so 2 needs about half the instructions. strict: `true` or 1.5 is a mistake, not a count.
+    samples_per_instruction: int = Field(1, ge=1, le=16, strict=True)
 
     ordered = (("min_paragraphs", "max_paragraphs"),)
 
@@ -236,7 +239,8 @@ class SynthesizeConfig(Strict):
     and language, deduplicated against the pool and kept in the run directory, so a resume reuses them."""
 
     # New instructions wanted (kept after deduplication). auto: as many as the other sources fall short of
-    # target / acceptance, counted when the run starts (a Hub source unreachable or run dry is made up for).
+    # target / acceptance jobs (generation.samples_per_instruction per instruction), counted when the run starts
+    # (a Hub source unreachable or run dry is made up for).
     count: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     acceptance: float = Field(0.85, gt=0, le=1)  # for count: auto, the share of jobs expected to be accepted
     per_request: int = Field(10, ge=1, le=100)  # asked per call: more pays for the examples fewer times

@@ -27,8 +27,11 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
              paragraph_words: int | None = None, tokens_per_second: float = 50.0,
              seconds_per_request: float = 1.0) -> Estimate:
     """Replay the draw for the jobs the target needs at this acceptance rate and add up what they would cost,
-    with the instructions synthesis is still to write (priced at `default_words`) and what writing them costs."""
+    with the instructions synthesis is still to write (priced at `default_words`) and what writing them costs.
+    Each instruction is generation.samples_per_instruction jobs."""
     wanted = math.ceil(config.target / acceptance)
+    samples = config.generation.samples_per_instruction
+    needed = math.ceil(wanted / samples)  # instructions
     saved = RunStore(config.run_dir).saved_config()  # a damaged or older run directory is named first
     minhashes = SignatureCache(None)  # in memory
     with PreparedPools(config.pools) as pools:
@@ -40,16 +43,17 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
         sources: Counter = Counter()
         jobs = []
         instructions = draw(pools, DrawSettings.of(config), minhashes=minhashes)
-        for instruction in itertools.islice(instructions, wanted):
+        for instruction in itertools.islice(instructions, needed):
             sources[instruction.pool] += 1
-            jobs.append((approx_tokens(instruction.prompt), instruction.lang,
-                         instruction.required.target if instruction.required else None))
+            jobs += [(approx_tokens(instruction.prompt), instruction.lang,
+                      instruction.required.target if instruction.required else None)] * samples
         if pending:  # not written yet: languages in turn, priced like the pool's instructions, at default_words
             examples = [approx_tokens(record["prompt"]) for record in itertools.islice(pools.records(), 100)]
             per = sum(examples) // len(examples) if examples else 40
-            more = min(pending, wanted - len(jobs))
+            more = min(pending, needed - sum(sources.values()))
             sources[SOURCE_NAME] += more
-            jobs += [(per, synthesis.languages[k % len(synthesis.languages)], None) for k in range(more)]
+            jobs += [(per, synthesis.languages[k % len(synthesis.languages)], None)
+                     for k in range(more) for _ in range(samples)]
         total = estimate_jobs(config, jobs, default_words, paragraph_words, tokens_per_second, seconds_per_request)
         total.wanted_jobs, total.sources, total.to_synthesize = wanted, sources, pending
         total.warnings = pools.warnings()
@@ -94,10 +98,13 @@ def _supply(config: BuildConfig, total: Estimate, acceptance: float) -> list[str
     listing = ", ".join(f"{name} {count:,}" for name, count in total.sources.most_common())
     lines = [f"  instructions    {available:>14,}   drawn from {listing or 'nothing'}"
              + (f" ({total.to_synthesize:,} still to be synthesized)" if total.to_synthesize else "")]
-    if available < total.wanted_jobs:
-        expected = int(available * acceptance)
+    samples = config.generation.samples_per_instruction
+    if available * samples < total.wanted_jobs:
+        expected = int(available * samples * acceptance)
+        each = f" ({samples} samples each)" if samples > 1 else ""
         lines.append(f"  Warning: the pools hold {plural(available, 'instruction')}, not the "
-                     f"{total.wanted_jobs:,} the target needs: about {expected:,} accepted samples, "
+                     f"{math.ceil(total.wanted_jobs / samples):,} the target needs{each}: "
+                     f"about {expected:,} accepted samples, "
                      f"{config.target - expected:,} short of {config.target:,}. Add sources, raise a source's "
                      f"max_instructions, or set pools.synthesize (count: auto makes up the rest).")
     return lines

@@ -71,14 +71,15 @@ class EngineSettings:
     selector: LlmSelect | None = None  # pools.llm_select
     judge: JudgeConfig | None = None  # quality.judge
     judge_processes: int | None = None  # None: 2 from 64 jobs at once on, else judging runs in a thread
-    samples: int = 1  # jobs per instruction; no recipe key yet (DPO pairs will add one and pass it in `of`)
+    samples: int = 1  # jobs per instruction: generation.samples_per_instruction
 
     @classmethod
     def of(cls, config: BuildConfig) -> EngineSettings:
         return cls(target=config.target, max_jobs=config.engine.max_jobs, model=config.backend.model,
                    generation=config.generation, filters=config.filters, plan_model=config.backend.plan_model,
                    selector=config.pools.llm_select, judge=config.quality.judge,
-                   judge_processes=config.engine.judge_processes)
+                   judge_processes=config.engine.judge_processes,
+                   samples=config.generation.samples_per_instruction)
 
 
 class Engine:

@@ -52,9 +52,10 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
                 notes.append(f"pools.synthesize: the build will first have the backend write {count:,} more "
                              f"instructions{auto}; none in {path} yet, so they are not in the tables below.")
             else:
+                jobs = math.ceil(config.target / synthesize.acceptance)
                 notes.append(f"pools.synthesize: nothing to write: the sources hold the "
-                             f"{math.ceil(config.target / synthesize.acceptance):,} instructions that target / "
-                             f"acceptance ({synthesize.acceptance:.0%}) asks for.")
+                             f"{math.ceil(jobs / config.generation.samples_per_instruction):,} instructions that "
+                             f"target / acceptance ({synthesize.acceptance:.0%}) asks for.")
         skipped: Counter = Counter()
         drawn = []
         by_source, by_lang, by_type, by_band = Counter(), Counter(), Counter(), Counter()
@@ -71,9 +72,11 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
         lines = [f"{config.name}: {plural(total, 'instruction')} to draw (target: "
                  f"{plural(config.target, 'accepted sample')}).", *notes]
         acceptance = synthesize.acceptance if synthesize else DEFAULT_ACCEPTANCE
-        expected = int((total + pending) * acceptance)
+        each = config.generation.samples_per_instruction  # jobs per instruction
+        expected = int((total + pending) * each * acceptance)
         if expected < config.target:
-            lines.append(f"Warning: the pools' {plural(total + pending, 'instruction')} would give about "
+            lines.append(f"Warning: the pools' {plural(total + pending, 'instruction')}"
+                         f"{f' ({each} samples each)' if each > 1 else ''} would give about "
                          f"{plural(expected, 'accepted sample')} "
                          f"at {acceptance:.0%} acceptance, short of the target of {config.target:,}: the pools will "
                          f"run dry first. Add sources, or set pools.synthesize (count: auto makes up the rest).")

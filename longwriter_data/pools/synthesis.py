@@ -59,14 +59,16 @@ def synthesis_count(config: BuildConfig, pools: PreparedPools, minhashes: Signat
                     saved: dict | None = None) -> int:
     """How many instructions synthesis is to keep: the recipe's `count`; for `auto`, the count recorded when the
     run started (`saved`, its config.json: a resumed run keeps the same instructions and draw order whatever the
-    target says now), else what the pools, before synthesis, fall short of target / acceptance."""
+    target says now), else what the pools, before synthesis, fall short of target / acceptance jobs (each
+    instruction is generation.samples_per_instruction jobs)."""
     settings = config.pools.synthesize
     if settings.count != "auto":
         return settings.count
     if saved and saved.get(SAVED_COUNT) is not None:
         return saved[SAVED_COUNT]
     jobs = math.ceil(config.target / settings.acceptance)
-    return max(0, jobs - drawable_count(config, pools, minhashes, at_most=jobs))
+    needed = math.ceil(jobs / config.generation.samples_per_instruction)
+    return max(0, needed - drawable_count(config, pools, minhashes, at_most=needed))
 
 
 def instructions_schema(count: int) -> dict:

@@ -25,6 +25,9 @@ Directives inside an instruction make that one job misbehave, for tests:
                json_error, placeholder, deferral, template, huge (200 KB) -- see JUNK
   [[control]]  paragraphs hold NUL, ANSI colour codes and other control characters
   [[conclude]] every paragraph ends with a closing summary ("In summary, ...", "综上所述，...")
+  [[vary]]     the n-th request of a prompt gets the n-th variant of its text (seeded by prompt and n), as sampling
+               at a temperature does: a second sample of an instruction is not a copy of the first. The texts then
+               follow the order requests arrive in; reset starts every prompt at its first variant again
 
 Judge prompts (prompts/judge_en.txt) are graded from the text itself: Relevance by how many of the instruction's
 topic words the answer holds, Coherence, Clarity, Breadth and Depth and Reading Experience by how much of it
@@ -88,7 +91,7 @@ _ZH_CHARS = "的一是在不了有和人这中大为上个国我以要他时来�
 
 _DIRECTIVE = re.compile(
     r"\[\[(short|fail|empty|refuse|badplan|repeat|english|meta|words=\d+|same=\w+|notlong|cutoff|offtopic|judgeflaky"
-    r"|judgebad|huge|gzipbomb|junk=\w+|control|conclude)\]\]")
+    r"|judgebad|huge|gzipbomb|junk=\w+|control|conclude|vary)\]\]")
 _REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)", re.IGNORECASE)
 _EN_LENGTH = re.compile(r"(\d[\d,]*)[\s-]*words?\b", re.IGNORECASE)
 _ZH_LENGTH = re.compile(r"(\d+)\s*字")
@@ -310,6 +313,8 @@ class FakeServer:
         if "gzipbomb" in directives:
             return web.Response(body=_gzip_bomb(), content_type="application/json", headers={"Content-Encoding": "gzip"})
         seed = _seed(prompt)
+        if "vary" in directives:  # the n-th request of this prompt: variant n-1 (the first keeps the plain seed)
+            seed += self.per_prompt[request_key(prompt)] - 1
         if prompt.startswith(("Does the following instruction call for a long", "下面这条指令是否需要")):
             instruction = prompt.rsplit("\n\n", 1)[-1]
             answer = "no" if "[[notlong]]" in instruction else "yes"
