@@ -18,12 +18,11 @@ _BAR = {"accepted": "█", "rejected": "░"}
 def estimate_lines(scan: Scan) -> list[str]:
     """What `estimate` predicts for the jobs this run finished, beside what they cost: how far to trust it."""
     finished = [job for job in scan.jobs if job.instruction_tokens]
-    if scan.kind != "run" or not scan.config or not finished:
+    config = scan.settings
+    if scan.kind != "run" or config is None or not finished:
         return []
-    from ..config import BuildConfig
     from ..generate.costs import estimate_jobs
 
-    config = BuildConfig.model_validate(scan.config)
     predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
                                         else None) for job in finished))
     usage = scan.usage
