@@ -23,8 +23,11 @@ def estimate_lines(scan: Scan) -> list[str]:
         return []
     from ..generate.costs import estimate_jobs
 
-    predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
-                                        else None) for job in finished))
+    try:
+        predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
+                                            else None) for job in finished))
+    except OSError:  # the judge's own template, named by the recipe, is no longer where the build read it
+        return []
     usage = scan.usage
 
     def row(name: str, guess: float, spent: float, money: bool = False) -> str:
