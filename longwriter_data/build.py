@@ -11,10 +11,10 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import ValidationError
 from tqdm import tqdm
 
 from .backends.factory import check_backend, open_backend
@@ -30,11 +30,12 @@ from .pools.instructions import DrawSettings, PreparedPools, draw
 from .generate.progress import Progress
 from .generate.status import StatusTracker
 from .redact import without_secrets
-from .publish.report import format_report, run_report
+from .publish.report import RunReport, format_report, run_report
 from .pools.sources import source_name
 from .text import plural
+from .records import RunSnapshot
 from .store import RunState, RunStore
-from .pools.synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
+from .pools.synthesis import Synthesis, synthesis_count, synthesized_path
 
 
 def _say(message: str) -> None:
@@ -81,15 +82,17 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         clean_stale_staging(config.run_dir, dataset.name)
         # No secrets (a key written into the recipe by mistake is removed, as the dataset card removes it), and
         # the paths as the recipe wrote them.
-        snapshot = {"config": without_secrets(config.as_written().model_dump(mode="json")),
-                    "pool_fingerprints": pools.fingerprints}
-        _check_drift(store, config, snapshot, force)
+        snapshot = RunSnapshot(recipe=without_secrets(config.as_written().model_dump(mode="json")),
+                               pool_fingerprints=pools.fingerprints)
+        saved = store.saved_config()
+        _check_drift(store, config, saved, snapshot, force)
         minhashes = SignatureCache(store.minhash_cache_path)
         try:
             synthesis = None
             if config.pools.synthesize:  # what synthesized.jsonl already holds, derived without a request
-                count = synthesis_count(config, pools, minhashes, store.saved_config())
-                snapshot[SAVED_COUNT] = count  # fixed for the run: its instructions and draw order stay the same
+                count = synthesis_count(config, pools, minhashes, saved)
+                # fixed for the run: its instructions and draw order stay the same
+                snapshot = replace(snapshot, synthesize_count=count)
                 synthesis = Synthesis(config, pools, minhashes, count)
             store.save_config(snapshot)
             state = store.load_state(retry_failed=retry_failed, samples=EngineSettings.of(config).samples)
@@ -106,12 +109,12 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         finally:
             minhashes.close()
         report = run_report(store.jobs_path)
-        report["skipped_instructions"] = dict(skipped)
+        report.skipped_instructions = dict(skipped)
         if pools.dropped["prompt_too_long"]:  # never drawn: longer than pools.max_prompt_chars or select's limit
-            report["skipped_instructions"]["prompt_too_long"] = pools.dropped["prompt_too_long"]
+            report.skipped_instructions["prompt_too_long"] = pools.dropped["prompt_too_long"]
         if synthesis is not None:
-            report["synthesis"] = synthesis.report()
-        store.save_report(report)
+            report.synthesis = synthesis.report()
+        store.save_report(report.as_record())
     finally:
         store.close()
     if summary.interrupted:
@@ -122,11 +125,11 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
 
     settings = previous_settings(dataset)  # a user's `export --format sharegpt --test-size 0.1` stays so
     rows = 0
-    if report["status"]["accepted"] and settings is not None:
+    if report.status["accepted"] and settings is not None:
         rows = export_run(config.run_dir, dataset, fmt=settings.format, target=config.target,
                           test_size=settings.test_size, seed=config.seed)
     _print_summary(config, summary, report, rows, settings)
-    status = report["status"]
+    status = report.status
     if status["failed"] and not status["accepted"] and not status["rejected"]:
         _say("error: every job failed (reasons above), so the run has nothing to show; fix the cause, then re-run "
              "with --retry-failed.")
@@ -167,20 +170,16 @@ def _fewer_collections() -> Iterator[None]:
             gc.unfreeze()
 
 
-def _check_drift(store: RunStore, config: BuildConfig, snapshot: dict, force: bool) -> None:
-    saved = store.saved_config()
+def _check_drift(store: RunStore, config: BuildConfig, saved: RunSnapshot | None, snapshot: RunSnapshot,
+                 force: bool) -> None:
     if saved is None or not _generated_anything(store, config):
         return
-    try:
-        old = BuildConfig.model_validate(saved["config"]).generative_view()
-    except ValidationError as exc:
-        raise UserError(f"{store.config_path}: the recipe saved there is not one this version reads "
-                        f"({exc.errors()[0]['msg']}); use another run_dir.") from None
+    old = saved.build_config().generative_view()
     new = config.generative_view()
     differences = config_drift(old, new)
     names = [source_name(source) for source in config.pools.sources]  # per source: the message names the one
     differences += [f"pools[{index}] ({names[index]}): its instructions changed"
-                    for index, (before, now) in enumerate(zip(saved["pool_fingerprints"], snapshot["pool_fingerprints"]))
+                    for index, (before, now) in enumerate(zip(saved.pool_fingerprints, snapshot.pool_fingerprints))
                     if before != now]
     if differences and not force:
         listing = "\n  ".join(differences)
@@ -277,13 +276,13 @@ class _Shutdown:
             running.request_stop(self.grace_s)
 
 
-def _print_summary(config: BuildConfig, summary: BuildSummary, report: dict, rows: int,
+def _print_summary(config: BuildConfig, summary: BuildSummary, report: RunReport, rows: int,
                    settings: ExportSettings | None) -> None:
     finished = summary.accepted + summary.rejected + summary.failed
     done = (f"{summary.accepted} accepted, {summary.rejected} rejected, {summary.failed} failed in this run"
             if finished else "no jobs to run in this run")
     lines = [f"Build {config.name}: {done}. Whole run directory (also in report.json):", format_report(report)]
-    if summary.exhausted and report["status"]["accepted"] < config.target:
+    if summary.exhausted and report.status["accepted"] < config.target:
         lines.append(f"The pools ran dry before the target of {config.target}.")
     dataset = config.run_dir / "dataset"
     if rows:

@@ -14,8 +14,8 @@ def _run_target(run_dir: Path) -> tuple[int | None, int]:
     snapshot = read_snapshot(run_dir)
     if snapshot is None:
         raise UserError(f"{run_dir} is not a run directory (no config.json).")
-    config = snapshot["config"]
-    return config.get("target"), config.get("seed", 0)
+    config = snapshot.build_config()
+    return config.target, config.seed
 
 
 def export_command(run_dir: Path, out: Path | None, fmt: str, test_size: float) -> int:

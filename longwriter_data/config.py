@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
 from .errors import UserError
@@ -334,10 +334,10 @@ class JudgeConfig(Strict):
 
     @field_validator("prompt_file")
     @classmethod
-    def _template_has_placeholders(cls, value: Path | None) -> Path | None:
+    def _template_has_placeholders(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         from .quality.judge import missing_placeholders
 
-        if value is None:
+        if value is None or (info.context or {}).get(_SAVED):  # a saved recipe's template was read when it was built
             return value
         try:
             template = value.read_text(encoding="utf-8")
@@ -475,6 +475,24 @@ def load_config(path: str | Path) -> BuildConfig:
             what = "is a folder, not a file (a saved dataset goes under `hf:`)" if pool.path.is_dir() else "does not exist"
             raise UserError(f"{_where(path, root, loc)}: {_key(loc)}: pool file {pool.path} {what}.")
     return config
+
+
+# Validation context of a recipe read back from a run directory (see saved_recipe).
+_SAVED = "saved"
+
+
+def saved_recipe(raw: dict, path: Path) -> BuildConfig:
+    """The recipe a run directory saved (`path`, its config.json), validated; one this version does not read (another
+    version wrote it) is one error naming the file and the key. Files it names are not read again: reading a run
+    back must not depend on where a judge template lies now."""
+    try:
+        return BuildConfig.model_validate(raw, context={_SAVED: True})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = _as_written(raw, tuple(error["loc"]))
+        raise UserError(f"{path}: the recipe saved there is not one this version reads ({_key(loc)}: "
+                        f"{_message(error).removesuffix('.')}); use the version that wrote this run directory, or "
+                        "build into another run_dir.") from None
 
 
 MAX_EXPANDED_NODES = 100_000

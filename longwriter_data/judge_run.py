@@ -48,7 +48,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     saved = store.saved_config()
     if saved is None:
         raise UserError(f"{run_dir} is not a run directory (no config.json).")
-    config = BuildConfig.model_validate(saved["config"])
+    config = saved.build_config()
     base = (config.quality.judge or JudgeConfig()).model_dump()
     overrides = {"model": model, "min_score": min_score, "base_url": base_url, "api_key_env": api_key_env}
     base.update({name: value for name, value in overrides.items() if value is not None})
@@ -78,7 +78,7 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
         write_atomic(run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge.key, "model": judge.model,
                                                    "min_score": settings.min_score,
                                                    "min_dimension": settings.min_dimension}, indent=2) + "\n")
-        store.save_report(run_report(store.jobs_path))
+        store.save_report(run_report(store.jobs_path).as_record())
     finally:
         store.close()
     print(f"Judge {judge.key}: {len(todo) - failed} samples judged now, {len(jobs) - len(todo)} already judged, "

@@ -1,4 +1,5 @@
-"""The typed records of a run directory: a job's key, a step's answer, a finished job, token usage. The store
+"""The typed records of a run directory: a job's key, a step's answer, a finished job, token usage, the run's
+snapshot (config.json). The store
 (store.py) writes and reads them as JSON lines; everything above it handles these types, never the raw lines, so
 the record's shape lives here only.
 """
@@ -6,12 +7,17 @@ the record's shape lives here only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .quality.length import RequiredLength
 
 if TYPE_CHECKING:
-    from .config import PricesConfig
+    from .config import BuildConfig, PricesConfig
+
+# The run directory's format: a build writes it into config.json, and every command refuses a directory of another
+# format (those of earlier development versions have none) rather than misread it.
+RUN_FORMAT = 1
 
 
 class JobKey(NamedTuple):
@@ -196,3 +202,35 @@ _FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
 JUDGED_FIELDS = ("judge", "quality_score", "quality_scores", "quality_analysis", "judge_excerpt")
 # Written even when None: the head (the resume's pattern expects minhash), and what every record states.
 _ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """config.json: the recipe a run was started with (no secrets, paths as written), its pools' fingerprints and,
+    for `count: auto`, synthesis's count fixed when the run started. A resumed build checks drift against it; judge,
+    inspect and export read the recipe back through build_config()."""
+
+    recipe: dict  # as saved, not validated: build_config() names a recipe this version cannot read
+    pool_fingerprints: list[str] = field(default_factory=list)
+    synthesize_count: int | None = None
+    format: int = RUN_FORMAT
+    path: Path | None = field(default=None, compare=False)  # the config.json it was read from, for errors
+
+    def build_config(self) -> BuildConfig:
+        """The saved recipe, validated; one this version does not read is one error naming the file and the key."""
+        from .config import saved_recipe
+
+        return saved_recipe(self.recipe, self.path or Path("config.json"))
+
+    def as_record(self) -> dict:
+        """config.json's object (format 1): synthesize_count only where synthesis fixed one."""
+        record = {"format": self.format, "config": self.recipe, "pool_fingerprints": self.pool_fingerprints}
+        if self.synthesize_count is not None:
+            record["synthesize_count"] = self.synthesize_count
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, path: Path | None = None) -> RunSnapshot:
+        """A parsed config.json (store.read_snapshot checked its format and that `config` is an object)."""
+        return cls(recipe=record["config"], pool_fingerprints=list(record.get("pool_fingerprints") or ()),
+                   synthesize_count=record.get("synthesize_count"), format=record["format"], path=path)

@@ -22,12 +22,12 @@ import os
 import re
 from collections import Counter
 from collections.abc import Awaitable, Container, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
-from .records import JobKey, JobRecord, StepRecord
+from .records import RUN_FORMAT, JobKey, JobRecord, RunSnapshot, StepRecord
 
 # Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
 # them; patterns are matched at a line's start (match(map, start, end)).
@@ -37,9 +37,6 @@ _KEY = re.compile(rb'\{"seq":\s*(\d+),\s*"sample":\s*(\d+)')
 # quotes are escaped, so this pattern can only match the keys themselves.
 _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","status":"(\w+)",'
                        rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
-# The run directory's format: a build writes it into config.json, and every command refuses a directory of another
-# format (those of earlier development versions have none) rather than misread it.
-RUN_FORMAT = 1
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
@@ -344,15 +341,21 @@ class RunStore:
         self.steps = GroupCommitLog(self.steps_path)
         self.jobs = GroupCommitLog(self.jobs_path)
 
-    def saved_config(self) -> dict | None:
-        return read_snapshot(self.run_dir)
+    def saved_config(self) -> RunSnapshot | None:
+        """config.json, whose recipe this version can read: a command on a run directory names a damaged snapshot,
+        or one another version wrote, before it does anything."""
+        snapshot = read_snapshot(self.run_dir)
+        if snapshot is not None:
+            snapshot.build_config()
+        return snapshot
 
-    def save_config(self, snapshot: dict) -> None:
+    def save_config(self, snapshot: RunSnapshot) -> None:
         """config.json: the snapshot, stamped with this version's run-directory format."""
-        snapshot = {"format": RUN_FORMAT, **snapshot}
-        write_atomic(self.config_path, json.dumps(snapshot, indent=2, ensure_ascii=False))
+        record = replace(snapshot, format=RUN_FORMAT).as_record()
+        write_atomic(self.config_path, json.dumps(record, indent=2, ensure_ascii=False))
 
     def save_report(self, report: dict) -> None:
+        """report.json: publish/report.RunReport's record (the store, below publish, takes it as JSON)."""
         write_atomic(self.report_path, json.dumps(report, indent=2, ensure_ascii=False))
 
     def close(self) -> None:
@@ -364,9 +367,9 @@ class RunStore:
             self._lock_fh = None
 
 
-def read_snapshot(run_dir: Path) -> dict | None:
-    """config.json of a run directory ({"config": the recipe, fingerprints, ...}), or None where there is none;
-    the one place that reads it, so a damaged one is reported the same way by every command."""
+def read_snapshot(run_dir: Path) -> RunSnapshot | None:
+    """config.json of a run directory, or None where there is none; the one place that reads it, so a damaged one
+    is reported the same way by every command (and a recipe this version cannot read, by its build_config())."""
     path = run_dir / "config.json"
     try:
         snapshot = json.loads(path.read_bytes())
@@ -383,7 +386,7 @@ def read_snapshot(run_dir: Path) -> dict | None:
         written = f"format {snapshot['format']}" if "format" in snapshot else "an earlier development version"
         raise UserError(f"{path}: this run directory was written by {written}; this version reads run-directory "
                         f"format {RUN_FORMAT} only: build into a new run_dir.")
-    return snapshot
+    return RunSnapshot.from_record(snapshot, path)
 
 
 def write_atomic(path: Path, text: str) -> None:

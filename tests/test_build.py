@@ -309,3 +309,17 @@ def test_on_engine_done_sees_this_runs_summary_before_the_report_and_the_export(
     assert run_build(config, progress=False, on_engine_done=engine_done) == 0
     assert seen == [(True, False, False)]
     assert (run / "report.json").exists() and (run / "dataset").exists()
+
+
+def test_report_json_and_config_json_keep_their_keys_and_the_summary_prints_the_report(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about subject {i}." for i in range(4)])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert build(config) == 0
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert list(report) == ["jobs", "status", "reasons", "skipped_instructions"]
+    accepted = report["status"]["accepted"]  # jobs in flight when the target was met finish too
+    assert report["status"] == {"accepted": accepted, "rejected": 0, "failed": 0} and report["jobs"] == accepted >= 2
+    assert list(json.loads((run / "config.json").read_text())) == ["format", "config", "pool_fingerprints"]
+    out = capsys.readouterr().out
+    assert f"status    reason  count\naccepted        {accepted}\ntotal           {accepted}\n" in out

@@ -342,3 +342,33 @@ def test_a_run_built_with_the_default_filters_is_not_judged_again(tmp_path, caps
                     filters={"near_duplicate_threshold": 0.9})  # not a per-sample setting
     status, out, _ = inspect(capsys, run)
     assert status == 0 and "default filters" not in out and "relaxed" not in out
+
+
+def test_a_run_whose_judge_template_was_moved_away_is_still_inspected(tmp_path, capsys, monkeypatch):
+    template = tmp_path / "judge.txt"
+    template.write_text("Rate $INST$ answered by $RESPONSE$.")
+    monkeypatch.chdir(tmp_path)  # the recipe named it relative to where the build ran
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2100, required=(2000, 2000))],
+                    quality={"judge": {"prompt_file": "judge.txt"}})
+    template.unlink()
+    status, out, err = inspect(capsys, run)
+    assert status == 0, err
+    assert "1 job finished (1 accepted" in out and "Estimate vs spent" not in out  # it would price the template
+
+
+def test_inspect_heading_counts_and_reasons_are_those_of_report_json(tmp_path, capsys):
+    from longwriter_data.publish.report import run_report
+
+    jobs = [SyntheticJob(words=1000, status="rejected", reason="too_short"), SyntheticJob(words=None),
+            SyntheticJob(words=2100), SyntheticJob(words=900, status="rejected", reason="too_short"),
+            SyntheticJob(words=None, reason="write_failed")]
+    run = write_run(tmp_path / "run", jobs)
+    report = run_report(run / "jobs.jsonl").as_record()
+    assert report == {"jobs": 5, "status": {"accepted": 1, "rejected": 2, "failed": 2},
+                      "reasons": {"failed": {"plan_failed": 1, "write_failed": 1}, "rejected": {"too_short": 2}}}
+    status, out, _ = inspect(capsys, run)
+    assert status == 0
+    heading = out.split("\n\n")[0].splitlines()
+    # statuses in the order their first job came, as before RunReport
+    assert heading[1:3] == ["  rejected: too_short 2", "  failed: plan_failed 1, write_failed 1"]
+    assert "5 jobs finished (1 accepted, 2 rejected, 2 failed)" in heading[0]

@@ -359,3 +359,20 @@ def test_an_unset_key_of_the_judges_own_endpoint_is_named_before_anything_is_cre
     err = capsys.readouterr().err
     assert "LWD_JUDGE_KEY" in err and "quality.judge.api_key_env" in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_judge_command_on_a_saved_recipe_it_cannot_read_asks_nothing_and_writes_nothing(tmp_path, server,
+                                                                                            capsys):
+    config = judged_config(tmp_path, server.base_url, [GOOD[0], GOOD[1]], target=2)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    snapshot = json.loads((run / "config.json").read_text())
+    snapshot["config"]["quality"]["judge"]["a_later_setting"] = 1
+    (run / "config.json").write_text(json.dumps(snapshot))
+    before, files = server.stats()["requests"], sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir())
+    capsys.readouterr()
+    assert main(["judge", str(run), "--model", "second"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "quality.judge.a_later_setting" in err and str(run / "config.json") in err
+    assert server.stats()["requests"] == before
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir()) == files

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from longwriter_data.cli import main
+from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
 from tests.conftest import jobs, write_config, write_pool
 
 PROMPTS = [f"Write a 1200-word essay about subject {i}." for i in range(6)]
@@ -68,6 +69,27 @@ def test_a_damaged_config_json_is_named_by_every_command(tmp_path, capsys, conte
         assert f"{run / 'config.json'}: " in err and "damaged" in err
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "jobs.jsonl"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda recipe: recipe["filters"].update(a_later_filter=True), "filters.a_later_filter"),  # a newer version's key
+    (lambda recipe: recipe.update(target=0), "target"),  # a value this version refuses
+])
+def test_a_saved_recipe_this_version_cannot_read_is_named_by_every_command(tmp_path, capsys, change, key):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool)
+    run = write_run(tmp_path / "run", [SyntheticJob(words=1200, required=(1200, 1200))] * 2)
+    snapshot = json.loads((run / "config.json").read_text())
+    change(snapshot["config"])
+    (run / "config.json").write_text(json.dumps(snapshot))
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    for argv in (["build", "--config", str(config), "--no-progress"], ["pools", "--config", str(config)],
+                 ["estimate", "--config", str(config)], ["inspect", str(run)], ["judge", str(run)],
+                 ["export", str(run), "--out", str(tmp_path / "out")]):
+        assert main(argv) == 2, argv
+        err = one_line_error(capsys)
+        assert f"{run / 'config.json'}: " in err and key in err and "this version" in err, (argv, err)
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
 
 
 def test_secrets_written_into_the_recipe_never_reach_config_json(tmp_path, server):

@@ -118,13 +118,27 @@ def test_a_corrupt_step_record_is_one_error_naming_the_file(tmp_path, line):
 
 def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
     from longwriter_data.errors import UserError
+    from longwriter_data.records import RunSnapshot
     from longwriter_data.store import RUN_FORMAT, RunStore, read_snapshot
 
     (tmp_path / "config.json").write_text(json.dumps({"config": {}, "pools_fingerprint": "x"}))
     with pytest.raises(UserError, match="earlier development version.*new run_dir"):
         read_snapshot(tmp_path)
-    RunStore(tmp_path).save_config({"config": {}})
-    assert read_snapshot(tmp_path)["format"] == RUN_FORMAT
+    RunStore(tmp_path).save_config(RunSnapshot(recipe={}, format=0))
+    assert read_snapshot(tmp_path).format == RUN_FORMAT
+
+
+def test_config_json_keeps_its_shape_and_reads_back_as_the_snapshot_saved(tmp_path):
+    from longwriter_data.records import RunSnapshot
+    from longwriter_data.store import RunStore, read_snapshot
+
+    for count in (None, 0, 7):  # synthesize_count: written only where synthesis fixed one, 0 included
+        snapshot = RunSnapshot(recipe={"name": "t"}, pool_fingerprints=["a", "b"], synthesize_count=count)
+        RunStore(tmp_path).save_config(snapshot)
+        written = json.loads((tmp_path / "config.json").read_text())
+        assert list(written) == ["format", "config", "pool_fingerprints"] + (["synthesize_count"] if count is not None
+                                                                             else [])
+        assert read_snapshot(tmp_path) == snapshot
 
 
 def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):

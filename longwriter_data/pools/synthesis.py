@@ -28,6 +28,7 @@ from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from .instructions import DrawSettings, PreparedPools, draw
 from ..text import detect_lang, template_lang
+from ..records import RunSnapshot
 from ..store import GroupCommitLog, read_jsonl, repair_tail
 from ..generate.attempts import Rejected, StepFailed, ask
 from ..generate.stop import Drain
@@ -36,7 +37,6 @@ Send = Callable[[ChatRequest], Awaitable[Completion]]
 
 SYNTHESIZED_FILE = "synthesized.jsonl"  # in the run directory: one line per answered request
 SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn under
-SAVED_COUNT = "synthesize_count"  # the key of config.json holding the count of a run with count: auto
 MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
 DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
 TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in ("en", "zh")}
@@ -56,7 +56,7 @@ def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: Signatu
 
 
 def synthesis_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
-                    saved: dict | None = None) -> int:
+                    saved: RunSnapshot | None = None) -> int:
     """How many instructions synthesis is to keep: the recipe's `count`; for `auto`, the count recorded when the
     run started (`saved`, its config.json: a resumed run keeps the same instructions and draw order whatever the
     target says now), else what the pools, before synthesis, fall short of target / acceptance jobs (each
@@ -64,8 +64,8 @@ def synthesis_count(config: BuildConfig, pools: PreparedPools, minhashes: Signat
     settings = config.pools.synthesize
     if settings.count != "auto":
         return settings.count
-    if saved and saved.get(SAVED_COUNT) is not None:
-        return saved[SAVED_COUNT]
+    if saved and saved.synthesize_count is not None:
+        return saved.synthesize_count
     jobs = math.ceil(config.target / settings.acceptance)
     needed = math.ceil(jobs / config.generation.samples_per_instruction)
     return max(0, needed - drawable_count(config, pools, minhashes, at_most=needed))

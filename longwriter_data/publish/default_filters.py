@@ -31,9 +31,9 @@ class SecondOpinion:
 
 def default_filters_opinion(scan: Scan) -> SecondOpinion | None:
     """None unless `scan` is a run whose per-sample filter settings differ from the defaults."""
-    if scan.kind != "run" or not scan.config:
+    if scan.kind != "run" or scan.settings is None:
         return None
-    used = FiltersConfig.model_validate(scan.config.get("filters") or {}).model_dump()
+    used = scan.settings.filters.model_dump()
     defaults = FiltersConfig().model_dump()
     relaxed = {key: (used[key], defaults[key]) for key in defaults
                if key not in _NOT_PER_SAMPLE and used[key] != defaults[key]}

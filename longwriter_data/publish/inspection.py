@@ -18,14 +18,16 @@ _BAR = {"accepted": "█", "rejected": "░"}
 def estimate_lines(scan: Scan) -> list[str]:
     """What `estimate` predicts for the jobs this run finished, beside what they cost: how far to trust it."""
     finished = [job for job in scan.jobs if job.instruction_tokens]
-    if scan.kind != "run" or not scan.config or not finished:
+    config = scan.settings
+    if scan.kind != "run" or config is None or not finished:
         return []
-    from ..config import BuildConfig
     from ..generate.costs import estimate_jobs
 
-    config = BuildConfig.model_validate(scan.config)
-    predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
-                                        else None) for job in finished))
+    try:
+        predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
+                                            else None) for job in finished))
+    except OSError:  # the judge's own template, named by the recipe, is no longer where the build read it
+        return []
     usage = scan.usage
 
     def row(name: str, guess: float, spent: float, money: bool = False) -> str:

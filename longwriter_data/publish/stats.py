@@ -11,14 +11,16 @@ import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
-from ..config import PricesConfig
+from ..config import BuildConfig, PricesConfig
 from ..quality.conclusions import premature_conclusions
 from ..errors import UserError
 from ..quality.judge import COLUMNS
 from ..quality.length import BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, requirement
 from ..records import JobKey, JobRecord, Usage
+from .report import RunReport
 from ..store import JUDGEMENTS, active_judge, job_records, read_judgements, read_jsonl, read_snapshot, read_steps
 
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
@@ -87,9 +89,12 @@ class Scan:
     in_progress: int = 0  # runs: jobs with steps on disk but no final record yet
     splits: dict[str, int] = field(default_factory=dict)  # datasets: rows per split
     recipe: dict | None = None  # datasets: recipe.json as export wrote it
+    settings: BuildConfig | None = None  # runs: config.json's recipe, validated
 
     @property
     def prices(self) -> PricesConfig | None:
+        if self.settings is not None:
+            return self.settings.prices
         raw = (self.config or {}).get("prices")
         return PricesConfig.model_validate(raw) if raw else None
 
@@ -98,15 +103,16 @@ class Scan:
         jobs = [job for job in self.jobs if job.status == "accepted"]
         return jobs if target is None else jobs[:target]
 
+    @cached_property
+    def report(self) -> RunReport:
+        """Counts per status and reason of its jobs (their last records), tallied once as report.json's are."""
+        return RunReport.of(self.jobs)
+
     def counts(self) -> Counter:
-        return Counter(job.status for job in self.jobs)
+        return Counter(self.report.status)
 
     def reasons(self) -> dict[str, Counter]:
-        by_status: dict[str, Counter] = {}
-        for job in self.jobs:
-            if job.reason:
-                by_status.setdefault(job.status, Counter())[job.reason] += 1
-        return by_status
+        return self.report.reasons
 
 
 def _job(record: JobRecord, offset: int) -> Job:
@@ -130,7 +136,7 @@ def scan_run(run_dir: Path) -> Scan:
         raise UserError(f"{run_dir} is not a run directory (no config.json or jobs.jsonl); "
                         "pass the run_dir of a build or a folder written by export.")
     snapshot = read_snapshot(run_dir)
-    config = snapshot["config"] if snapshot else None
+    settings = snapshot.build_config() if snapshot else None  # a recipe this version cannot read is named now
     last: dict[JobKey, Job] = {}
     usage_of: dict[JobKey, Usage | None] = {}
     for offset, record in job_records(jobs_path):  # a torn tail is left out: a build is writing it
@@ -157,8 +163,8 @@ def scan_run(run_dir: Path) -> Scan:
     for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
         if not line.get("from_build"):  # a build judge's scores kept aside: paid in steps.jsonl already
             usage.add(line, requests=1)
-    return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage, config=config,
-                in_progress=len(unfinished))
+    return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage,
+                config=snapshot.recipe if snapshot else None, in_progress=len(unfinished), settings=settings)
 
 
 # The user turn of each export format: its column, and how to reach the prompt inside a row.
