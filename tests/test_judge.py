@@ -359,3 +359,24 @@ def test_an_unset_key_of_the_judges_own_endpoint_is_named_before_anything_is_cre
     err = capsys.readouterr().err
     assert "LWD_JUDGE_KEY" in err and "quality.judge.api_key_env" in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_reasoning_judges_thinking_is_paid_for_in_inspects_tokens_and_cost(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:2])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000},
+                          prices={"input": 0.0, "output": 1_000_000.0})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    run = tmp_path / "run"
+    before = scan_run(run).usage
+    assert before.reasoning_tokens == 0
+    assert main(["judge", str(run), "--model", "o3-mini"]) == 0
+    after = scan_run(run).usage
+    reasoning, output = after.reasoning_tokens, after.completion_tokens
+    # The fake's reasoning models think 16 tokens and more per answer, billed as output (completion tokens).
+    assert after.requests == before.requests + 2 and reasoning >= 2 * 16
+    assert output - before.completion_tokens > reasoning
+    capsys.readouterr()
+    assert main(["inspect", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"{output:,} output ({reasoning:,} reasoning)" in out, out
+    assert f"Cost: ${output:,.2f}" in out, out  # $1 per output token: the judge's thinking is in the cost
