@@ -380,3 +380,34 @@ def test_a_reasoning_judges_thinking_is_paid_for_in_inspects_tokens_and_cost(tmp
     out = capsys.readouterr().out
     assert f"{output:,} output ({reasoning:,} reasoning)" in out, out
     assert f"Cost: ${output:,.2f}" in out, out  # $1 per output token: the judge's thinking is in the cost
+
+
+def test_ctrl_c_during_the_judge_command_keeps_what_was_in_flight_and_the_next_run_pays_for_none_twice(
+        tmp_path, slow_server):
+    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(8)]
+    pool = write_pool(tmp_path / "pool.jsonl", prompts)
+    config = write_config(tmp_path, slow_server.base_url, pool, target=8, engine={"max_jobs": 2},
+                          filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    run = tmp_path / "run"
+    slow_server.reset()
+    command = [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT while the 4th judge call is in flight: a worker sends its next call only after its last judgement is
+    # fsync'd, so some judgements are on disk by then, and the calls in flight have the grace period to finish.
+    slow_server.arm(proc.pid, 4, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Stopping: no new judgements" in err and "everything judged is saved" in err
+    done = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines()]
+    assert 4 <= len(done) < 8  # every call sent before the stop was stored; no new ones were started
+    assert len(done) == slow_server.stats()["requests"]
+    assert not (run / "quality.json").exists()  # statuses and the active judge wait for the run that finishes
+    served = slow_server.stats(keys=True)["per_prompt"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{8 - len(done)} samples judged now, {len(done)} already judged" in proc.stdout
+    after = slow_server.stats(keys=True)["per_prompt"]
+    assert all(after[line["key"]] == served[line["key"]] == 1 for line in done)
+    assert slow_server.stats()["requests"] == 8  # every sample judged once, over both runs
+    assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 8
