@@ -293,15 +293,20 @@ def test_the_judge_command_applies_per_dimension_minimums_and_names_bad_ones(tmp
     assert last[GOOD[0]]["reason"] == "low_quality" and last[GOOD[0]]["detail"] == "Accuracy 4 < 5"
 
 
-def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_path, slow_server):
-    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(6)]
+def unjudged_run(tmp_path: Path, server: FakeServerProcess, samples: int) -> tuple[Path, list[str]]:
+    """A finished run built without a judge (two jobs at a time), and the `judge` command to run on it."""
+    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(samples)]
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
-    config = write_config(tmp_path, slow_server.base_url, pool, target=6, engine={"max_jobs": 2},
+    config = write_config(tmp_path, server.base_url, pool, target=samples, engine={"max_jobs": 2},
                           filters={"min_words": 1000})
-    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
-    slow_server.reset()
-    command = [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+    server.reset()
+    return run, [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+
+
+def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_path, slow_server):
+    run, command = unjudged_run(tmp_path, slow_server, 6)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     slow_server.arm(proc.pid, 4, signal.SIGKILL)
     assert proc.wait(timeout=120) == -signal.SIGKILL
@@ -384,14 +389,7 @@ def test_a_reasoning_judges_thinking_is_paid_for_in_inspects_tokens_and_cost(tmp
 
 def test_ctrl_c_during_the_judge_command_keeps_what_was_in_flight_and_the_next_run_pays_for_none_twice(
         tmp_path, slow_server):
-    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(8)]
-    pool = write_pool(tmp_path / "pool.jsonl", prompts)
-    config = write_config(tmp_path, slow_server.base_url, pool, target=8, engine={"max_jobs": 2},
-                          filters={"min_words": 1000})
-    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
-    run = tmp_path / "run"
-    slow_server.reset()
-    command = [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+    run, command = unjudged_run(tmp_path, slow_server, 8)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # SIGINT while the 4th judge call is in flight: a worker sends its next call only after its last judgement is
     # fsync'd, so some judgements are on disk by then, and the calls in flight have the grace period to finish.
