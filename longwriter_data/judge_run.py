@@ -19,8 +19,8 @@ from .commands import export_command
 from .config import BuildConfig, JudgeConfig
 from .errors import UserError
 from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
-from .publish.report import run_report
 from .generate.stop import Drain, Shutdown
+from .publish.report import run_report
 from .publish.stats import Job, scan_run
 from .quality.judge import Judgement
 from .records import JUDGED_FIELDS, JobKey, JudgementRecord
@@ -153,9 +153,9 @@ async def _judge_all(config: BuildConfig, judge: QualityJudge, store: RunStore, 
                                  for _ in range(min(engine.max_jobs, len(tally.todo)))))
         try:
             await asyncio.gather(*workers.values())
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the grace period ran out: what was still in flight is asked next time
             if not stop.requested:
-                raise  # the grace period ran out: what was still in flight is asked again next time
+                raise
         finally:
             await stop.close()
 
