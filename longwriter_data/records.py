@@ -227,8 +227,8 @@ class JudgementRecord:
 
     @classmethod
     def from_record(cls, record: dict) -> JudgementRecord:
-        """A parsed line; KeyError, TypeError or ValueError when it is not a judgement. Lines written before `usage` was an
-        object (flat prompt/completion/cached token counts, one request) are read as such."""
+        """A parsed line; KeyError, TypeError or ValueError when it is not a judgement. Lines written before `usage`
+        was an object (flat prompt/completion/cached token counts, one request) are read as such."""
         seq, sample, judge = record["seq"], record.get("sample", 0), record["judge"]
         if not (isinstance(seq, int) and isinstance(sample, int) and isinstance(judge, str)):
             raise ValueError("seq, sample or judge of the wrong type")
