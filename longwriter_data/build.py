@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from tqdm import tqdm
 
@@ -28,6 +25,7 @@ from .backends.sending import guarded_send
 from .publish.outdir import ExportSettings, check_replaceable, clean_stale_staging, previous_settings
 from .pools.instructions import DrawSettings, PreparedPools, draw
 from .generate.progress import Progress
+from .generate.stop import Shutdown
 from .generate.status import StatusTracker
 from .redact import without_secrets
 from .publish.report import RunReport, format_report, run_report
@@ -212,7 +210,7 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
                synthesis: Synthesis | None, skipped: Counter, minhashes: SignatureCache, show: bool) -> BuildSummary:
     """Inside one backend session: synthesize instructions when the recipe asks for them, then draw and write."""
     engine_config = config.engine
-    shutdown = _Shutdown(engine_config.shutdown_grace_s)  # before the backend starts: Ctrl-C is caught from here on
+    shutdown = Shutdown(engine_config.shutdown_grace_s, _say)  # before the backend starts: Ctrl-C caught from here
     bar = None
     try:
         backend = open_backend(config.backend, engine_config.max_jobs, engine_config.request_timeout_s)
@@ -240,40 +238,6 @@ async def _run(config: BuildConfig, store: RunStore, state: RunState, pools: Pre
     finally:
         if bar is not None:
             bar.close()
-
-
-class _Stoppable(Protocol):
-    def request_stop(self, grace_s: float) -> None: ...
-
-
-class _Shutdown:
-    """First Ctrl-C (or SIGTERM) drains gracefully; a second one exits at once (everything on disk stays valid).
-
-    It stops what runs at the time: synthesis, then the engine. A signal that arrives while the backend is still
-    starting is remembered: what is attached next then starts drained."""
-
-    def __init__(self, grace_s: float):
-        self.grace_s = grace_s
-        self.running: _Stoppable | None = None
-        self.requested = False
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self.on_signal)
-
-    def on_signal(self) -> None:
-        if self.requested:
-            _say("Second interrupt: exiting now. The run stays resumable.")
-            os._exit(130)
-        self.requested = True
-        _say(f"Stopping: no new jobs; waiting up to {self.grace_s:g}s for requests in flight "
-             "(Ctrl-C again to quit now).")
-        if self.running is not None:
-            self.running.request_stop(self.grace_s)
-
-    def attach(self, running: _Stoppable) -> None:
-        self.running = running
-        if self.requested:
-            running.request_stop(self.grace_s)
 
 
 def _print_summary(config: BuildConfig, summary: BuildSummary, report: RunReport, rows: int,

@@ -7,9 +7,8 @@ in quality.json, which inspect and export read to know whose scores to show.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,12 +19,12 @@ from .commands import export_command
 from .config import BuildConfig, JudgeConfig
 from .errors import UserError
 from .generate.judging import JudgeFailed, QualityJudge, Send, judge_endpoint
+from .generate.stop import Drain, Shutdown
 from .publish.report import run_report
-from .publish.stats import scan_run
+from .publish.stats import Job, scan_run
 from .quality.judge import Judgement
-from .records import JUDGED_FIELDS, JobKey
-from .store import (ACTIVE_JUDGE, JUDGEMENTS, GroupCommitLog, RunStore, job_at, read_judgements, read_jsonl,
-                    repair_tail, write_atomic)
+from .records import JUDGED_FIELDS, JobKey, JudgementRecord
+from .store import RunStore, job_at, judgement_records, read_judgements
 
 
 def parse_minimums(items: list[str]) -> dict[str, int]:
@@ -64,24 +63,22 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     config = config.model_copy(update={"quality": config.quality.model_copy(update={"judge": settings})})
     store.lock()
     try:
-        path = run_dir / JUDGEMENTS
-        repair_tail(path)
         jobs = [job for job in scan_run(run_dir).jobs if job.status == "accepted" or job.reason == "low_quality"]
-        log = GroupCommitLog(path)
-        try:
-            # Scores a build's judge left in the job records are kept in judgements.jsonl before a status change
-            # below writes another judge's into the records: whichever judge runs next finds its own.
-            scored, todo, failed = asyncio.run(_score(config, judge, run_dir, jobs, log))
-        finally:
-            log.close()
-        changed = _apply(store, judge, jobs, scored) if judge.filters else 0
-        write_atomic(run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge.key, "model": judge.model,
-                                                   "min_score": settings.min_score,
-                                                   "min_dimension": settings.min_dimension}, indent=2) + "\n")
+        store.open_judgements()
+        # Scores a build's judge left in the job records are kept in judgements.jsonl before a status change
+        # below writes another judge's into the records: whichever judge runs next finds its own.
+        tally = asyncio.run(_score(config, judge, store, jobs))
+        if tally.interrupted:  # statuses and quality.json wait for the run that judges the rest
+            _say(f"Interrupted: {tally.judged} samples judged now, {len(tally.todo) - tally.judged - tally.failed} "
+                 "left; everything judged is saved. Run the same command again to judge the rest.")
+            return 130
+        changed = _apply(store, judge, jobs, tally.scored) if judge.filters else 0
+        store.set_active_judge(judge.key, judge.model, settings.min_score, settings.min_dimension)
         store.save_report(run_report(store.jobs_path).as_record())
     finally:
         store.close()
-    print(f"Judge {judge.key}: {len(todo) - failed} samples judged now, {len(jobs) - len(todo)} already judged, "
+    failed = tally.failed
+    print(f"Judge {judge.key}: {tally.judged} samples judged now, {len(jobs) - len(tally.todo)} already judged, "
           f"{failed} could not be judged; {changed} changed status (accepted <-> low_quality).", flush=True)
     if failed:
         print(f"Run the same command again to retry the {failed} unjudged samples.", file=sys.stderr)
@@ -94,73 +91,100 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
     return 1 if failed else 0
 
 
-async def _score(config: BuildConfig, judge: QualityJudge, run_dir: Path, jobs: list, log) -> tuple[dict, list, int]:
-    """Judge the jobs this judge has not scored; (its scores by job, the jobs judged now, how many failed)."""
-    known = {(JobKey(line["seq"], line.get("sample", 0)), line["judge"]) for line in read_jsonl(run_dir / JUDGEMENTS)}
-    for job in jobs:  # scores of the build's own judge, in the job records: kept before any record changes
-        if job.judge and job.quality_scores and (job.key, job.judge) not in known:
-            await log.append({"seq": job.seq, "sample": job.sample, "id": job.id, "judge": job.judge,
-                              "quality_score": job.quality_score, "quality_scores": job.quality_scores,
-                              "from_build": True})
-    scored = read_judgements(run_dir, judge.key)
-    todo = [job for job in jobs if job.key not in scored]
-    failed = await _judge_all(config, judge, run_dir / "jobs.jsonl", todo, log, scored)
-    return scored, todo, failed
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-async def _judge_all(config: BuildConfig, judge: QualityJudge, jobs_path: Path, todo: list, log, scored: dict) -> int:
-    """Judge `todo` with up to max_jobs requests in flight; each line is fsync'd before it counts. Returns failures."""
+@dataclass
+class _Tally:
+    scored: dict[JobKey, JudgementRecord]  # this judge's judgements, by job
+    todo: list[Job]  # the jobs it had not judged before this run
+    judged: int = 0  # of those, judged now
+    failed: int = 0
+    interrupted: bool = False
+
+
+async def _score(config: BuildConfig, judge: QualityJudge, store: RunStore, jobs: list[Job]) -> _Tally:
+    """Judge the jobs this judge has not scored, until done or Ctrl-C."""
+    shutdown = Shutdown(config.engine.shutdown_grace_s, _say, starting="judgements")  # Ctrl-C caught from here
+    known = {(record.key, record.judge) for record in judgement_records(store.run_dir)}
+    with store.jobs_path.open("rb") as fh:
+        for job in jobs:  # scores of the build's own judge, in the job records: kept before any record changes
+            if job.judge and job.quality_scores and (job.key, job.judge) not in known:
+                record = job_at(fh, job.offset)
+                await store.append_judgement(JudgementRecord(
+                    seq=job.seq, sample=job.sample, id=record.id, **{k: getattr(record, k) for k in JUDGED_FIELDS},
+                    from_build=True))
+    scored = read_judgements(store.run_dir, judge.key)
+    tally = _Tally(scored, [job for job in jobs if job.key not in scored])
+    await _judge_all(config, judge, store, tally, shutdown)
+    tally.interrupted = shutdown.requested
+    return tally
+
+
+async def _judge_all(config: BuildConfig, judge: QualityJudge, store: RunStore, tally: _Tally,
+                     shutdown: Shutdown) -> None:
+    """Judge `tally.todo` with up to max_jobs requests in flight; each judgement is fsync'd before it counts. Ctrl-C
+    starts no more and gives those in flight engine.shutdown_grace_s to finish and be stored."""
     engine = config.engine
-    queue = list(reversed(todo))
-    failures = 0
+    queue = list(reversed(tally.todo))
+    workers: dict[int, asyncio.Task] = {}
+    stop = Drain(workers)
+    shutdown.attach(stop)
 
     async def worker(send: Send) -> None:
-        nonlocal failures
-        with jobs_path.open("rb") as fh:
-            while queue:
+        with store.jobs_path.open("rb") as fh:
+            while queue and not stop.requested:
                 job = queue.pop()
                 record = job_at(fh, job.offset)
                 try:
                     judgement, step = await judge.judge(send, record.prompt, record.text)
                 except JudgeFailed as exc:
-                    failures += 1
+                    tally.failed += 1
                     print(f"{record.id}: {exc}", file=sys.stderr)
                     continue
-                line = {"seq": job.seq, "sample": job.sample, "id": record.id, **judge.fields(judgement, step),
-                        **{k: getattr(step, k) for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "key")}}
-                await log.append(line)
-                scored[job.key] = line
+                line = judge.record(job.key, record.id, judgement, step)
+                await store.append_judgement(line)
+                tally.scored[job.key] = line
+                tally.judged += 1
 
     async def run(send: Send) -> None:
-        await asyncio.gather(*(worker(send) for _ in range(min(engine.max_jobs, len(todo)))))
+        workers.update(enumerate(asyncio.create_task(worker(send))
+                                 for _ in range(min(engine.max_jobs, len(tally.todo)))))
+        try:
+            await asyncio.gather(*workers.values())
+        except asyncio.CancelledError:  # the grace period ran out: what was still in flight is asked next time
+            if not stop.requested:
+                raise
+        finally:
+            await stop.close()
 
-    if not todo:
-        return 0
+    if not tally.todo or stop.requested:
+        return
     async with judge_endpoint(config) as own:
         if own is not None:
             await run(own)
-            return failures
+            return
     # The judge shares the build's backend (perhaps a local model).
     async with open_backend(config.backend, engine.max_jobs, engine.request_timeout_s) as backend:
         await run(guarded_send(backend, engine))  # a dead endpoint: one line, not one per sample
-    return failures
 
 
-def _apply(store, judge: QualityJudge, jobs: list, scored: dict) -> int:
+def _apply(store: RunStore, judge: QualityJudge, jobs: list[Job], scored: dict[JobKey, JudgementRecord]) -> int:
     """Re-apply the judge's bar: a job whose status changes (accepted <-> low_quality) gets a new last record,
     appended to jobs.jsonl (the last record of a job wins; nothing is rewritten)."""
     changed = []
     with store.jobs_path.open("rb") as fh:
         for job in jobs:
-            line = scored.get(job.key)
-            if line is None:
+            judgement = scored.get(job.key)
+            if judgement is None:
                 continue
-            verdict = judge.verdict(Judgement(scores=line["quality_scores"]))
+            verdict = judge.verdict(Judgement(scores=judgement.quality_scores))
             if verdict.status == job.status:
                 continue
             record = replace(job_at(fh, job.offset), status=verdict.status, reason=verdict.reason,
-                             detail=verdict.detail, **{k: line[k] for k in JUDGED_FIELDS if k in line})
-            changed.append(record)
+                             detail=verdict.detail)
+            changed.append(record.judged(judgement))
     if changed:
         async def append() -> None:
             store.open_logs()

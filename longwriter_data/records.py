@@ -1,12 +1,11 @@
-"""The typed records of a run directory: a job's key, a step's answer, a finished job, token usage, the run's
-snapshot (config.json). The store
-(store.py) writes and reads them as JSON lines; everything above it handles these types, never the raw lines, so
-the record's shape lives here only.
+"""The typed records of a run directory: a job's key, a step's answer, a finished job, a judgement, token usage,
+the run's snapshot (config.json). The store (store.py) writes and reads them as JSON lines; everything above it
+handles these types, never the raw lines, so the record's shape lives here only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -197,9 +196,67 @@ class JobRecord:
         return cls(**values)
 
 
+    def judged(self, judgement: JudgementRecord) -> JobRecord:
+        """This record with a judge's scores (JUDGED_FIELDS) in place of any it had."""
+        return replace(self, **{name: getattr(judgement, name) for name in JUDGED_FIELDS})
+
+
 _FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
-# What a job record keeps of an LLM judge's verdict (QualityJudge.fields gives them; judgements.jsonl has them too).
+# What a job record keeps of an LLM judge's verdict (a JudgementRecord's scores; judgements.jsonl has them too).
 JUDGED_FIELDS = ("judge", "quality_score", "quality_scores", "quality_analysis", "judge_excerpt")
+
+
+@dataclass
+class JudgementRecord:
+    """One judge's scores of one job, as a judgements.jsonl line holds them (the `judge` command's file, one line per
+    job and judge), and what a build's judge gives a job record (JUDGED_FIELDS of it)."""
+
+    seq: int
+    sample: int
+    id: str
+    judge: str  # model@template hash
+    quality_score: float | None = None  # S_q
+    quality_scores: dict[str, int] | None = None  # dimension -> 1..5
+    quality_analysis: str | None = None
+    judge_excerpt: bool | None = None  # the judge saw only the beginning and end of a long answer
+    # What this judgement paid; None for scores copied from the build's own judge (steps.jsonl paid for those).
+    usage: Usage | None = None
+    from_build: bool = False
+    step_key: str | None = None  # the request's hash, as steps.jsonl's `key`
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(self.seq, self.sample)
+
+    def as_record(self) -> dict:
+        record = {"seq": self.seq, "sample": self.sample, "id": self.id,
+                  **{name: getattr(self, name) for name in JUDGED_FIELDS}}
+        if self.usage is not None:
+            record["usage"] = self.usage.as_dict()
+        if self.step_key is not None:
+            record["key"] = self.step_key
+        if self.from_build:
+            record["from_build"] = True
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> JudgementRecord:
+        """A parsed line; KeyError, TypeError or ValueError when it is not a judgement. Lines written before `usage`
+        was an object (flat prompt/completion/cached token counts, one request) are read as such."""
+        seq, sample, judge = record["seq"], record.get("sample", 0), record["judge"]
+        if not (isinstance(seq, int) and isinstance(sample, int) and isinstance(judge, str)):
+            raise ValueError("seq, sample or judge of the wrong type")
+        from_build = bool(record.get("from_build"))
+        if isinstance(record.get("usage"), dict):
+            usage = Usage.from_record(record["usage"])
+        elif from_build:
+            usage = None
+        else:  # the first shape of these lines: one call's counts, flat
+            usage = Usage.from_record(record)
+            usage.requests = 1
+        return cls(seq=seq, sample=sample, id=record.get("id") or "", judge=judge,
+                   **{name: record.get(name) for name in JUDGED_FIELDS[1:]}, usage=usage, from_build=from_build,
+                   step_key=record.get("key"))
 # Written even when None: the head (the resume's pattern expects minhash), and what every record states.
 _ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
 

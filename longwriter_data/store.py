@@ -7,7 +7,7 @@ Layout:
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
-  judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judge_run.py)
+  judgements.jsonl  the `judge` command's quality scores (JudgementRecord), one line per sample and judge
   quality.json  the judge the `judge` command applied last: whose scores inspect and export show
   lock          held (flock) by the build using the directory
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
-from .records import RUN_FORMAT, JobKey, JobRecord, RunSnapshot, StepRecord
+from .records import RUN_FORMAT, JobKey, JobRecord, JudgementRecord, RunSnapshot, StepRecord
 
 # Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
 # them; patterns are matched at a line's start (match(map, start, end)).
@@ -264,9 +264,11 @@ class RunStore:
         self.config_path = run_dir / "config.json"
         self.report_path = run_dir / "report.json"
         self.minhash_cache_path = run_dir / "instruction_minhashes.bin"
+        self.judgements_path = run_dir / JUDGEMENTS
         self._lock_fh = None
         self.steps: GroupCommitLog | None = None
         self.jobs: GroupCommitLog | None = None
+        self.judgements: GroupCommitLog | None = None
 
     def check(self) -> None:
         """Refuse, before anything is created, a run_dir that cannot be one: a file, a folder that cannot be
@@ -341,6 +343,21 @@ class RunStore:
         self.steps = GroupCommitLog(self.steps_path)
         self.jobs = GroupCommitLog(self.jobs_path)
 
+    def open_judgements(self) -> None:
+        """judgements.jsonl for appending (the `judge` command's; under the lock), a torn last line cut first."""
+        repair_tail(self.judgements_path)
+        self.judgements = GroupCommitLog(self.judgements_path)
+
+    def append_judgement(self, record: JudgementRecord) -> Awaitable[None]:
+        """A judgement, durable when awaited."""
+        return self.judgements.append(record.as_record())
+
+    def set_active_judge(self, judge: str, model: str, min_score: float | None, min_dimension: dict[str, int]) -> None:
+        """quality.json: the judge (and its bar) the `judge` command applied last, whose scores are shown."""
+        write_atomic(self.run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge, "model": model, "min_score": min_score,
+                                                              "min_dimension": min_dimension}, indent=2) + "\n")
+
+
     def saved_config(self) -> RunSnapshot | None:
         """config.json, whose recipe this version can read: a command on a run directory names a damaged snapshot,
         or one another version wrote, before it does anything."""
@@ -359,7 +376,7 @@ class RunStore:
         write_atomic(self.report_path, json.dumps(report, indent=2, ensure_ascii=False))
 
     def close(self) -> None:
-        for log in (self.steps, self.jobs):
+        for log in (self.steps, self.jobs, self.judgements):
             if log is not None:
                 log.close()
         if self._lock_fh is not None:
@@ -403,16 +420,36 @@ JUDGEMENTS = "judgements.jsonl"
 ACTIVE_JUDGE = "quality.json"
 
 
-def read_judgements(run_dir: Path, judge: str | None = None) -> dict[JobKey, dict]:
-    """judgements.jsonl's lines by job (instruction and sample), of one judge (or of any: the last line wins)."""
-    return {JobKey(line["seq"], line.get("sample", 0)): line for line in read_jsonl(run_dir / JUDGEMENTS)
-            if judge is None or line["judge"] == judge}
+def judgement_records(run_dir: Path) -> Iterator[JudgementRecord]:
+    """Every judgements.jsonl line, in file order (a torn last line left out, see read_jsonl); one that is not a
+    judgement is one error naming its file and line."""
+    path = run_dir / JUDGEMENTS
+    for mm, start, end, number in _lines(path):
+        try:
+            yield JudgementRecord.from_record(_parse(path, number, mm[start:end]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path}:{number}: corrupt judgement (no seq, sample or judge: {exc}); "
+                            "move the run directory aside or repair that line.") from None
+
+
+def read_judgements(run_dir: Path, judge: str | None = None) -> dict[JobKey, JudgementRecord]:
+    """Judgements by job (instruction and sample), of one judge (or of any: the last line wins)."""
+    return {record.key: record for record in judgement_records(run_dir) if judge is None or record.judge == judge}
 
 
 def active_judge(run_dir: Path) -> str | None:
     """The judge the `judge` command applied last (None: only the build's own judge, if any, has scored)."""
     path = run_dir / ACTIVE_JUDGE
-    return json.loads(path.read_text(encoding="utf-8"))["judge"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        judge = json.loads(path.read_bytes())["judge"]
+    except (ValueError, KeyError, TypeError):
+        judge = None
+    if not isinstance(judge, str):
+        raise UserError(f"{path}: damaged (no \"judge\"); delete it to show the build's own scores, or run `judge` "
+                        "again to write it.")
+    return judge
 
 
 def read_jobs(path: Path) -> Iterator[JobRecord]:

@@ -293,15 +293,20 @@ def test_the_judge_command_applies_per_dimension_minimums_and_names_bad_ones(tmp
     assert last[GOOD[0]]["reason"] == "low_quality" and last[GOOD[0]]["detail"] == "Accuracy 4 < 5"
 
 
-def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_path, slow_server):
-    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(6)]
+def unjudged_run(tmp_path: Path, server: FakeServerProcess, samples: int) -> tuple[Path, list[str]]:
+    """A finished run built without a judge (two jobs at a time), and the `judge` command to run on it."""
+    prompts = [f"Write a 1200-word essay about harbour number {i}." for i in range(samples)]
     pool = write_pool(tmp_path / "pool.jsonl", prompts)
-    config = write_config(tmp_path, slow_server.base_url, pool, target=6, engine={"max_jobs": 2},
+    config = write_config(tmp_path, server.base_url, pool, target=samples, engine={"max_jobs": 2},
                           filters={"min_words": 1000})
-    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
-    slow_server.reset()
-    command = [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+    server.reset()
+    return run, [sys.executable, "-m", "longwriter_data", "judge", str(run), "--min-score", "50"]
+
+
+def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_path, slow_server):
+    run, command = unjudged_run(tmp_path, slow_server, 6)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     slow_server.arm(proc.pid, 4, signal.SIGKILL)
     assert proc.wait(timeout=120) == -signal.SIGKILL
@@ -376,3 +381,48 @@ def test_the_judge_command_on_a_saved_recipe_it_cannot_read_asks_nothing_and_wri
     assert err.count("\n") == 1 and "quality.judge.a_later_setting" in err and str(run / "config.json") in err
     assert server.stats()["requests"] == before
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run.iterdir()) == files
+
+
+def test_a_reasoning_judges_thinking_is_paid_for_in_inspects_tokens_and_cost(tmp_path, server, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD[:2])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000},
+                          prices={"input": 0.0, "output": 1_000_000.0})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # no judge in the recipe
+    run = tmp_path / "run"
+    before = scan_run(run).usage
+    assert before.reasoning_tokens == 0
+    assert main(["judge", str(run), "--model", "o3-mini"]) == 0
+    after = scan_run(run).usage
+    reasoning, output = after.reasoning_tokens, after.completion_tokens
+    # The fake's reasoning models think 16 tokens and more per answer, billed as output (completion tokens).
+    assert after.requests == before.requests + 2 and reasoning >= 2 * 16
+    assert output - before.completion_tokens > reasoning
+    capsys.readouterr()
+    assert main(["inspect", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"{output:,} output ({reasoning:,} reasoning)" in out, out
+    assert f"Cost: ${output:,.2f}" in out, out  # $1 per output token: the judge's thinking is in the cost
+
+
+def test_ctrl_c_during_the_judge_command_keeps_what_was_in_flight_and_the_next_run_pays_for_none_twice(
+        tmp_path, slow_server):
+    run, command = unjudged_run(tmp_path, slow_server, 8)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT while the 4th judge call is in flight: a worker sends its next call only after its last judgement is
+    # fsync'd, so some judgements are on disk by then, and the calls in flight have the grace period to finish.
+    slow_server.arm(proc.pid, 4, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Stopping: no new judgements" in err and "everything judged is saved" in err
+    done = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines()]
+    assert 4 <= len(done) < 8  # every call sent before the stop was stored; no new ones were started
+    assert len(done) == slow_server.stats()["requests"]
+    assert not (run / "quality.json").exists()  # statuses and the active judge wait for the run that finishes
+    served = slow_server.stats(keys=True)["per_prompt"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{8 - len(done)} samples judged now, {len(done)} already judged" in proc.stdout
+    after = slow_server.stats(keys=True)["per_prompt"]
+    assert all(after[line["key"]] == served[line["key"]] == 1 for line in done)
+    assert slow_server.stats()["requests"] == 8  # every sample judged once, over both runs
+    assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 8

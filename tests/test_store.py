@@ -151,3 +151,66 @@ def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     (tmp_path / JUDGEMENTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert set(read_judgements(tmp_path, "a")) == {JobKey(3, 0), JobKey(3, 1)}
     assert set(read_judgements(tmp_path, "b")) == {JobKey(3, 0)}  # a line without a sample is sample 0
+
+
+def test_a_judgement_round_trips_and_lines_of_the_first_shape_read_as_what_they_paid(tmp_path):
+    import asyncio
+
+    from longwriter_data.records import JobKey, JudgementRecord, Usage
+    from longwriter_data.store import JUDGEMENTS, RunStore, judgement_records, read_judgements
+
+    paid = JudgementRecord(seq=2, sample=1, id="p2", judge="o3@ab", quality_score=75.0,
+                           quality_scores={"Relevance": 4}, quality_analysis="Fine.", judge_excerpt=False,
+                           usage=Usage(1, 900, 100, 300, 120), step_key="k2")
+    kept = JudgementRecord(seq=3, sample=0, id="p3", judge="fake@cd", quality_score=50.0,
+                           quality_scores={"Relevance": 3}, from_build=True)
+    store = RunStore(tmp_path)
+    store.open_judgements()
+
+    async def append() -> None:
+        for record in (paid, kept):
+            await store.append_judgement(record)
+
+    asyncio.run(append())
+    store.close()
+    # Lines as the first version of the `judge` command wrote them: flat token counts, no reasoning, one call each.
+    first = [{"seq": 4, "sample": 0, "id": "p4", "judge": "o3@ab", "quality_score": 62.5, "quality_scores": {},
+              "quality_analysis": "", "judge_excerpt": True, "prompt_tokens": 800, "completion_tokens": 200,
+              "cached_tokens": 0, "key": "k4"},
+             {"seq": 5, "sample": 0, "id": "p5", "judge": "fake@cd", "quality_score": 50.0, "quality_scores": {},
+              "from_build": True}]
+    with (tmp_path / JUDGEMENTS).open("a") as fh:
+        fh.writelines(json.dumps(line) + "\n" for line in first)
+    records = list(judgement_records(tmp_path))
+    assert records[:2] == [paid, kept]
+    assert records[2].usage == Usage(requests=1, prompt_tokens=800, completion_tokens=200)
+    assert records[2].step_key == "k4" and records[2].judge_excerpt is True
+    assert records[3].usage is None and records[3].from_build
+    assert set(read_judgements(tmp_path, "o3@ab")) == {JobKey(2, 1), JobKey(4, 0)}
+
+
+@pytest.mark.parametrize("line", ['{"seq": 1, "sample": 0, "judge": "a"', '{"seq": "1", "judge": "a"}',
+                                  '{"seq": 1, "sample": 0}', '[1, 2]'])
+def test_a_corrupt_judgement_line_is_one_error_naming_file_and_line(tmp_path, capsys, line):
+    from longwriter_data.cli import main
+    from longwriter_data.store import JUDGEMENTS
+    from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
+
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2000)])
+    good = {"seq": 0, "sample": 0, "id": "p0", "judge": "a", "quality_scores": {}}
+    (run / JUDGEMENTS).write_text(json.dumps(good) + "\n" + line + "\n" + json.dumps(good) + "\n")
+    assert main(["inspect", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / JUDGEMENTS}:2: corrupt" in err and err.count("\n") == 1, err
+
+
+def test_a_damaged_quality_json_is_one_error_naming_it(tmp_path, capsys):
+    from longwriter_data.cli import main
+    from longwriter_data.store import ACTIVE_JUDGE
+    from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
+
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2000)])
+    (run / ACTIVE_JUDGE).write_text('{"judge": ')
+    assert main(["inspect", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(run / ACTIVE_JUDGE) in err and err.count("\n") == 1, err

@@ -268,7 +268,7 @@ class Engine:
                     verdict = Verdict("failed", exc.reason, str(exc))
                 else:
                     verdict = self.quality.verdict(judgement)
-                    record = replace(record, **self.quality.fields(judgement, judged))
+                    record = record.judged(self.quality.record(key, record.id, judgement, judged))
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
             # The judge's call is paid like the writing's (a reasoning judge's thinking too).
             paid = [*result.steps, *([judged] if judged is not None else [])]

@@ -18,7 +18,7 @@ from ..config import BuildConfig, JudgeConfig
 from ..quality.filters import ACCEPTED, Verdict
 from ..quality.judge import (BadAnswer, Judgement, answer_schema, build_prompt, judge_key, parse_answer,
                              quality_problem, read_template)
-from ..records import StepRecord
+from ..records import JobKey, JudgementRecord, StepRecord, Usage
 from .replay import Ask, Rejected, Steps, StepFailed
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
@@ -73,10 +73,14 @@ class QualityJudge:
     def filters(self) -> bool:
         return self.settings.min_score is not None or bool(self.settings.min_dimension)
 
-    def fields(self, judgement: Judgement, step: StepRecord) -> dict:
-        """What a job record (or a judgements.jsonl line) keeps of a judgement."""
-        return {"judge": self.key, "quality_score": judgement.score, "quality_scores": judgement.scores,
-                "quality_analysis": judgement.analysis, "judge_excerpt": bool(step.tags.get("excerpt"))}
+    def record(self, job: JobKey, id: str, judgement: Judgement, step: StepRecord) -> JudgementRecord:
+        """The judgement as the `judge` command stores it (with what its call paid); a build's job record takes its
+        scores (JobRecord.judged)."""
+        usage = Usage()
+        usage.add_call(step)  # a reasoning judge's thinking included
+        return JudgementRecord(seq=job.seq, sample=job.sample, id=id, judge=self.key, quality_score=judgement.score,
+                               quality_scores=judgement.scores, quality_analysis=judgement.analysis,
+                               judge_excerpt=bool(step.tags.get("excerpt")), usage=usage, step_key=step.key)
 
 
 def _scored(completion: Completion, request: ChatRequest) -> Completion:

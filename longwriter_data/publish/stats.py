@@ -21,7 +21,7 @@ from ..quality.judge import COLUMNS
 from ..quality.length import BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, requirement
 from ..records import JobKey, JobRecord, Usage
 from .report import RunReport
-from ..store import JUDGEMENTS, active_judge, job_records, read_judgements, read_jsonl, read_snapshot, read_steps
+from ..store import active_judge, job_records, judgement_records, read_judgements, read_snapshot, read_steps
 
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
@@ -143,12 +143,14 @@ def scan_run(run_dir: Path) -> Scan:
         last[record.key] = _job(record, offset)
         usage_of[record.key] = record.usage  # failed jobs have none: their steps say it
     if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
-        lines = read_judgements(run_dir, judge)
+        judgements = read_judgements(run_dir, judge)
         for key, job in last.items():
-            line = lines.get(key) or {}
-            if job.judge != judge or line:
-                last[key] = replace(job, judge=judge if line else None, quality_score=line.get("quality_score"),
-                                    quality_scores=line.get("quality_scores"))
+            judgement = judgements.get(key)
+            if judgement is not None:
+                last[key] = replace(job, judge=judge, quality_score=judgement.quality_score,
+                                    quality_scores=judgement.quality_scores)
+            elif job.judge != judge:  # another judge's scores: this one has not scored the job
+                last[key] = replace(job, judge=None, quality_score=None, quality_scores=None)
     usage = Usage()
     settled = set()
     for key, counts in usage_of.items():
@@ -160,9 +162,9 @@ def scan_run(run_dir: Path) -> Scan:
         usage.add_call(step)
         if key not in last:
             unfinished.add(key)
-    for line in read_jsonl(run_dir / JUDGEMENTS):  # what the `judge` command paid
-        if not line.get("from_build"):  # a build judge's scores kept aside: paid in steps.jsonl already
-            usage.add(line, requests=1)
+    for judgement in judgement_records(run_dir):  # what the `judge` command paid
+        if judgement.usage is not None:  # None: a build judge's scores kept aside, paid in steps.jsonl already
+            usage += judgement.usage
     return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage,
                 config=snapshot.recipe if snapshot else None, in_progress=len(unfinished), settings=settings)
 
