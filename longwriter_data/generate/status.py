@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from ..backends.limits import AdaptiveConcurrency
-from ..backends.openai_http import ChatRequest, Completion
+from ..backends.base import ChatRequest, Completion
 from ..config import PricesConfig
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
