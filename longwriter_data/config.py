@@ -42,6 +42,13 @@ class _BackendSettings(Strict):
     # `max_tokens` and generation.temperature.
     token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
     send_temperature: Literal["auto"] | bool = "auto"
+    # Keys that say where the model runs, not what it writes: a resumed run may change them (generative_view).
+    placement: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def generative(cls, settings: dict) -> dict:
+        """These settings (dumped, secrets removed) as far as they change what is generated."""
+        return {key: value for key, value in settings.items() if key not in cls.placement}
 
     @classmethod
     def public(cls, settings: dict) -> dict:
@@ -61,6 +68,7 @@ class OpenAIBackendConfig(_BackendSettings):
 
     kind: Literal["openai"] = "openai"
     module: ClassVar[str] = "openai_http:OpenAIBackend"  # backends/<module>: the class that serves this kind
+    placement = ("base_url", "api_key_env")
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
@@ -113,6 +121,15 @@ class LocalBackendConfig(_BackendSettings):
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)
     threads: int | None = Field(None, ge=1)
+    placement = ("threads",)
+
+    @classmethod
+    def generative(cls, settings: dict) -> dict:
+        """The model file by its name, wherever it is kept."""
+        settings = super().generative(settings)
+        if settings.get("model_path"):
+            settings["model_path"] = Path(settings["model_path"]).name
+        return settings
 
     @classmethod
     def public(cls, settings: dict) -> dict:
@@ -438,10 +455,7 @@ class BuildConfig(Strict):
         data = without_secrets(self.model_dump(mode="json"))
         for key in ("engine", "target", "run_dir", "prices", "export", "name"):
             data.pop(key, None)
-        for key in ("threads", "base_url", "api_key_env"):
-            data["backend"].pop(key, None)
-        if data["backend"].get("model_path"):  # the model file by its name, wherever it is kept
-            data["backend"]["model_path"] = Path(data["backend"]["model_path"]).name
+        data["backend"] = self.backend.generative(data["backend"])
         for source in data["pools"]["sources"]:
             for key in ("path", "hf", "name"):
                 source.pop(key, None)

@@ -231,6 +231,7 @@ RELAY_SETTINGS = '''
 class RelayBackendConfig(_BackendSettings):
     kind: Literal["relay"]
     module: ClassVar[str] = "relay:RelayBackend"
+    placement = ("upstream",)
     upstream: str
 
     @classmethod
@@ -246,16 +247,22 @@ BACKEND_KINDS = {"relay": RelayBackendConfig, '''
 
 RELAY_RUN = """
 import sys
+from pathlib import Path
+
 import longwriter_data
 from longwriter_data.cli import main
 
 assert longwriter_data.__file__.startswith(sys.argv[1]), longwriter_data.__file__
-sys.exit(main(["build", "--config", sys.argv[2], "--no-progress"]) or main(["estimate", "--config", sys.argv[2]]))
+recipe = Path(sys.argv[2])
+status = main(["build", "--config", str(recipe), "--no-progress"]) or main(["estimate", "--config", str(recipe)])
+recipe.write_text(recipe.read_text().replace("/v1", "/v1/"))  # where it runs: not drift
+sys.exit(status or main(["build", "--config", str(recipe), "--no-progress"]))
 """
 
 
 def test_a_new_backend_kind_needs_only_its_module_and_its_settings_model(tmp_path, server):
-    # The package copied, with exactly those two additions: build, estimate and the card work with the new kind.
+    # The package copied, with exactly those two additions: build, resume, estimate and the card work with the new
+    # kind.
     import shutil
     import subprocess
     import sys
