@@ -187,7 +187,8 @@ def test_an_error_the_sdk_did_not_wrap_is_retried_and_one_the_sdk_could_not_read
 
 
 def test_every_backend_kind_of_the_recipe_has_a_module_and_the_factory_picks_it():
-    # a new kind: its settings model in config.py (naming its module) and its module in backends/
+    # a new kind: its settings model in config.py (naming its module) and its module in backends/ (see
+    # test_a_new_backend_kind_needs_only_its_module_and_its_settings_model)
     assert all(issubclass(backend_class(kind), Backend) for kind in BACKEND_KINDS)
     assert backend_class("openai") is OpenAIBackend and backend_class("local") is LocalBackend
 
