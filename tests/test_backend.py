@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import httpx2
 import pytest
@@ -186,6 +187,111 @@ def test_an_error_the_sdk_did_not_wrap_is_retried_and_one_the_sdk_could_not_read
 
 
 def test_every_backend_kind_of_the_recipe_has_a_module_and_the_factory_picks_it():
-    # a new kind: its settings model in config.py (naming its module) and its module in backends/
+    # a new kind: its settings model in config.py (naming its module) and its module in backends/ (see
+    # test_a_new_backend_kind_needs_only_its_module_and_its_settings_model)
     assert all(issubclass(backend_class(kind), Backend) for kind in BACKEND_KINDS)
     assert backend_class("openai") is OpenAIBackend and backend_class("local") is LocalBackend
+
+
+# A new kind as its author writes it: one module in backends/ ...
+RELAY_MODULE = '''"""A kind that relays to an OpenAI-compatible `upstream`: what a new kind's author writes."""
+
+from __future__ import annotations
+
+from ..config import RelayBackendConfig
+from .base import Backend, ChatRequest, Completion, Failure
+from .openai_http import OpenAIBackend
+
+
+class RelayBackend(Backend):
+    def __init__(self, upstream: str, max_connections: int, timeout_s: float):
+        self.http = OpenAIBackend(upstream, "none", max_connections, timeout_s)
+        self.url = self.http.url
+
+    @classmethod
+    def open(cls, settings: RelayBackendConfig, max_connections: int, timeout_s: float,
+             where: str = "backend") -> RelayBackend:
+        return cls(settings.upstream, max_connections, timeout_s)
+
+    @classmethod
+    def reasoning(cls, model: str) -> bool:
+        return model.startswith("thinker")
+
+    async def send(self, request: ChatRequest) -> Completion:
+        return await self.http.send(request)
+
+    def classify(self, error: BaseException) -> Failure:
+        return self.http.classify(error)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+'''
+
+# ... and its settings model in config.py, listed in BACKEND_KINDS.
+RELAY_SETTINGS = '''
+class RelayBackendConfig(_BackendSettings):
+    kind: Literal["relay"]
+    module: ClassVar[str] = "relay:RelayBackend"
+    placement = ("upstream",)
+    upstream: str
+
+    @classmethod
+    def public(cls, settings: dict) -> dict:
+        return {key: value for key, value in settings.items() if key != "upstream"}
+
+    @classmethod
+    def runs_on(cls, settings: dict) -> str:
+        return " (through a relay)"
+
+
+BACKEND_KINDS = {"relay": RelayBackendConfig, '''
+
+RELAY_RUN = """
+import sys
+from pathlib import Path
+
+import longwriter_data
+from longwriter_data.cli import main
+
+assert longwriter_data.__file__.startswith(sys.argv[1]), longwriter_data.__file__
+recipe = Path(sys.argv[2])
+status = main(["build", "--config", str(recipe), "--no-progress"]) or main(["estimate", "--config", str(recipe)])
+recipe.write_text(recipe.read_text().replace("/v1", "/v1/"))  # where it runs: not drift
+sys.exit(status or main(["build", "--config", str(recipe), "--no-progress"]))
+"""
+
+
+def test_a_new_backend_kind_needs_only_its_module_and_its_settings_model(tmp_path, server):
+    # The package copied, with exactly those two additions: build, resume, estimate and the card work with the new
+    # kind.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import longwriter_data
+
+    copy = tmp_path / "pkg"
+    package = copy / "longwriter_data"
+    shutil.copytree(Path(longwriter_data.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "backends" / "relay.py").write_text(RELAY_MODULE, encoding="utf-8")
+    config_py = package / "config.py"
+    source = config_py.read_text(encoding="utf-8")
+    assert source.count("\nBACKEND_KINDS = {") == 1
+    config_py.write_text(source.replace("\nBACKEND_KINDS = {", RELAY_SETTINGS, 1), encoding="utf-8")
+
+    pool = write_pool(tmp_path / "pool.jsonl", GOOD)
+    recipe = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 0},
+                          backend={"kind": "relay", "upstream": server.base_url, "model": "thinker-1"})
+    recipe.write_text(recipe.read_text().replace("  api_key_env: null\n", "").replace(
+        f"  base_url: {server.base_url}\n", ""))
+    done = subprocess.run([sys.executable, "-c", RELAY_RUN, str(copy), str(recipe)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [job["status"] for job in jobs(tmp_path / "run")] == ["accepted", "accepted"]
+    assert "reasoning models also bill hidden reasoning tokens" in done.stdout  # the kind's reasoning(model)
+    dataset = tmp_path / "run" / "dataset"
+    card = (dataset / "README.md").read_text(encoding="utf-8")
+    assert "- Writer model: `thinker-1` (through a relay)" in card  # the kind's runs_on
+    backend = json.loads((dataset / "recipe.json").read_text())["config"]["backend"]
+    assert backend["kind"] == "relay" and "upstream" not in backend and "upstream" not in card  # its public()

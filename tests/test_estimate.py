@@ -128,3 +128,18 @@ def test_estimate_warns_that_reasoning_tokens_are_not_predicted(tmp_path, capsys
     config = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=1, backend={"model": "o3"})
     assert main(["estimate", "--config", str(config)]) == 0
     assert "reasoning tokens" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend, noted", [
+    ({"model": "o3"}, True), ({"model": "gpt-4o", "plan_model": "gpt-5-mini"}, True), ({"model": "gpt-4o"}, False),
+    ({"kind": "local", "model": "o4-mini"}, True), ({"kind": "local", "model": "smollm2"}, False),
+])
+def test_estimate_notes_hidden_reasoning_tokens_when_the_backend_kind_says_a_model_reasons(tmp_path, capsys, backend,
+                                                                                          noted):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=2, backend=backend)
+    if backend.get("kind") == "local":  # keys the local kind does not take
+        config_path.write_text("\n".join(line for line in config_path.read_text().splitlines()
+                                         if not line.strip().startswith(("base_url:", "api_key_env:"))) + "\n")
+    assert main(["estimate", "--config", str(config_path)]) == 0
+    assert ("reasoning models also bill hidden reasoning tokens" in capsys.readouterr().out) is noted

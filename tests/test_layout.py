@@ -123,3 +123,15 @@ def test_only_the_openai_http_backend_imports_the_sdk():
             if any(n == "openai" or n.startswith("openai.") for n in names):
                 users.add(name)
     assert users == SDK_USERS
+
+
+def test_no_module_outside_backends_imports_a_backend_kinds_module():
+    """A kind is its module and its settings model: the rest reach it by `backend.kind`, through backends/factory.py
+    (the class) and config.py (the settings model), so adding a kind changes no other module."""
+    from longwriter_data.config import BACKEND_KINDS
+
+    kind_modules = {"backends." + model.module.partition(":")[0] for model in BACKEND_KINDS.values()}
+    assert kind_modules >= {"backends.openai_http", "backends.local"}
+    users = sorted(f"{name} imports {target}" for name, targets in _graph().items()
+                   if not name.startswith("backends") for target in targets & kind_modules)
+    assert users == []

@@ -2,7 +2,7 @@
 told apart (Failure), so retries, budgets and the endpoint breaker decide without knowing any SDK.
 
 A backend kind is one module (openai_http.py, local.py) with one `Backend` subclass; factory.py picks it by the
-recipe's `backend.kind`. A backend is an async context manager: entering starts what it needs (a connection pool,
+recipe's `backend.kind`, and what other modules need to know about a kind they ask it (or its settings model). A backend is an async context manager: entering starts what it needs (a connection pool,
 a child process), leaving stops it however the build ends.
 """
 
@@ -123,6 +123,12 @@ class Backend(ABC):
     def check(cls, settings: Any, where: str = "backend") -> None:
         """Everything about the settings that can be checked without a request (raise UserError), before a build
         creates its run directory."""
+
+    @classmethod
+    def reasoning(cls, model: str) -> bool:
+        """Whether `model` thinks before it answers, billing hidden tokens as output that `estimate` cannot predict
+        (it says so)."""
+        return False
 
     async def aclose(self) -> None:
         """Release what the backend holds; called once, however the run ends."""

@@ -1,7 +1,9 @@
 """Picking the backend module by the recipe's `backend.kind`.
 
 Adding a kind: one module here with a `Backend` subclass (its `open` and `check` classmethods take the kind's
-settings), and one settings model in config.py (in BACKEND_KINDS), whose `module` names that class.
+settings; `reasoning` tells `estimate` about its models), and one settings model in config.py (in BACKEND_KINDS),
+whose `module` names that class and whose `placement`, `public` and `runs_on` tell resume and the dataset card about
+its keys. No other module knows a kind (tests/test_backend.py adds one to a copy of the package to prove it).
 Modules are imported only when their kind is used: the embedded server's needs stay unimported otherwise.
 """
 

@@ -26,7 +26,7 @@ from ..errors import UserError
 from .base import Backend, ChatRequest, Completion, Failure
 from .openai_http import OpenAIBackend
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_FILE = LocalBackendConfig.default_model_file
 
 
 def default_model_path() -> Path:
@@ -141,6 +141,10 @@ class LocalBackend(Backend):
     @classmethod
     def check(cls, settings: LocalBackendConfig, where: str = "backend") -> None:
         model_file(settings)
+
+    @classmethod
+    def reasoning(cls, model: str) -> bool:
+        return OpenAIBackend.reasoning(model)  # its requests are the HTTP backend's
 
     @classmethod
     def open(cls, settings: LocalBackendConfig, max_connections: int, timeout_s: float,

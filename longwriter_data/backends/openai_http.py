@@ -67,6 +67,10 @@ class OpenAIBackend(Backend):
         api_key(settings.api_key_env, where)
 
     @classmethod
+    def reasoning(cls, model: str) -> bool:
+        return reasoning_model(model)
+
+    @classmethod
     def open(cls, settings: OpenAIBackendConfig, max_connections: int, timeout_s: float,
              where: str = "backend") -> OpenAIBackend:
         return cls(settings.base_url, api_key(settings.api_key_env, where), max_connections, timeout_s,

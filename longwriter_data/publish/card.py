@@ -18,6 +18,7 @@ import yaml
 
 from .views import (Table, band_table, group_table, png_title, quality_report, required_table, scatter_summary,
                     usage_lines, write_png)
+from ..config import backend_settings_model
 from ..prompts import packaged, template
 from ..quality.length import approx_tokens
 from ..redact import without_secrets
@@ -58,16 +59,11 @@ def _version() -> str:
 
 
 def _public_backend(config: dict) -> dict:
-    """An embedded (kind: local) build shows its model file's name (not its local folder, nor nothing when the
-    default model was used)."""
-    backend = config.get("backend") or {}
-    if backend.get("kind") != "local":
+    """The backend settings as their kind's settings model shows them (an embedded build: its model file's name)."""
+    backend = config.get("backend")
+    if not isinstance(backend, dict):
         return config
-    from ..backends.local import MODEL_FILE
-
-    backend = dict(backend)
-    backend["model_path"] = Path(str(backend.get("model_path") or MODEL_FILE)).name
-    return {**config, "backend": backend}
+    return {**config, "backend": backend_settings_model(backend).public(backend)}
 
 
 def recipe(config: dict | None, fmt: str, run: Scan) -> dict:
@@ -310,8 +306,7 @@ def _build_section(scan: Scan) -> str:
     model = backend.get("model", "unknown")
     plan_model = backend.get("plan_model") or model
     lines.append(f"- Writer model: `{model}`" + (f"; plan model: `{plan_model}`" if plan_model != model else "")
-                 + (f" (model file `{backend['model_path']}`, run by llama.cpp)" if backend.get("kind") == "local"
-                    else ""))
+                 + backend_settings_model(backend).runs_on(backend))
     plans, temperature = generation.get("plan_format", "text"), generation.get("temperature", "–")
     lines.append(f"- Plans: {plans}; temperature {temperature}")
     for source in sources:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import BuildConfig
+from ..config import BuildConfig, backend_settings_model
 from ..quality.length import RequiredLength
 from ..records import JobRecord, Usage
 from ..store import RUN_FORMAT
@@ -90,8 +90,8 @@ def write_config(run_dir: Path, target: int, **overrides) -> dict:
            "backend": {"model": "synthetic", "api_key_env": None}, "pools": [{"path": "synthetic.jsonl"}]}
     for key, value in overrides.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
-    if raw["backend"].get("kind", "openai") != "openai":
-        del raw["backend"]["api_key_env"]  # a key only the OpenAI-compatible kind has
+    if "api_key_env" not in backend_settings_model(raw["backend"]).model_fields:
+        del raw["backend"]["api_key_env"]  # a key its kind does not take
     snapshot = {"config": BuildConfig.model_validate(raw).model_dump(mode="json"), "format": RUN_FORMAT, "pool_fingerprints": []}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(snapshot, indent=2), encoding="utf-8")
