@@ -33,8 +33,8 @@ from .redact import without_secrets
 from .publish.report import format_report, run_report
 from .pools.sources import source_name
 from .text import plural
-from .store import RunState, RunStore
-from .pools.synthesis import SAVED_COUNT, Synthesis, synthesis_count, synthesized_path
+from .store import RunState, RunStore, synthesized_path
+from .pools.synthesis import SAVED_COUNT, Synthesis, synthesis_count
 
 
 def _say(message: str) -> None:

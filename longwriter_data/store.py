@@ -6,6 +6,7 @@ Layout:
   steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
+  synthesized.jsonl   one line per answered instruction-synthesis request (pools.synthesize), with what it paid
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
   judgements.jsonl  the `judge` command's quality scores, one line per sample and judge (judge_run.py)
   quality.json  the judge the `judge` command applied last: whose scores inspect and export show
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
-from .records import JobKey, JobRecord, StepRecord
+from .records import JobKey, JobRecord, StepRecord, SynthesisRecord
 
 # Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
 # them; patterns are matched at a line's start (match(map, start, end)).
@@ -42,8 +43,9 @@ _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","s
 RUN_FORMAT = 1
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
+SYNTHESIZED = "synthesized.jsonl"
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
-              "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
+              SYNTHESIZED, "instruction_minhashes.bin", "dataset"}
 
 
 def _observed(future: asyncio.Future) -> None:
@@ -394,6 +396,40 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def synthesized_path(run_dir: Path) -> Path:
+    return run_dir / SYNTHESIZED
+
+
+def read_synthesis(run_dir: Path) -> Iterator[SynthesisRecord]:
+    """Every answered synthesis request of a run directory, in file order (a torn last line left out)."""
+    path = synthesized_path(run_dir)
+    for mm, start, end, number in _lines(path):
+        record = _parse(path, number, mm[start:end])
+        try:
+            synthesis = SynthesisRecord.from_record(record)
+        except (KeyError, TypeError, ValueError):
+            synthesis = None
+        if synthesis is None or not (isinstance(synthesis.k, int) and isinstance(synthesis.instructions, list)):
+            raise UserError(f"{path}:{number}: corrupt record (no k, lang, type or instructions); "
+                            "move the run directory aside or repair that line.")
+        yield synthesis
+
+
+class SynthesisLog:
+    """synthesized.jsonl opened for appending (a line torn by a kill cut first); each record durable when awaited."""
+
+    def __init__(self, run_dir: Path):
+        path = synthesized_path(run_dir)
+        repair_tail(path)
+        self._log = GroupCommitLog(path)
+
+    def append(self, record: SynthesisRecord) -> Awaitable[None]:
+        return self._log.append(record.as_record())
+
+    def close(self) -> None:
+        self._log.close()
 
 
 JUDGEMENTS = "judgements.jsonl"

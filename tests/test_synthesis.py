@@ -16,6 +16,7 @@ from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
 from longwriter_data.pools.instructions import PreparedPools
 from longwriter_data.pools.synthesis import Synthesis, parse_instructions
+from longwriter_data.records import SynthesisRecord
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -238,10 +239,11 @@ def test_a_synthesis_that_stopped_dry_stays_stopped_whatever_is_stored_after(tmp
     with PreparedPools(config.pools) as pools:
         keeper = _Keeper(pools, count=5, threshold=None, minhashes=None)
         for k in range(DRY_STREAK):
-            keeper.offer({"k": k, "lang": "en", "type": "News Report", "instructions": []})
+            keeper.offer(SynthesisRecord(k=k, lang="en", type="News Report", instructions=[]))
         assert keeper.done
-        keeper.offer({"k": DRY_STREAK, "lang": "en", "type": "News Report",
-                      "instructions": ["Write a 3000-word report on the new tram line and what it changed."]})
+        keeper.offer(SynthesisRecord(k=DRY_STREAK, lang="en", type="News Report",
+                                     instructions=["Write a 3000-word report on the new tram line and what it "
+                                                   "changed."]))
     assert keeper.done and keeper.kept == [] and keeper.dropped == {"after_stop": 1}
 
 
@@ -300,3 +302,43 @@ def test_the_progress_bar_counts_the_cost_of_synthesis_requests_and_of_the_jobs(
     paid = sum(r["prompt_tokens"] + r["completion_tokens"] for r in stored(run_dir) + steps)
     assert len(stored(run_dir)) == 1 and len(steps) > 8
     assert shown == f"{paid:,.2f}"
+
+
+def test_inspect_and_the_card_count_what_synthesis_paid_in_the_total_and_show_it_apart(tmp_path, server, capsys):
+    """At a dollar a token, inspect's and the card's tokens and cost are those of synthesized.jsonl and steps.jsonl
+    together, with synthesis's share on a line of its own; the estimate is set beside the jobs' spending only (it
+    predicts jobs, and `estimate` prices synthesis apart)."""
+    config = synthesizing(tmp_path, server.base_url, target=4, count=5, per_request=5)
+    recipe = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**recipe, "prices": {"input": 1_000_000, "output": 1_000_000}}))
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    synthesized = stored(run_dir)
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    synth_in, synth_out = (sum(r[name] for r in synthesized) for name in ("prompt_tokens", "completion_tokens"))
+    total_in = synth_in + sum(r["prompt_tokens"] for r in steps)
+    total_out = synth_out + sum(r["completion_tokens"] for r in steps)
+    assert len(synthesized) == 1 and synth_in and synth_out
+    shares = (f"Tokens: {total_in:,} input (0 cached), {total_out:,} output, {len(steps) + 1} requests",
+              f"Of them, instruction synthesis: {synth_in:,} input (0 cached), {synth_out:,} output, 1 request.",
+              f"Cost: ${total_in + total_out:,.2f}", f"of which ${synth_in + synth_out:,.2f} for instruction synthesis")
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert all(share in out for share in shares), out
+    spent = next(line for line in out.splitlines() if line.strip().startswith("requests")).split()[2]
+    assert int(spent.replace(",", "")) == len(steps)  # the jobs' requests: synthesis's is not a job's
+    assert "instruction synthesis's 1 request not included" in out
+
+    assert main(["export", str(run_dir)]) == 0
+    usage = json.loads((run_dir / "dataset" / "recipe.json").read_text())["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["requests"]) == (total_in, total_out,
+                                                                                        len(steps) + 1)
+    assert usage["synthesis"] == {"requests": 1, "prompt_tokens": synth_in, "completion_tokens": synth_out,
+                                  "cached_tokens": 0, "reasoning_tokens": 0}
+    card = (run_dir / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert all(share in card for share in shares)
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir / "dataset")]) == 0
+    out = capsys.readouterr().out
+    assert all(share in out for share in shares), out

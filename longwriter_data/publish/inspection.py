@@ -26,7 +26,7 @@ def estimate_lines(scan: Scan) -> list[str]:
     config = BuildConfig.model_validate(scan.config)
     predicted = estimate_jobs(config, ((job.instruction_tokens, job.lang, job.required.target if job.required
                                         else None) for job in finished))
-    usage = scan.usage
+    usage = scan.usage if scan.synthesis is None else scan.usage - scan.synthesis  # it predicts jobs only
 
     def row(name: str, guess: float, spent: float, money: bool = False) -> str:
         show = dollars if money else (lambda value: f"{value:,.0f}")
@@ -42,6 +42,9 @@ def estimate_lines(scan: Scan) -> list[str]:
     cost = usage.cost(scan.prices)
     if cost is not None:
         lines.append(row("cost", predicted.cost(scan.prices, caching=usage.cached_tokens > 0), cost, money=True))
+    if scan.synthesis is not None:
+        lines.append(f"  (instruction synthesis's {plural(scan.synthesis.requests, 'request')} not included: "
+                     "`estimate` prices it apart)")
     if usage.reasoning_tokens:
         lines.append(f"  (spent output includes {usage.reasoning_tokens:,} reasoning tokens: the estimate predicts "
                      "only the written text)")
