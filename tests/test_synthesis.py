@@ -342,3 +342,64 @@ def test_inspect_and_the_card_count_what_synthesis_paid_in_the_total_and_show_it
     assert main(["inspect", str(run_dir / "dataset")]) == 0
     out = capsys.readouterr().out
     assert all(share in out for share in shares), out
+
+
+def test_a_reasoning_models_synthesis_counts_every_paid_answer_with_its_reasoning_tokens(tmp_path, server, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, count=4, per_request=4)
+    recipe = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**recipe, "backend": {**recipe["backend"], "model": "openai/o4-mini"}}))
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    [line] = stored(run_dir)
+    assert line["requests"] == line["attempts"] == 1 and line["reasoning_tokens"] > 0
+    assert line["completion_tokens"] > line["reasoning_tokens"]  # reasoning is billed as output, within it
+    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
+    assert (report["paid_requests"], report["reasoning_tokens"]) == (1, line["reasoning_tokens"])
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    assert (f"Of them, instruction synthesis: {line['prompt_tokens']:,} input (0 cached), "
+            f"{line['completion_tokens']:,} output ({line['reasoning_tokens']:,} reasoning), 1 request."
+            in capsys.readouterr().out)
+
+
+def test_lines_written_before_requests_were_counted_are_read_with_their_attempts_as_requests(tmp_path, server,
+                                                                                             capsys):
+    """Run-directory format 1 as the first synthesis wrote it: flat token fields, no `requests`. A build resumes
+    from such a file without a request, and inspect counts its cost."""
+    config = synthesizing(tmp_path, server.base_url, target=2, count=3, per_request=3)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    prompts = ["Write a 2600-word feature on how lighthouse keepers lived on remote islands a century ago.",
+               "Write a 2600-word essay on why medieval bridges were lined with shops and houses.",
+               "Write a 2600-word guide to restoring a wooden rowing boat over a single winter."]
+    old = [{"k": 0, "lang": "en", "type": "Popular Science", "instructions": [], "error": "empty answer",
+            "attempts": 3, "key": "a", "seconds": 1.0, "prompt_tokens": 300, "completion_tokens": 30,
+            "cached_tokens": 0, "reasoning_tokens": 0},
+           {"k": 1, "lang": "en", "type": "Popular Science", "instructions": prompts, "error": None,
+            "attempts": 1, "key": "b", "seconds": 1.0, "prompt_tokens": 100, "completion_tokens": 90,
+            "cached_tokens": 0, "reasoning_tokens": 0}]
+    (run_dir / "synthesized.jsonl").write_text("".join(json.dumps(line) + "\n" for line in old))
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 0
+    assert [prompt for _, prompt in kept(config)] == prompts
+    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
+    assert (report["paid_requests"], report["prompt_tokens"], report["completion_tokens"]) == (4, 400, 120)
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    assert "Of them, instruction synthesis: 400 input (0 cached), 120 output, 4 requests." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", ['{"lang": "en", "type": "News Report", "instructions": []}',
+                                  '{"k": "1", "lang": "en", "type": "News Report", "instructions": []}',
+                                  '{"k": 1, "lang": "en", "type": "News Report", "instructions": "Write..."}',
+                                  '["not", "an", "object"]'])
+def test_a_corrupt_synthesis_line_is_named_by_file_and_line_and_nothing_is_written(tmp_path, server, line, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, count=3)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "synthesized.jsonl"
+    path.write_text(line + "\n")
+    assert build(config) == 2
+    assert f"{path}:1: corrupt record" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["lock", "synthesized.jsonl"]
+    assert path.read_text() == line + "\n" and server.stats()["requests"] == 0
