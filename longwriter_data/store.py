@@ -398,6 +398,36 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class RecordCache:
+    """A cache file of fixed-size binary records (instruction_minhashes.bin: see quality/dedupe.SignatureCache).
+    Only a cache: a torn last record (a killed build) is cut before appending, and nothing is fsync'd."""
+
+    def __init__(self, path: Path, size: int):
+        self.path = path
+        self.size = size
+        self._end = path.stat().st_size // size * size if path.exists() else 0
+        self._fh: BinaryIO | None = None
+
+    def read(self) -> bytes:
+        """Its whole records."""
+        if not self._end:
+            return b""
+        with self.path.open("rb") as fh:
+            return fh.read(self._end)
+
+    def append(self, record: bytes) -> None:
+        if self._fh is None:  # opened on the first new record: a resume that hashes nothing writes nothing
+            self._fh = self.path.open("r+b" if self.path.exists() else "wb")
+            self._fh.truncate(self._end)
+            self._fh.seek(self._end)
+        self._fh.write(record)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 def synthesized_path(run_dir: Path) -> Path:
     return run_dir / SYNTHESIZED
 

@@ -137,3 +137,20 @@ def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     (tmp_path / JUDGEMENTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert set(read_judgements(tmp_path, "a")) == {JobKey(3, 0), JobKey(3, 1)}
     assert set(read_judgements(tmp_path, "b")) == {JobKey(3, 0)}  # a line without a sample is sample 0
+
+
+def test_a_record_cache_reads_whole_records_and_cuts_a_torn_one_only_when_it_appends(tmp_path):
+    from longwriter_data.store import RecordCache
+
+    path = tmp_path / "cache.bin"
+    cache = RecordCache(path, 4)
+    assert cache.read() == b""
+    cache.close()
+    assert not path.exists()  # nothing appended, nothing created
+    path.write_bytes(b"aaaabbbbcc")  # two records and a torn third
+    cache = RecordCache(path, 4)
+    assert cache.read() == b"aaaabbbb"
+    assert path.read_bytes() == b"aaaabbbbcc"  # reading changes nothing
+    cache.append(b"dddd")
+    cache.close()
+    assert path.read_bytes() == b"aaaabbbbdddd"
