@@ -32,8 +32,8 @@ from .publish.report import RunReport, format_report, run_report
 from .pools.sources import source_name
 from .text import plural
 from .records import RunSnapshot
-from .store import RunState, RunStore
-from .pools.synthesis import Synthesis, synthesis_count, synthesized_path
+from .store import RunState, RunStore, synthesized_path
+from .pools.synthesis import Synthesis, synthesis_count
 
 
 def _say(message: str) -> None:

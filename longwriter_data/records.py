@@ -65,6 +65,9 @@ class Usage:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(**{name: value - getattr(other, name) for name, value in self.as_dict().items()})
+
     def add_call(self, call: TokenCounts) -> None:
         """One completed call: a stored step, or an answer as it arrives (both carry the four token counts)."""
         self.requests += 1
@@ -122,6 +125,39 @@ class StepRecord:
 
 
 _STEP_ENVELOPE = ("seq", "sample", "instruction")  # what the store adds around a step: whose it is
+
+
+@dataclass
+class SynthesisRecord:
+    """One answered instruction-synthesis request (pools/synthesis.py), as synthesized.jsonl holds it: request k's
+    language and type, the instructions it wrote (none when it failed for good: `error` says why), and what every
+    answer to it cost, the unusable ones included. Its usage is written as flat token fields beside the rest."""
+
+    k: int
+    lang: str
+    type: str
+    instructions: list[str]
+    error: str | None = None
+    attempts: int = 1
+    key: str = ""
+    seconds: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+    def as_record(self) -> dict:
+        return {"k": self.k, "lang": self.lang, "type": self.type, "instructions": self.instructions,
+                "error": self.error, "attempts": self.attempts, "key": self.key, "seconds": self.seconds,
+                **self.usage.as_dict()}
+
+    @classmethod
+    def from_record(cls, record: dict) -> SynthesisRecord:
+        """A parsed line; one written before lines counted `requests` counts its attempts as paid, when it paid
+        any tokens (a request that failed outright on a later attempt is over-counted by one)."""
+        usage = Usage.from_record(record)
+        if "requests" not in record and (usage.prompt_tokens or usage.completion_tokens):
+            usage.requests = int(record.get("attempts") or 1)
+        return cls(k=record["k"], lang=record["lang"], type=record["type"], instructions=record["instructions"],
+                   error=record.get("error"), attempts=record.get("attempts", 1), key=record.get("key", ""),
+                   seconds=record.get("seconds", 0.0), usage=usage)
 
 
 @dataclass

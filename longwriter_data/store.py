@@ -6,6 +6,7 @@ Layout:
   steps.jsonl   one line per completed LLM call of a job (plan = step 0, paragraph n = step n)
   jobs.jsonl    one line per finished job: accepted, rejected or failed, with its reason
   report.json   counts per status and reason, rewritten at the end of each build
+  synthesized.jsonl   one line per answered instruction-synthesis request (pools.synthesize), with what it paid
   instruction_minhashes.bin   a cache of the drawn instructions' MinHashes, so a resume re-hashes none
   judgements.jsonl  the `judge` command's quality scores (JudgementRecord), one line per sample and judge
   quality.json  the judge the `judge` command applied last: whose scores inspect and export show
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
-from .records import RUN_FORMAT, JobKey, JobRecord, JudgementRecord, RunSnapshot, StepRecord
+from .records import RUN_FORMAT, JobKey, JobRecord, JudgementRecord, RunSnapshot, StepRecord, SynthesisRecord
 
 # Step and job records begin with their job's key, {"seq":N,"sample":N,...}, as append_step and append_job write
 # them; patterns are matched at a line's start (match(map, start, end)).
@@ -39,8 +40,9 @@ _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","s
                        rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
+SYNTHESIZED = "synthesized.jsonl"
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",
-              "synthesized.jsonl", "instruction_minhashes.bin", "dataset"}
+              SYNTHESIZED, "instruction_minhashes.bin", "dataset"}
 
 
 def _observed(future: asyncio.Future) -> None:
@@ -414,6 +416,70 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+class RecordCache:
+    """A cache file of fixed-size binary records (instruction_minhashes.bin: see quality/dedupe.SignatureCache).
+    Only a cache: a torn last record (a killed build) is cut before appending, and nothing is fsync'd."""
+
+    def __init__(self, path: Path, size: int):
+        self.path = path
+        self.size = size
+        self._end = path.stat().st_size // size * size if path.exists() else 0
+        self._fh: BinaryIO | None = None
+
+    def read(self) -> bytes:
+        """Its whole records."""
+        if not self._end:
+            return b""
+        with self.path.open("rb") as fh:
+            return fh.read(self._end)
+
+    def append(self, record: bytes) -> None:
+        if self._fh is None:  # opened on the first new record: a resume that hashes nothing writes nothing
+            self._fh = self.path.open("r+b" if self.path.exists() else "wb")
+            self._fh.truncate(self._end)
+            self._fh.seek(self._end)
+        self._fh.write(record)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def synthesized_path(run_dir: Path) -> Path:
+    return run_dir / SYNTHESIZED
+
+
+def read_synthesis(run_dir: Path) -> Iterator[SynthesisRecord]:
+    """Every answered synthesis request of a run directory, in file order (a torn last line left out)."""
+    path = synthesized_path(run_dir)
+    for mm, start, end, number in _lines(path):
+        record = _parse(path, number, mm[start:end])
+        try:
+            synthesis = SynthesisRecord.from_record(record)
+        except (KeyError, TypeError, ValueError):
+            synthesis = None
+        if synthesis is None or not (isinstance(synthesis.k, int) and isinstance(synthesis.instructions, list)):
+            raise UserError(f"{path}:{number}: corrupt record (no k, lang, type or instructions); "
+                            "move the run directory aside or repair that line.")
+        yield synthesis
+
+
+class SynthesisLog:
+    """synthesized.jsonl opened for appending (a line torn by a kill cut first); each record durable when awaited."""
+
+    def __init__(self, run_dir: Path):
+        path = synthesized_path(run_dir)
+        repair_tail(path)
+        self._log = GroupCommitLog(path)
+
+    def append(self, record: SynthesisRecord) -> Awaitable[None]:
+        return self._log.append(record.as_record())
+
+    def close(self) -> None:
+        self._log.close()
 
 
 JUDGEMENTS = "judgements.jsonl"

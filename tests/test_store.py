@@ -214,3 +214,20 @@ def test_a_damaged_quality_json_is_one_error_naming_it(tmp_path, capsys):
     assert main(["inspect", str(run)]) == 2
     err = capsys.readouterr().err
     assert str(run / ACTIVE_JUDGE) in err and err.count("\n") == 1, err
+
+
+def test_a_record_cache_reads_whole_records_and_cuts_a_torn_one_only_when_it_appends(tmp_path):
+    from longwriter_data.store import RecordCache
+
+    path = tmp_path / "cache.bin"
+    cache = RecordCache(path, 4)
+    assert cache.read() == b""
+    cache.close()
+    assert not path.exists()  # nothing appended, nothing created
+    path.write_bytes(b"aaaabbbbcc")  # two records and a torn third
+    cache = RecordCache(path, 4)
+    assert cache.read() == b"aaaabbbb"
+    assert path.read_bytes() == b"aaaabbbbcc"  # reading changes nothing
+    cache.append(b"dddd")
+    cache.close()
+    assert path.read_bytes() == b"aaaabbbbdddd"

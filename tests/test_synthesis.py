@@ -16,6 +16,7 @@ from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
 from longwriter_data.pools.instructions import PreparedPools
 from longwriter_data.pools.synthesis import Synthesis, parse_instructions
+from longwriter_data.records import SynthesisRecord
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
 
@@ -238,10 +239,11 @@ def test_a_synthesis_that_stopped_dry_stays_stopped_whatever_is_stored_after(tmp
     with PreparedPools(config.pools) as pools:
         keeper = _Keeper(pools, count=5, threshold=None, minhashes=None)
         for k in range(DRY_STREAK):
-            keeper.offer({"k": k, "lang": "en", "type": "News Report", "instructions": []})
+            keeper.offer(SynthesisRecord(k=k, lang="en", type="News Report", instructions=[]))
         assert keeper.done
-        keeper.offer({"k": DRY_STREAK, "lang": "en", "type": "News Report",
-                      "instructions": ["Write a 3000-word report on the new tram line and what it changed."]})
+        keeper.offer(SynthesisRecord(k=DRY_STREAK, lang="en", type="News Report",
+                                     instructions=["Write a 3000-word report on the new tram line and what it "
+                                                   "changed."]))
     assert keeper.done and keeper.kept == [] and keeper.dropped == {"after_stop": 1}
 
 
@@ -300,3 +302,104 @@ def test_the_progress_bar_counts_the_cost_of_synthesis_requests_and_of_the_jobs(
     paid = sum(r["prompt_tokens"] + r["completion_tokens"] for r in stored(run_dir) + steps)
     assert len(stored(run_dir)) == 1 and len(steps) > 8
     assert shown == f"{paid:,.2f}"
+
+
+def test_inspect_and_the_card_count_what_synthesis_paid_in_the_total_and_show_it_apart(tmp_path, server, capsys):
+    """At a dollar a token, inspect's and the card's tokens and cost are those of synthesized.jsonl and steps.jsonl
+    together, with synthesis's share on a line of its own; the estimate is set beside the jobs' spending only (it
+    predicts jobs, and `estimate` prices synthesis apart)."""
+    config = synthesizing(tmp_path, server.base_url, target=4, count=5, per_request=5)
+    recipe = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**recipe, "prices": {"input": 1_000_000, "output": 1_000_000}}))
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    synthesized = stored(run_dir)
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    synth_in, synth_out = (sum(r[name] for r in synthesized) for name in ("prompt_tokens", "completion_tokens"))
+    total_in = synth_in + sum(r["prompt_tokens"] for r in steps)
+    total_out = synth_out + sum(r["completion_tokens"] for r in steps)
+    assert len(synthesized) == 1 and synth_in and synth_out
+    shares = (f"Tokens: {total_in:,} input (0 cached), {total_out:,} output, {len(steps) + 1} requests",
+              f"Of them, instruction synthesis: {synth_in:,} input (0 cached), {synth_out:,} output, 1 request.",
+              f"Cost: ${total_in + total_out:,.2f}", f"of which ${synth_in + synth_out:,.2f} for instruction synthesis")
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert all(share in out for share in shares), out
+    spent = next(line for line in out.splitlines() if line.strip().startswith("requests")).split()[2]
+    assert int(spent.replace(",", "")) == len(steps)  # the jobs' requests: synthesis's is not a job's
+    assert "instruction synthesis's 1 request not included" in out
+
+    assert main(["export", str(run_dir)]) == 0
+    usage = json.loads((run_dir / "dataset" / "recipe.json").read_text())["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["requests"]) == (total_in, total_out,
+                                                                                        len(steps) + 1)
+    assert usage["synthesis"] == {"requests": 1, "prompt_tokens": synth_in, "completion_tokens": synth_out,
+                                  "cached_tokens": 0, "reasoning_tokens": 0}
+    card = (run_dir / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert all(share in card for share in shares)
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir / "dataset")]) == 0
+    out = capsys.readouterr().out
+    assert all(share in out for share in shares), out
+
+
+def test_a_reasoning_models_synthesis_counts_every_paid_answer_with_its_reasoning_tokens(tmp_path, server, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, count=4, per_request=4)
+    recipe = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**recipe, "backend": {**recipe["backend"], "model": "openai/o4-mini"}}))
+    assert build(config) == 0
+    run_dir = tmp_path / "run"
+    [line] = stored(run_dir)
+    assert line["requests"] == line["attempts"] == 1 and line["reasoning_tokens"] > 0
+    assert line["completion_tokens"] > line["reasoning_tokens"]  # reasoning is billed as output, within it
+    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
+    assert (report["paid_requests"], report["reasoning_tokens"]) == (1, line["reasoning_tokens"])
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    assert (f"Of them, instruction synthesis: {line['prompt_tokens']:,} input (0 cached), "
+            f"{line['completion_tokens']:,} output ({line['reasoning_tokens']:,} reasoning), 1 request."
+            in capsys.readouterr().out)
+
+
+def test_lines_written_before_requests_were_counted_are_read_with_their_attempts_as_requests(tmp_path, server,
+                                                                                             capsys):
+    """Run-directory format 1 as the first synthesis wrote it: flat token fields, no `requests`. A build resumes
+    from such a file without a request, and inspect counts its cost."""
+    config = synthesizing(tmp_path, server.base_url, target=2, count=3, per_request=3)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    prompts = ["Write a 2600-word feature on how lighthouse keepers lived on remote islands a century ago.",
+               "Write a 2600-word essay on why medieval bridges were lined with shops and houses.",
+               "Write a 2600-word guide to restoring a wooden rowing boat over a single winter."]
+    old = [{"k": 0, "lang": "en", "type": "Popular Science", "instructions": [], "error": "empty answer",
+            "attempts": 3, "key": "a", "seconds": 1.0, "prompt_tokens": 300, "completion_tokens": 30,
+            "cached_tokens": 0, "reasoning_tokens": 0},
+           {"k": 1, "lang": "en", "type": "Popular Science", "instructions": prompts, "error": None,
+            "attempts": 1, "key": "b", "seconds": 1.0, "prompt_tokens": 100, "completion_tokens": 90,
+            "cached_tokens": 0, "reasoning_tokens": 0}]
+    (run_dir / "synthesized.jsonl").write_text("".join(json.dumps(line) + "\n" for line in old))
+    assert build(config) == 0
+    assert server.stats()["synthesis"] == 0
+    assert [prompt for _, prompt in kept(config)] == prompts
+    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
+    assert (report["paid_requests"], report["prompt_tokens"], report["completion_tokens"]) == (4, 400, 120)
+    capsys.readouterr()
+    assert main(["inspect", str(run_dir)]) == 0
+    assert "Of them, instruction synthesis: 400 input (0 cached), 120 output, 4 requests." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", ['{"lang": "en", "type": "News Report", "instructions": []}',
+                                  '{"k": "1", "lang": "en", "type": "News Report", "instructions": []}',
+                                  '{"k": 1, "lang": "en", "type": "News Report", "instructions": "Write..."}',
+                                  '["not", "an", "object"]'])
+def test_a_corrupt_synthesis_line_is_named_by_file_and_line_and_nothing_is_written(tmp_path, server, line, capsys):
+    config = synthesizing(tmp_path, server.base_url, target=2, count=3)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "synthesized.jsonl"
+    path.write_text(line + "\n")
+    assert build(config) == 2
+    assert f"{path}:1: corrupt record" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["lock", "synthesized.jsonl"]
+    assert path.read_text() == line + "\n" and server.stats()["requests"] == 0

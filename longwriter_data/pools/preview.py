@@ -11,8 +11,8 @@ from ..quality.dedupe import SignatureCache
 from ..quality.length import BANDS, band_of
 from .instructions import DrawSettings, PreparedPools, draw
 from ..text import plural
-from ..store import RunStore
-from .synthesis import Synthesis, synthesis_count, synthesized_path
+from ..store import RunStore, synthesized_path
+from .synthesis import Synthesis, synthesis_count
 
 DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)
 

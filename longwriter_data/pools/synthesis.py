@@ -19,7 +19,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from ..quality.answer_checks import answer_problem
 from ..backends.base import ChatRequest, Completion, request_key
@@ -28,22 +27,17 @@ from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from .instructions import DrawSettings, PreparedPools, draw
 from ..text import detect_lang, template_lang
-from ..records import RunSnapshot
-from ..store import GroupCommitLog, read_jsonl, repair_tail
+from ..records import RunSnapshot, SynthesisRecord, Usage
+from ..store import SynthesisLog, read_synthesis
 from ..generate.attempts import Rejected, StepFailed, ask
 from ..generate.stop import Drain
 
 Send = Callable[[ChatRequest], Awaitable[Completion]]
 
-SYNTHESIZED_FILE = "synthesized.jsonl"  # in the run directory: one line per answered request
 SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn under
 MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
 DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
 TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in ("en", "zh")}
-
-
-def synthesized_path(run_dir: Path) -> Path:
-    return run_dir / SYNTHESIZED_FILE
 
 
 def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
@@ -128,7 +122,7 @@ class _Keeper:
             for record in pools.records():
                 self.near.add(self.hash(record["prompt"]))
         self.prompts: set[str] = set()  # kept so far, for exact duplicates among the answers
-        self.waiting: dict[int, dict] = {}  # answered, behind a request not answered yet
+        self.waiting: dict[int, SynthesisRecord] = {}  # answered, behind a request not answered yet
         self.next_k = 0
         self.kept: list[dict] = []
         self.dropped: Counter = Counter()
@@ -139,22 +133,22 @@ class _Keeper:
     def done(self) -> bool:
         return len(self.kept) >= self.count or self.dry >= DRY_STREAK
 
-    def offer(self, record: dict) -> None:
-        self.waiting[record["k"]] = record
+    def offer(self, record: SynthesisRecord) -> None:
+        self.waiting[record.k] = record
         while self.next_k in self.waiting:
             self._take(self.waiting.pop(self.next_k))
             self.next_k += 1
 
-    def _take(self, record: dict) -> None:
+    def _take(self, record: SynthesisRecord) -> None:
         stopped = self.done  # for good: answers stored after the stop (requests cancelled then) change nothing
         before = len(self.kept)
-        for index, text in enumerate(record["instructions"]):
+        for index, text in enumerate(record.instructions):
             self.written += 1
             if stopped or len(self.kept) >= self.count:
                 self.dropped["beyond_count" if len(self.kept) >= self.count else "after_stop"] += 1
                 continue
-            candidate = {"id": f"{SOURCE_NAME}:{record['k']}:{index}", "prompt": text, "lang": record["lang"],
-                         "type": record["type"]}
+            candidate = {"id": f"{SOURCE_NAME}:{record.k}:{index}", "prompt": text, "lang": record.lang,
+                         "type": record.type}
             problem = self._problem(candidate)
             if problem:
                 self.dropped[problem] += 1
@@ -187,14 +181,13 @@ class Synthesis:
         self.config = config
         self.pools = pools
         self.count = synthesis_count(config, pools, minhashes) if count is None else count
-        self.path = synthesized_path(config.run_dir)
         self.languages = self.settings.languages or [lang for lang in config.pools.languages or []
                                                      if lang in TEMPLATES] or ["en"]
         self._candidates = self._example_tiers()  # from the configured pools only, before anything is added
         self.keeper = _Keeper(pools, self.count, config.filters.near_duplicate_threshold, minhashes)
-        self.records: dict[int, dict] = {}
-        for record in read_jsonl(self.path):
-            self.records[record["k"]] = record
+        self.records: dict[int, SynthesisRecord] = {}
+        for record in read_synthesis(config.run_dir):
+            self.records[record.k] = record
             self.keeper.offer(record)
         self.new_requests = 0
         self._tasks: dict[int, asyncio.Task] = {}
@@ -258,8 +251,7 @@ class Synthesis:
         A no-op when the file already holds enough."""
         if not self._wanted():
             return
-        repair_tail(self.path)  # a line torn by a kill: cut it before appending
-        log = GroupCommitLog(self.path)
+        log = SynthesisLog(self.config.run_dir)
         unanswered = (k for k in itertools.count() if k not in self.records)
         concurrency = min(self.config.engine.max_jobs, MAX_CONCURRENCY)
         try:
@@ -280,28 +272,23 @@ class Synthesis:
             self._tasks.clear()
             log.close()
 
-    async def _ask(self, k: int, send: Send, log: GroupCommitLog) -> dict:
+    async def _ask(self, k: int, send: Send, log: SynthesisLog) -> SynthesisRecord:
         """One request, its bad answers retried like a step's; the record is on disk before it is returned.
         A request that fails for good is stored too (with no instructions), so it is not paid for again."""
         request, lang, kind = self.request(k)
         started = time.monotonic()
-        usage: Counter = Counter()
-
-        def paid(completion: Completion) -> None:  # every answer, the unusable ones too
-            usage.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                         cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens)
-
-        try:
-            answer = await ask(send, request, self.config.generation.step_attempts, _instructions_check, paid=paid)
+        usage = Usage()
+        try:  # every answer is paid for, the unusable ones too
+            answer = await ask(send, request, self.config.generation.step_attempts, _instructions_check,
+                               paid=usage.add_call)
         except StepFailed as exc:
             instructions, problem, attempts = [], exc.problem, exc.attempts
         else:
             instructions, problem, attempts = parse_instructions(answer.completion.text), "", answer.attempts
-        record = {"k": k, "lang": lang, "type": kind, "instructions": instructions,
-                  "error": None if instructions else problem, "attempts": attempts,
-                  "key": request_key(request.prompt), "seconds": round(time.monotonic() - started, 3),
-                  **{name: usage[name] for name in ("prompt_tokens", "completion_tokens", "cached_tokens",
-                                                    "reasoning_tokens")}}
+        record = SynthesisRecord(k=k, lang=lang, type=kind, instructions=instructions,
+                                 error=None if instructions else problem, attempts=attempts,
+                                 key=request_key(request.prompt), seconds=round(time.monotonic() - started, 3),
+                                 usage=usage)
         write = asyncio.ensure_future(log.append(record))
         self._writes.append(write)
         await asyncio.shield(write)  # once paid for, the answer is stored even if this request is cancelled now
@@ -317,19 +304,27 @@ class Synthesis:
         """Make the kept instructions drawable, as one more source with the configured weight."""
         return self.pools.add(SOURCE_NAME, self.kept, self.settings.weight)
 
+    @property
+    def usage(self) -> Usage:
+        """What every request stored so far paid, over all builds of the run."""
+        total = Usage()
+        for record in self.records.values():
+            total += record.usage
+        return total
+
     def report(self) -> dict:
         """The figures of the whole run directory, for report.json."""
-        records = self.records.values()
+        usage = self.usage.as_dict()
         return {
             "requests": len(self.records),
             "new_requests": self.new_requests,
-            "failed_requests": sum(1 for record in records if record.get("error")),
+            "failed_requests": sum(1 for record in self.records.values() if record.error),
             "written": self.keeper.written,
             "kept": len(self.kept),
             "wanted": self.count,
             "dropped": dict(self.keeper.dropped.most_common()),
-            **{name: sum(record.get(name, 0) for record in records)
-               for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")},
+            "paid_requests": usage.pop("requests"),  # answers paid for, retried ones included
+            **usage,
         }
 
     def summary_line(self) -> str:
@@ -344,7 +339,7 @@ class Synthesis:
         why = ", ".join(f"{n} {what}" for n, what in parts if n)
         line = (f"Synthesized instructions: {len(self.kept)} kept of {self.keeper.written} written"
                 f"{f' ({why})' if why else ''}, {len(self.records)} requests ({self.new_requests} new this run)")
-        failed = sum(1 for record in self.records.values() if record.get("error"))
+        failed = sum(1 for record in self.records.values() if record.error)
         if failed:
             line += f", {failed} without an answer"
         if len(self.kept) < self.count and self.keeper.dry >= DRY_STREAK:

@@ -77,9 +77,17 @@ def recipe(config: dict | None, fmt: str, run: Scan) -> dict:
         "jobs": {"accepted": counts["accepted"], "rejected": counts["rejected"], "failed": counts["failed"],
                  "in_progress": run.in_progress,
                  "reasons": {status: dict(reasons.most_common()) for status, reasons in run.reasons().items()}},
-        "usage": run.usage.as_dict(),
+        "usage": _usage(run),
         "prompts": _prompt_templates(config),
     }
+
+
+def _usage(run: Scan) -> dict:
+    """Everything the run paid for; where it synthesized instructions, their share under "synthesis"."""
+    usage = run.usage.as_dict()
+    if run.synthesis is not None:
+        usage["synthesis"] = run.synthesis.as_dict()
+    return usage
 
 
 def write_recipe(folder: Path, data: dict) -> None:

@@ -28,7 +28,7 @@ def estimate_lines(scan: Scan) -> list[str]:
                                             else None) for job in finished))
     except OSError:  # the judge's own template, named by the recipe, is no longer where the build read it
         return []
-    usage = scan.usage
+    usage = scan.usage if scan.synthesis is None else scan.usage - scan.synthesis  # it predicts jobs only
 
     def row(name: str, guess: float, spent: float, money: bool = False) -> str:
         show = dollars if money else (lambda value: f"{value:,.0f}")
@@ -44,6 +44,9 @@ def estimate_lines(scan: Scan) -> list[str]:
     cost = usage.cost(scan.prices)
     if cost is not None:
         lines.append(row("cost", predicted.cost(scan.prices, caching=usage.cached_tokens > 0), cost, money=True))
+    if scan.synthesis is not None:
+        lines.append(f"  (instruction synthesis's {plural(scan.synthesis.requests, 'request')} not included: "
+                     "`estimate` prices it apart)")
     if usage.reasoning_tokens:
         lines.append(f"  (spent output includes {usage.reasoning_tokens:,} reasoning tokens: the estimate predicts "
                      "only the written text)")

@@ -21,7 +21,8 @@ from ..quality.judge import COLUMNS
 from ..quality.length import BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, requirement
 from ..records import JobKey, JobRecord, Usage
 from .report import RunReport
-from ..store import active_judge, job_records, judgement_records, read_judgements, read_snapshot, read_steps
+from ..store import (active_judge, job_records, judgement_records, read_judgements, read_snapshot, read_steps,
+                     read_synthesis)
 
 # Half-octave bins from 250 to 32k (each edge is the last one times sqrt 2), so that the band edges 2k, 4k, 8k,
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
@@ -84,12 +85,13 @@ class Scan:
     path: Path
     kind: str  # "run" or "dataset"
     jobs: list[Job]  # runs: last record per job, in draw order; datasets: one per row
-    usage: Usage
+    usage: Usage  # everything the run paid for, instruction synthesis included
     config: dict | None  # runs: config.json's recipe; datasets: recipe.json's (secrets already removed)
     in_progress: int = 0  # runs: jobs with steps on disk but no final record yet
     splits: dict[str, int] = field(default_factory=dict)  # datasets: rows per split
     recipe: dict | None = None  # datasets: recipe.json as export wrote it
     settings: BuildConfig | None = None  # runs: config.json's recipe, validated
+    synthesis: Usage | None = None  # of `usage`, what instruction synthesis paid (None: the run synthesized nothing)
 
     @property
     def prices(self) -> PricesConfig | None:
@@ -165,8 +167,15 @@ def scan_run(run_dir: Path) -> Scan:
     for judgement in judgement_records(run_dir):  # what the `judge` command paid
         if judgement.usage is not None:  # None: a build judge's scores kept aside, paid in steps.jsonl already
             usage += judgement.usage
+    synthesis = None
+    for request in read_synthesis(run_dir):
+        synthesis = synthesis or Usage()
+        synthesis += request.usage
+    if synthesis is not None:
+        usage += synthesis
     return Scan(path=run_dir, kind="run", jobs=[last[key] for key in sorted(last)], usage=usage,
-                config=snapshot.recipe if snapshot else None, in_progress=len(unfinished), settings=settings)
+                config=snapshot.recipe if snapshot else None, in_progress=len(unfinished), settings=settings,
+                synthesis=synthesis)
 
 
 # The user turn of each export format: its column, and how to reach the prompt inside a row.
@@ -207,10 +216,10 @@ def scan_dataset(folder: Path) -> Scan:
                                 quality_score=row.get("quality_score"), quality_scores=scores or None,
                                 judge=row.get("quality_judge")))
                 splits[split] += 1
-    usage = Usage()
-    usage.add((recipe or {}).get("usage", {}))
-    return Scan(path=folder, kind="dataset", jobs=jobs, usage=usage, config=(recipe or {}).get("config"),
-                splits=dict(splits), recipe=recipe)
+    paid = (recipe or {}).get("usage", {})
+    synthesis = Usage.from_record(paid["synthesis"]) if isinstance(paid.get("synthesis"), dict) else None
+    return Scan(path=folder, kind="dataset", jobs=jobs, usage=Usage.from_record(paid),
+                config=(recipe or {}).get("config"), splits=dict(splits), recipe=recipe, synthesis=synthesis)
 
 
 def load_scan(path: Path) -> Scan:

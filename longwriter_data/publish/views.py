@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..quality.judge import DIMENSIONS
 from ..quality.length import BANDS, LIMIT, band_of
+from ..records import Usage
 from ..text import plural
 from .stats import MARKED_EDGES, Group, Job, LengthReport, Scan, bin_labels
 
@@ -101,14 +102,21 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _tokens(usage: Usage) -> str:
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
+    return (f"{usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), {usage.completion_tokens:,} "
+            f"output{reasoning}, {plural(usage.requests, 'request')}")
+
+
 def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     """Tokens paid for, and their cost when the recipe has prices (else, with `hint`, how to add them)."""
     usage, accepted = scan.usage, scan.counts()["accepted"]
     total = usage.prompt_tokens + usage.completion_tokens
     per_sample = f"; {total / accepted:,.0f} tokens per accepted sample" if accepted and total else ""
-    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
-    lines = [f"Tokens: {usage.prompt_tokens:,} input ({usage.cached_tokens:,} cached), "
-             f"{usage.completion_tokens:,} output{reasoning}, {plural(usage.requests, 'request')}{per_sample}."]
+    lines = [f"Tokens: {_tokens(usage)}{per_sample}."]
+    synthesis = scan.synthesis
+    if synthesis is not None:  # part of the total: a demanding reader wants the total right, and the split
+        lines.append(f"Of them, instruction synthesis: {_tokens(synthesis)}.")
     prices = scan.prices
     cost = usage.cost(prices)
     if cost is None:
@@ -118,6 +126,8 @@ def usage_lines(scan: Scan, hint: bool = True) -> list[str]:
     else:
         cached = prices.input if prices.cached_input is None else prices.cached_input
         each = f" ({dollars(cost / accepted)} per accepted sample)" if accepted else ""
+        if synthesis is not None:
+            each += f", of which {dollars(synthesis.cost(prices))} for instruction synthesis,"
         lines.append(f"Cost: {dollars(cost)}{each} at ${prices.input:g} input, ${cached:g} cached input, "
                      f"${prices.output:g} output per 1M tokens.")
     return lines

@@ -11,9 +11,11 @@ import hashlib
 import re
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..store import RecordCache
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash, MinHash
@@ -117,23 +119,21 @@ class NearDuplicates:
 
 
 class SignatureCache:
-    """Instruction MinHashes by content, kept in a file of the run directory, so that a resumed build replays its
-    draw (which checks every earlier instruction for near-duplicates) without hashing them all again.
+    """Instruction MinHashes by content, kept in a file of the run directory (the store's RecordCache), so that a
+    resumed build replays its draw (which checks every earlier instruction for near-duplicates) without hashing
+    them all again.
 
-    Fixed-size records: a digest of the text, then the signature. It is only a cache: a torn tail is dropped,
-    a missing entry is recomputed, and nothing is fsync'd. Without a path it keeps signatures in memory only (a
-    preview of a run, which writes nothing), hashed as that run hashes them."""
+    Fixed-size records: a digest of the text, then the signature. It is only a cache: a torn tail is dropped and
+    a missing entry is recomputed. Without a path it keeps signatures in memory only (a preview of a run, which
+    writes nothing), hashed as that run hashes them."""
 
     RECORD = np.dtype([("digest", "V16"), ("values", "<u4", (NUM_PERM,))])
 
     def __init__(self, path: Path | None, shingle_hash: str = SHINGLE_HASH):
-        self.path = path
         self.shingle_hash = shingle_hash
-        count = path.stat().st_size // self.RECORD.itemsize if path is not None and path.exists() else 0
-        records = np.fromfile(path, dtype=self.RECORD, count=count) if count else np.empty(0, self.RECORD)
+        self._file = RecordCache(path, self.RECORD.itemsize) if path is not None else None
+        records = np.frombuffer(self._file.read() if self._file else b"", dtype=self.RECORD)
         self._known: dict[bytes, np.ndarray] = dict(zip(records["digest"].tolist(), records["values"]))
-        self._end = count * self.RECORD.itemsize
-        self._fh: BinaryIO | None = None
 
     def key(self, text: str, size: int) -> bytes:
         """What a signature is cached under: the text and how it was hashed."""
@@ -146,16 +146,10 @@ class SignatureCache:
             return from_values(values)
         minhash = signature(text, size, self.shingle_hash)
         values = self._known[key] = minhash.hashvalues.astype("<u4")
-        if self.path is None:
-            return minhash
-        if self._fh is None:
-            self._fh = self.path.open("r+b" if self.path.exists() else "wb")
-            self._fh.truncate(self._end)  # a torn record of a killed build
-            self._fh.seek(self._end)
-        self._fh.write(key + values.tobytes())
+        if self._file is not None:
+            self._file.append(key + values.tobytes())
         return minhash
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._file is not None:
+            self._file.close()
