@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longwriter_data.backends.base import request_key
 from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
 from longwriter_data.pools.instructions import PreparedPools
@@ -52,6 +53,13 @@ def kept(config: Path) -> list[tuple[str, str]]:
     recipe = load_config(config)
     with PreparedPools(recipe.pools) as pools:
         return [(record["id"], record["prompt"]) for record in Synthesis(recipe, pools).kept]
+
+
+def key_of(config: Path, k: int) -> str:
+    """The request key of synthesis request k, as the recipe makes it now."""
+    recipe = load_config(config)
+    with PreparedPools(recipe.pools) as pools:
+        return request_key(Synthesis(recipe, pools, count=0).request(k)[0])
 
 
 def test_a_small_pool_is_grown_and_the_build_reaches_its_target_with_synthesized_instructions(tmp_path, server,
@@ -135,7 +143,7 @@ def test_a_resumed_synthesis_sends_only_missing_requests_and_keeps_the_same_inst
     run_dir.mkdir()
     # The first request answered, the sixth torn while it was being written.
     first = json.dumps({"k": 0, "lang": "en", "type": "Literature and Creative Writing",
-                        "instructions": [prompt for _, prompt in reference[:2]]})
+                        "instructions": [prompt for _, prompt in reference[:2]], "key": key_of(config, 0)})
     (run_dir / "synthesized.jsonl").write_text(first + "\n" + '{"k": 5, "lang": "e')
     assert build(config) == 0
     assert server.stats()["synthesis"] == 5
@@ -165,6 +173,28 @@ def test_an_interrupted_synthesis_resumes_to_the_same_instructions(tmp_path, ref
     assert resumed.returncode == 0, resumed.stderr
     assert slow_server.stats()["synthesis"] == 6 - answered
     assert kept(config) == reference
+
+
+@pytest.mark.parametrize("setting, value", [("temperature", 0.5), ("model", "other")])
+def test_a_forced_resume_after_a_changed_synthesis_setting_asks_every_request_again(tmp_path, reference,
+                                                                                    slow_server, setting, value):
+    config = synthesizing(tmp_path, slow_server.base_url, per_request=2)
+    run = [sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"]
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow_server.arm(proc.pid, 5, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    run_dir = tmp_path / "run"
+    answered = stored(run_dir)
+    assert answered
+    recipe = yaml.safe_load(config.read_text())
+    recipe["pools"]["synthesize"][setting] = value
+    config.write_text(yaml.safe_dump(recipe))
+    slow_server.reset()
+    resumed = subprocess.run(run + ["--force"], capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert slow_server.stats()["synthesis"] == 6  # the answers stored under the old setting replayed none
+    assert {r["k"] for r in answered} <= {r["k"] for r in stored(run_dir)[len(answered):]}
+    assert kept(config) == reference  # the fake server answers a prompt alike whatever the setting
 
 
 @pytest.mark.parametrize(
