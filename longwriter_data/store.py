@@ -39,7 +39,7 @@ _JOB_HEAD = re.compile(rb'\{"seq":(\d+),"sample":(\d+),"id":"(?:[^"\\]|\\.)*","s
                        rb'"minhash":(?:"([A-Za-z0-9+/=]+)"|null)')
 # The run directory's format: a build writes it into config.json, and every command refuses a directory of another
 # format (those of earlier development versions have none) rather than misread it.
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: step and synthesis keys hash the whole request (backends/base.request_key)
 # Names a build writes into a run directory: a folder holding only these is taken for one, even without config.json
 # (a build killed before writing it leaves its lock; config.json.tmp is a snapshot being written).
 _RUN_FILES = {"lock", "config.json.tmp", "steps.jsonl", "jobs.jsonl", "report.json", "report.json.tmp",

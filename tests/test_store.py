@@ -127,6 +127,15 @@ def test_an_older_run_directory_is_refused_in_one_line(tmp_path):
     assert read_snapshot(tmp_path)["format"] == RUN_FORMAT
 
 
+def test_a_format_1_run_directory_whose_step_keys_hashed_only_prompts_is_refused_in_one_line(tmp_path):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import read_snapshot
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": 1, "config": {}, "pool_fingerprints": []}))
+    with pytest.raises(UserError, match=r"written by format 1; this version reads run-directory format 2 only"):
+        read_snapshot(tmp_path)
+
+
 def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     import json
 
