@@ -262,17 +262,21 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
 
 
+@pytest.mark.parametrize("written, named", [(None, "earlier development version"), (1, "written by format 1")])
 def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(tmp_path, server,
-                                                                                                 capsys):
+                                                                                                 capsys, written, named):
     """0.x: run directories written before the format version (SHA-1 shingle hashes, one pools fingerprint,
-    job records without a sample) are not read, rather than misread."""
+    job records without a sample), or in format 1 (step keys that hash the prompt alone), are not read, rather
+    than misread."""
     pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:4])
     config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
     snapshot = json.loads((run / "config.json").read_text())
-    assert snapshot["format"] == 1
+    assert snapshot["format"] == 2
     del snapshot["format"]  # as an earlier development version wrote it
+    if written is not None:
+        snapshot["format"] = written
     (run / "config.json").write_text(json.dumps(snapshot))
     before = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir())
     capsys.readouterr()
@@ -280,7 +284,7 @@ def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_l
                  ["export", str(run), "--out", str(tmp_path / "out")]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "earlier development version" in err and "new run_dir" in err
+        assert len(err.splitlines()) == 1 and named in err and "new run_dir" in err
     assert sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir()) == before
     assert not (tmp_path / "out").exists()
 
