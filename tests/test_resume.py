@@ -263,8 +263,8 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
 
 
 @pytest.mark.parametrize("written, named", [(None, "earlier development version"), (1, "written by format 1")])
-def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(tmp_path, server,
-                                                                                                 capsys, written, named):
+def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(
+        tmp_path, server, capsys, written, named):
     """0.x: run directories written before the format version (SHA-1 shingle hashes, one pools fingerprint,
     job records without a sample), or in format 1 (step keys that hash the prompt alone), are not read, rather
     than misread."""
