@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # The run directory's format: a build writes it into config.json, and every command refuses a directory of another
 # format (those of earlier development versions have none) rather than misread it.
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: step and synthesis keys hash the whole request (backends/base.request_key)
 
 
 class JobKey(NamedTuple):
@@ -150,11 +150,8 @@ class SynthesisRecord:
 
     @classmethod
     def from_record(cls, record: dict) -> SynthesisRecord:
-        """A parsed line; one written before lines counted `requests` counts its attempts as paid, when it paid
-        any tokens (a request that failed outright on a later attempt is over-counted by one)."""
+        """A parsed line (its usage as flat token fields, `requests` included)."""
         usage = Usage.from_record(record)
-        if "requests" not in record and (usage.prompt_tokens or usage.completion_tokens):
-            usage.requests = int(record.get("attempts") or 1)
         return cls(k=record["k"], lang=record["lang"], type=record["type"], instructions=record["instructions"],
                    error=record.get("error"), attempts=record.get("attempts", 1), key=record.get("key", ""),
                    seconds=record.get("seconds", 0.0), usage=usage)
@@ -231,13 +228,14 @@ class JobRecord:
             values["usage"] = Usage.from_record(values["usage"])
         return cls(**values)
 
-
     def judged(self, judgement: JudgementRecord) -> JobRecord:
         """This record with a judge's scores (JUDGED_FIELDS) in place of any it had."""
         return replace(self, **{name: getattr(judgement, name) for name in JUDGED_FIELDS})
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
+# Written even when None: the head (the resume's pattern expects minhash), and what every record states.
+_ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
 # What a job record keeps of an LLM judge's verdict (a JudgementRecord's scores; judgements.jsonl has them too).
 JUDGED_FIELDS = ("judge", "quality_score", "quality_scores", "quality_analysis", "judge_excerpt")
 
@@ -277,24 +275,14 @@ class JudgementRecord:
 
     @classmethod
     def from_record(cls, record: dict) -> JudgementRecord:
-        """A parsed line; KeyError, TypeError or ValueError when it is not a judgement. Lines written before `usage`
-        was an object (flat prompt/completion/cached token counts, one request) are read as such."""
+        """A parsed line; KeyError, TypeError or ValueError when it is not a judgement."""
         seq, sample, judge = record["seq"], record.get("sample", 0), record["judge"]
         if not (isinstance(seq, int) and isinstance(sample, int) and isinstance(judge, str)):
             raise ValueError("seq, sample or judge of the wrong type")
-        from_build = bool(record.get("from_build"))
-        if isinstance(record.get("usage"), dict):
-            usage = Usage.from_record(record["usage"])
-        elif from_build:
-            usage = None
-        else:  # the first shape of these lines: one call's counts, flat
-            usage = Usage.from_record(record)
-            usage.requests = 1
+        usage = Usage.from_record(record["usage"]) if isinstance(record.get("usage"), dict) else None
         return cls(seq=seq, sample=sample, id=record.get("id") or "", judge=judge,
-                   **{name: record.get(name) for name in JUDGED_FIELDS[1:]}, usage=usage, from_build=from_build,
-                   step_key=record.get("key"))
-# Written even when None: the head (the resume's pattern expects minhash), and what every record states.
-_ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
+                   **{name: record.get(name) for name in JUDGED_FIELDS[1:]}, usage=usage,
+                   from_build=bool(record.get("from_build")), step_key=record.get("key"))
 
 
 @dataclass(frozen=True)
@@ -316,7 +304,7 @@ class RunSnapshot:
         return saved_recipe(self.recipe, self.path or Path("config.json"))
 
     def as_record(self) -> dict:
-        """config.json's object (format 1): synthesize_count only where synthesis fixed one."""
+        """config.json's object: synthesize_count only where synthesis fixed one."""
         record = {"format": self.format, "config": self.recipe, "pool_fingerprints": self.pool_fingerprints}
         if self.synthesize_count is not None:
             record["synthesize_count"] = self.synthesize_count

@@ -1,7 +1,7 @@
 """Prefix reuse of a built run: how much of each AgentWrite prompt a prefix-caching server could serve from cache.
 
-Rebuilds every step's prompt of every finished job from jobs.jsonl with the package's own plan_prompt/write_prompt
-(checked against the request keys in steps.jsonl), then prints:
+Rebuilds every step's request of every finished job from jobs.jsonl and the saved recipe with the package's own
+AgentWrite (checked against the request keys in steps.jsonl), then prints:
   - prefix share: characters of each prompt that are an exact prefix of the same job's next prompt, over all
     prompts that have a next one (plan -> paragraph 1 counted, and also shown without it);
   - tokens: prompt tokens sent (the server's `usage`, from steps.jsonl) versus tokens that would be new with prefix
@@ -12,26 +12,26 @@ Run: .venv/bin/python scripts/bench_prefix.py RUN_DIR
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
 from pathlib import Path
 
-from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
-from longwriter_data.backends.base import request_key
+from longwriter_data.backends.base import ChatRequest, request_key
+from longwriter_data.config import BuildConfig
+from longwriter_data.generate.agentwrite import AgentWrite
 from longwriter_data.generate.plan import Plan, PlanStep
 from longwriter_data.pools.instructions import Instruction
-from longwriter_data.store import read_jsonl
+from longwriter_data.store import read_jsonl, read_snapshot
 
 
-def job_prompts(record: dict, plan_format: str) -> list[str]:
-    """The prompts of one finished job, in order: plan, then one per paragraph."""
+def job_requests(record: dict, agent: AgentWrite) -> list[ChatRequest]:
+    """The requests of one finished job, in order: plan, then one per paragraph."""
     inst = Instruction(seq=record["seq"], id=record["id"], prompt=record["prompt"], lang=record["lang"])
     plan = Plan(tuple(PlanStep(step["main_point"], step["words"]) for step in record["plan"]))
     paragraphs = record["paragraphs"]
-    writes = [write_prompt(inst, plan, paragraphs[:i], i) for i in range(len(plan.steps))]
-    return [plan_prompt(inst, plan_format), *writes]
+    writes = [agent._write_request(inst, plan, paragraphs[:i], i) for i in range(len(plan.steps))]
+    return [agent._plan_request(inst), *writes]
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -47,7 +47,8 @@ def common_prefix(a: str, b: str) -> int:
 
 
 def main(run_dir: Path) -> None:
-    plan_format = json.loads((run_dir / "config.json").read_text())["config"]["generation"]["plan_format"]
+    config = BuildConfig.model_validate(read_snapshot(run_dir)["config"])
+    agent = AgentWrite(config.generation, config.backend.model, config.backend.plan_model)
     steps: dict[tuple[int, int], dict] = {}
     for step in read_jsonl(run_dir / "steps.jsonl"):
         steps[step["seq"], step["step"]] = step  # the last record of a step wins, as on resume
@@ -60,13 +61,14 @@ def main(run_dir: Path) -> None:
     checked = matched = 0
     shares: list[float] = []
     for seq, record in jobs.items():
-        prompts = job_prompts(record, plan_format)
+        requests = job_requests(record, agent)
+        prompts = [request.prompt for request in requests]
         previous = ""
         for index, prompt in enumerate(prompts):
             step = steps.get((seq, index))
             if step is not None:
                 checked += 1
-                matched += step.get("key") == request_key(prompt)
+                matched += step.get("key") == request_key(requests[index], record.get("sample", 0))
                 reused = common_prefix(previous, prompt) if previous else 0
                 sent_tokens += step["prompt_tokens"]
                 new_tokens += step["prompt_tokens"] * (1 - reused / len(prompt))

@@ -96,7 +96,7 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
             paragraphs = [texts[(inst.seq + i) % len(texts)] for i in range(steps)]
             done = steps if inst.seq < samples else 3  # the last 5 jobs are half done
             job = {"seq": inst.seq} if RUN_FORMAT is None else {"seq": inst.seq, "sample": 0}
-            keys = replay_keys(inst, plan_text, paragraphs, done) if inst.seq >= samples else {}
+            keys = replay_keys(config, inst, plan_text, paragraphs, done) if inst.seq >= samples else {}
             for step in range(done + 1):
                 text = plan_text if step == 0 else paragraphs[step - 1]
                 log.write(dumps({**job, "step": step, "text": text, "finish_reason": "stop",
@@ -121,17 +121,22 @@ def generate(workdir: Path, samples: int, words: int, base_url: str) -> None:
     (workdir / "done").write_text("")
 
 
-def replay_keys(inst, plan_text: str, paragraphs: list[str], done: int) -> dict[int, str]:
+def replay_keys(config, inst, plan_text: str, paragraphs: list[str], done: int) -> dict[int, str]:
     """The request keys of a half-done job's stored steps, as the package computes them, where a resumed build
-    replays a step only when its prompt matches (otherwise it pays for the step again)."""
+    replays a step only when its request matches (otherwise it pays for the step again)."""
+    import inspect
+
     from longwriter_data.backends.openai_http import request_key
-    from longwriter_data.generate.agentwrite import plan_prompt, write_prompt
+    from longwriter_data.generate.agentwrite import AgentWrite
     from longwriter_data.generate.plan import parse_text_plan
 
+    agent = AgentWrite(config.generation, config.backend.model, getattr(config.backend, "plan_model", None))
+    whole = "request" in inspect.signature(request_key).parameters  # where the package keys the whole request
+    key = request_key if whole else (lambda request: request_key(request.prompt))
     plan = parse_text_plan(plan_text, max_steps=len(paragraphs))
-    keys = {0: request_key(plan_prompt(inst, "text"))}
+    keys = {0: key(agent._plan_request(inst))}
     for step in range(1, done + 1):
-        keys[step] = request_key(write_prompt(inst, plan, paragraphs[: step - 1], step - 1))
+        keys[step] = key(agent._write_request(inst, plan, paragraphs[: step - 1], step - 1))
     return keys
 
 

@@ -94,16 +94,53 @@ def test_a_stored_step_whose_prompt_changed_is_asked_again():
 
     run(AgentWrite(GenerationConfig(), "m"), Steps(StubSend(), attempts=3, save=save))
     stored = {r.step: r for r in saved}
-    stored[1] = replace(stored[1], key=request_key("some other prompt"))
+    stored[1] = replace(stored[1], key=request_key(ChatRequest("m", "some other prompt", 100, 0.7)))
     again = StubSend()
     run(AgentWrite(GenerationConfig(), "m"), Steps(again, attempts=3, stored=stored))
     assert len(again.requests) == 2  # paragraph 1 anew, and paragraph 2 whose prompt holds it
 
 
-def test_samples_of_one_prompt_have_different_request_keys_and_sample_0_keeps_the_prompt_hash():
-    keys = {request_key("same prompt", sample) for sample in range(4)}
-    assert len(keys) == 4
-    assert request_key("same prompt", 0) == request_key("same prompt")
+REQUEST = ChatRequest(model="m", prompt="same prompt", max_tokens=100, temperature=0.7,
+                      json_schema={"type": "object", "required": ["a"]}, extra_body={"top_p": 0.9, "seed": 1})
+
+
+@pytest.mark.parametrize("change", [
+    {"model": "other"}, {"prompt": "same prompt!"}, {"max_tokens": 101}, {"temperature": 0.9},
+    {"json_schema": None}, {"json_schema": {"type": "object", "required": ["b"]}},
+    {"extra_body": {}}, {"extra_body": {"top_p": 0.8, "seed": 1}},
+])
+def test_a_request_key_changes_with_every_part_of_the_payload(change):
+    assert request_key(replace(REQUEST, **change)) != request_key(REQUEST)
+
+
+def test_a_request_key_is_canonical_and_salted_by_the_sample():
+    same = replace(REQUEST, temperature=0.7, json_schema={"required": ["a"], "type": "object"},
+                   extra_body={"seed": 1, "top_p": 0.9})  # other key order: the same request
+    assert request_key(same) == request_key(REQUEST) == request_key(REQUEST, 0)
+    assert request_key(replace(REQUEST, temperature=1)) == request_key(replace(REQUEST, temperature=1.0))
+    assert len({request_key(REQUEST, sample) for sample in range(4)}) == 4
+
+
+@pytest.mark.parametrize("generation, model, paid", [
+    (GenerationConfig(temperature=0.9), "m", [0, 1, 2]), (GenerationConfig(), "other", [0, 1, 2]),
+    (GenerationConfig(extra_body={"top_p": 0.5}), "m", [0, 1, 2]),
+    (GenerationConfig(paragraph_max_tokens=2000), "m", [1, 2]),  # the plan's request is unchanged
+])
+def test_stored_steps_whose_request_changed_are_asked_again_and_only_those(generation, model, paid):
+    saved: list = []
+
+    async def save(record) -> None:
+        saved.append(record)
+
+    run(AgentWrite(GenerationConfig(), "m"), Steps(StubSend(), attempts=3, save=save))
+    stored = {r.step: r for r in saved}
+    same = StubSend()
+    run(AgentWrite(GenerationConfig(), "m"), Steps(same, attempts=3, stored=stored))
+    assert same.requests == []  # the same settings: every step replayed
+    again = StubSend()
+    result = run(AgentWrite(generation, model), Steps(again, attempts=3, stored=stored))
+    assert len(again.requests) == len(paid)
+    assert [step.step for step in result.steps if step.key != stored[step.step].key] == paid
 
 
 def test_a_cut_off_paragraph_is_trimmed_to_its_last_sentence_when_the_recipe_says_trim():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 
 from longwriter_data.cli import main
 from longwriter_data.prompts import template
@@ -104,6 +105,8 @@ def test_the_judge_key_changes_with_model_and_template():
     assert judge_key("a", text) != judge_key("b", text)
     assert judge_key("a", text) != judge_key("a", text + " ")
     assert judge_key("a", text).startswith("a@")
+    settings = {"temperature": 0.0, "max_tokens": 1024}
+    assert judge_key("a", text, settings) != judge_key("a", text, {**settings, "temperature": 0.5})
 
 
 # ---- end to end over HTTP ----------------------------------------------------------------------------------------
@@ -190,6 +193,25 @@ def test_an_unknown_dimension_or_a_template_without_placeholders_is_a_config_err
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("setting, value", [("temperature", 0.5), ("max_tokens", 2048), ("json_schema", False)])
+def test_a_judge_asked_with_other_settings_judges_again_and_then_replays_its_own(tmp_path, server, setting, value):
+    config = judged_config(tmp_path, server.base_url, GOOD[:2], target=2)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    before = server.stats()["requests"]
+    assert main(["judge", str(run)]) == 0
+    assert server.stats()["requests"] == before  # the build's own judge: its scores are kept
+    recipe = yaml.safe_load(config.read_text())
+    recipe["quality"]["judge"][setting] = value
+    config.write_text(yaml.safe_dump(recipe))
+    assert main(["build", "--config", str(config), "--no-progress", "--force"]) == 0
+    assert server.stats()["requests"] == before  # finished jobs are not redone
+    assert main(["judge", str(run)]) == 0
+    assert server.stats()["requests"] == before + 2  # another judge: both samples asked again
+    assert main(["judge", str(run)]) == 0
+    assert server.stats()["requests"] == before + 2  # and its own judgements replayed
+
+
 def test_the_judge_command_rescores_with_a_second_judge_keeping_both(tmp_path, server, capsys):
     config = judged_config(tmp_path, server.base_url, [GOOD[0], OFF_TOPIC, GOOD[1], GOOD[2]], target=3)
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
@@ -255,13 +277,13 @@ def test_a_kill_during_judging_resumes_without_paying_finished_judge_calls(tmp_p
     steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines() if line.endswith("}")]
     judged = {s["key"] for s in steps if s.get("judge")}
     assert judged, "the kill should come after some judge calls were stored"
-    served = slow_server.stats(keys=True)["per_prompt"]
+    served = slow_server.stats(keys=True)["per_request"]
     proc = subprocess.Popen([sys.executable, "-m", "longwriter_data", "build", "--config", str(config),
                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    after = slow_server.stats(keys=True)["per_prompt"]
-    assert all(after[key] == served[key] for key in judged)  # no stored judge call was paid again
+    after = slow_server.stats(keys=True)["per_request"]
+    assert all(after[key] == served[key] >= 1 for key in judged)  # no stored judge call was paid again
     accepted = [r for r in jobs(run) if r["status"] == "accepted"]
     assert len(accepted) >= 6 and all("quality_score" in r for r in accepted)
 
@@ -312,12 +334,12 @@ def test_a_killed_judge_command_resumes_without_paying_finished_judgements(tmp_p
     assert proc.wait(timeout=120) == -signal.SIGKILL
     done = [json.loads(line) for line in (run / "judgements.jsonl").read_text().splitlines() if line.endswith("}")]
     assert 0 < len(done) < 6
-    served = slow_server.stats(keys=True)["per_prompt"]
+    served = slow_server.stats(keys=True)["per_request"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"{6 - len(done)} samples judged now, {len(done)} already judged" in proc.stdout
-    after = slow_server.stats(keys=True)["per_prompt"]
-    assert all(after[line["key"]] == served[line["key"]] for line in done)
+    after = slow_server.stats(keys=True)["per_request"]
+    assert all(after[line["key"]] == served[line["key"]] >= 1 for line in done)
     assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 6
 
 
@@ -418,11 +440,11 @@ def test_ctrl_c_during_the_judge_command_keeps_what_was_in_flight_and_the_next_r
     assert 4 <= len(done) < 8  # every call sent before the stop was stored; no new ones were started
     assert len(done) == slow_server.stats()["requests"]
     assert not (run / "quality.json").exists()  # statuses and the active judge wait for the run that finishes
-    served = slow_server.stats(keys=True)["per_prompt"]
+    served = slow_server.stats(keys=True)["per_request"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"{8 - len(done)} samples judged now, {len(done)} already judged" in proc.stdout
-    after = slow_server.stats(keys=True)["per_prompt"]
+    after = slow_server.stats(keys=True)["per_request"]
     assert all(after[line["key"]] == served[line["key"]] == 1 for line in done)
     assert slow_server.stats()["requests"] == 8  # every sample judged once, over both runs
     assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 8

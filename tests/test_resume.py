@@ -72,22 +72,57 @@ def test_killed_runs_resume_to_the_same_samples_without_paying_twice(tmp_path, s
         proc = run_build(config)
         slow_server.arm(proc.pid, after, signal.SIGKILL)
         assert proc.wait(timeout=120) == -signal.SIGKILL
-        at_kills.append((recorded_keys(run_dir), slow_server.stats(keys=True)["per_prompt"]))
+        at_kills.append((recorded_keys(run_dir), slow_server.stats(keys=True)["per_request"]))
     proc = run_build(config)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Resuming" in err
 
     assert dataset_rows(run_dir) == expected
-    per_prompt = slow_server.stats(keys=True)["per_prompt"]
+    per_request = slow_server.stats(keys=True)["per_request"]
     # A step on disk at a kill was never requested again after it; only requests in flight at a kill repeat.
     assert at_kills[-1][0], "the last kill should find steps on disk"
     for recorded, served_then in at_kills:
-        assert all(per_prompt[key] == served_then[key] for key in recorded)
-    repeats = sum(n - 1 for n in per_prompt.values())
+        assert all(per_request[key] == served_then[key] >= 1 for key in recorded)  # keys the server saw
+    repeats = sum(n - 1 for n in per_request.values())
     assert repeats <= 3 * 4  # at most max_jobs requests in flight per kill
     seqs = [r["seq"] for r in jobs(run_dir)]
     assert len(seqs) == len(set(seqs))  # each job finished once
+
+
+def stored_steps(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "steps.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.endswith("}")]  # a torn last line is not a record
+
+
+@pytest.mark.parametrize("section, setting, value", [("generation", "temperature", 0.9),
+                                                     ("backend", "model", "other")])
+def test_a_forced_resume_after_a_changed_request_setting_pays_again_for_every_stored_step(
+        tmp_path, slow_server, section, setting, value):
+    config = config_for(tmp_path, slow_server, "changed")
+    run_dir = config.parent / "run"
+    slow_server.reset()
+    proc = run_build(config)
+    slow_server.arm(proc.pid, 10, signal.SIGKILL)
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    before = stored_steps(run_dir)
+    assert before, "the kill should find steps on disk"
+    served = slow_server.stats(keys=True)["per_prompt"]
+
+    recipe = yaml.safe_load(config.read_text())
+    recipe.setdefault(section, {})[setting] = value
+    config.write_text(yaml.safe_dump(recipe))
+    proc = run_build(config, "--force")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    # Every step stored under the old settings was asked again (its prompt paid a second time), none replayed.
+    redone = stored_steps(run_dir)[len(before):]
+    assert {(s["seq"], s["sample"], s["step"]) for s in before} <= {(s["seq"], s["sample"], s["step"]) for s in redone}
+    assert not {s["key"] for s in before} & {s["key"] for s in redone}
+    per_prompt = slow_server.stats(keys=True)["per_prompt"]
+    assert sum(per_prompt[key] > served.get(key, 0) for key in served) >= len(before)
+    per_request = slow_server.stats(keys=True)["per_request"]
+    assert all(per_request[s["key"]] == 1 for s in redone)  # under the new settings, each paid once
 
 
 def test_torn_last_lines_are_ignored_on_resume(tmp_path, server):
@@ -227,17 +262,21 @@ def test_a_resumed_draw_reuses_cached_instruction_minhashes_and_keeps_the_same_o
     assert order == [fresh[0], *fresh[2:]] and skipped == {"near_duplicate_instruction": 1}
 
 
-def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(tmp_path, server,
-                                                                                                 capsys):
+@pytest.mark.parametrize("written, named", [(None, "earlier development version"), (1, "written by format 1")])
+def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_left_as_it_was(
+        tmp_path, server, capsys, written, named):
     """0.x: run directories written before the format version (SHA-1 shingle hashes, one pools fingerprint,
-    job records without a sample) are not read, rather than misread."""
+    job records without a sample), or in format 1 (step keys that hash the prompt alone), are not read, rather
+    than misread."""
     pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:4])
     config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
     assert main(["build", "--config", str(config), "--no-progress"]) == 0
     run = tmp_path / "run"
     snapshot = json.loads((run / "config.json").read_text())
-    assert snapshot["format"] == 1
+    assert snapshot["format"] == 2
     del snapshot["format"]  # as an earlier development version wrote it
+    if written is not None:
+        snapshot["format"] = written
     (run / "config.json").write_text(json.dumps(snapshot))
     before = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir())
     capsys.readouterr()
@@ -245,7 +284,7 @@ def test_a_run_directory_of_an_earlier_version_is_refused_by_every_command_and_l
                  ["export", str(run), "--out", str(tmp_path / "out")]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "earlier development version" in err and "new run_dir" in err
+        assert len(err.splitlines()) == 1 and named in err and "new run_dir" in err
     assert sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir()) == before
     assert not (tmp_path / "out").exists()
 

@@ -141,6 +141,15 @@ def test_config_json_keeps_its_shape_and_reads_back_as_the_snapshot_saved(tmp_pa
         assert read_snapshot(tmp_path) == snapshot
 
 
+def test_a_format_1_run_directory_whose_step_keys_hashed_only_prompts_is_refused_in_one_line(tmp_path):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import read_snapshot
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": 1, "config": {}, "pool_fingerprints": []}))
+    with pytest.raises(UserError, match=r"written by format 1; this version reads run-directory format 2 only"):
+        read_snapshot(tmp_path)
+
+
 def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     import json
 
@@ -153,11 +162,11 @@ def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     assert set(read_judgements(tmp_path, "b")) == {JobKey(3, 0)}  # a line without a sample is sample 0
 
 
-def test_a_judgement_round_trips_and_lines_of_the_first_shape_read_as_what_they_paid(tmp_path):
+def test_a_judgement_round_trips_with_what_it_paid(tmp_path):
     import asyncio
 
     from longwriter_data.records import JobKey, JudgementRecord, Usage
-    from longwriter_data.store import JUDGEMENTS, RunStore, judgement_records, read_judgements
+    from longwriter_data.store import RunStore, judgement_records, read_judgements
 
     paid = JudgementRecord(seq=2, sample=1, id="p2", judge="o3@ab", quality_score=75.0,
                            quality_scores={"Relevance": 4}, quality_analysis="Fine.", judge_excerpt=False,
@@ -173,20 +182,10 @@ def test_a_judgement_round_trips_and_lines_of_the_first_shape_read_as_what_they_
 
     asyncio.run(append())
     store.close()
-    # Lines as the first version of the `judge` command wrote them: flat token counts, no reasoning, one call each.
-    first = [{"seq": 4, "sample": 0, "id": "p4", "judge": "o3@ab", "quality_score": 62.5, "quality_scores": {},
-              "quality_analysis": "", "judge_excerpt": True, "prompt_tokens": 800, "completion_tokens": 200,
-              "cached_tokens": 0, "key": "k4"},
-             {"seq": 5, "sample": 0, "id": "p5", "judge": "fake@cd", "quality_score": 50.0, "quality_scores": {},
-              "from_build": True}]
-    with (tmp_path / JUDGEMENTS).open("a") as fh:
-        fh.writelines(json.dumps(line) + "\n" for line in first)
     records = list(judgement_records(tmp_path))
-    assert records[:2] == [paid, kept]
-    assert records[2].usage == Usage(requests=1, prompt_tokens=800, completion_tokens=200)
-    assert records[2].step_key == "k4" and records[2].judge_excerpt is True
-    assert records[3].usage is None and records[3].from_build
-    assert set(read_judgements(tmp_path, "o3@ab")) == {JobKey(2, 1), JobKey(4, 0)}
+    assert records == [paid, kept]
+    assert records[1].usage is None and records[1].from_build
+    assert set(read_judgements(tmp_path, "o3@ab")) == {JobKey(2, 1)}
 
 
 @pytest.mark.parametrize("line", ['{"seq": 1, "sample": 0, "judge": "a"', '{"seq": "1", "judge": "a"}',

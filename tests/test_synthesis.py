@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longwriter_data.backends.base import request_key
 from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
 from longwriter_data.pools.instructions import PreparedPools
@@ -53,6 +54,13 @@ def kept(config: Path) -> list[tuple[str, str]]:
     recipe = load_config(config)
     with PreparedPools(recipe.pools) as pools:
         return [(record["id"], record["prompt"]) for record in Synthesis(recipe, pools).kept]
+
+
+def key_of(config: Path, k: int) -> str:
+    """The request key of synthesis request k, as the recipe makes it now."""
+    recipe = load_config(config)
+    with PreparedPools(recipe.pools) as pools:
+        return request_key(Synthesis(recipe, pools, count=0).request(k)[0])
 
 
 def test_a_small_pool_is_grown_and_the_build_reaches_its_target_with_synthesized_instructions(tmp_path, server,
@@ -136,7 +144,7 @@ def test_a_resumed_synthesis_sends_only_missing_requests_and_keeps_the_same_inst
     run_dir.mkdir()
     # The first request answered, the sixth torn while it was being written.
     first = json.dumps({"k": 0, "lang": "en", "type": "Literature and Creative Writing",
-                        "instructions": [prompt for _, prompt in reference[:2]]})
+                        "instructions": [prompt for _, prompt in reference[:2]], "key": key_of(config, 0)})
     (run_dir / "synthesized.jsonl").write_text(first + "\n" + '{"k": 5, "lang": "e')
     assert build(config) == 0
     assert server.stats()["synthesis"] == 5
@@ -166,6 +174,28 @@ def test_an_interrupted_synthesis_resumes_to_the_same_instructions(tmp_path, ref
     assert resumed.returncode == 0, resumed.stderr
     assert slow_server.stats()["synthesis"] == 6 - answered
     assert kept(config) == reference
+
+
+@pytest.mark.parametrize("setting, value", [("temperature", 0.5), ("model", "other")])
+def test_a_forced_resume_after_a_changed_synthesis_setting_asks_every_request_again(tmp_path, reference,
+                                                                                    slow_server, setting, value):
+    config = synthesizing(tmp_path, slow_server.base_url, per_request=2)
+    run = [sys.executable, "-m", "longwriter_data", "build", "--config", str(config), "--no-progress"]
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow_server.arm(proc.pid, 5, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    run_dir = tmp_path / "run"
+    answered = stored(run_dir)
+    assert answered
+    recipe = yaml.safe_load(config.read_text())
+    recipe["pools"]["synthesize"][setting] = value
+    config.write_text(yaml.safe_dump(recipe))
+    slow_server.reset()
+    resumed = subprocess.run(run + ["--force"], capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert slow_server.stats()["synthesis"] == 6  # the answers stored under the old setting replayed none
+    assert {r["k"] for r in answered} <= {r["k"] for r in stored(run_dir)[len(answered):]}
+    assert kept(config) == reference  # the fake server answers a prompt alike whatever the setting
 
 
 @pytest.mark.parametrize(
@@ -360,33 +390,6 @@ def test_a_reasoning_models_synthesis_counts_every_paid_answer_with_its_reasonin
     assert (f"Of them, instruction synthesis: {line['prompt_tokens']:,} input (0 cached), "
             f"{line['completion_tokens']:,} output ({line['reasoning_tokens']:,} reasoning), 1 request."
             in capsys.readouterr().out)
-
-
-def test_lines_written_before_requests_were_counted_are_read_with_their_attempts_as_requests(tmp_path, server,
-                                                                                             capsys):
-    """Run-directory format 1 as the first synthesis wrote it: flat token fields, no `requests`. A build resumes
-    from such a file without a request, and inspect counts its cost."""
-    config = synthesizing(tmp_path, server.base_url, target=2, count=3, per_request=3)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    prompts = ["Write a 2600-word feature on how lighthouse keepers lived on remote islands a century ago.",
-               "Write a 2600-word essay on why medieval bridges were lined with shops and houses.",
-               "Write a 2600-word guide to restoring a wooden rowing boat over a single winter."]
-    old = [{"k": 0, "lang": "en", "type": "Popular Science", "instructions": [], "error": "empty answer",
-            "attempts": 3, "key": "a", "seconds": 1.0, "prompt_tokens": 300, "completion_tokens": 30,
-            "cached_tokens": 0, "reasoning_tokens": 0},
-           {"k": 1, "lang": "en", "type": "Popular Science", "instructions": prompts, "error": None,
-            "attempts": 1, "key": "b", "seconds": 1.0, "prompt_tokens": 100, "completion_tokens": 90,
-            "cached_tokens": 0, "reasoning_tokens": 0}]
-    (run_dir / "synthesized.jsonl").write_text("".join(json.dumps(line) + "\n" for line in old))
-    assert build(config) == 0
-    assert server.stats()["synthesis"] == 0
-    assert [prompt for _, prompt in kept(config)] == prompts
-    report = json.loads((run_dir / "report.json").read_text())["synthesis"]
-    assert (report["paid_requests"], report["prompt_tokens"], report["completion_tokens"]) == (4, 400, 120)
-    capsys.readouterr()
-    assert main(["inspect", str(run_dir)]) == 0
-    assert "Of them, instruction synthesis: 400 input (0 cached), 120 output, 4 requests." in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("line", ['{"lang": "en", "type": "News Report", "instructions": []}',

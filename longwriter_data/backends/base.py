@@ -9,6 +9,7 @@ a child process), leaving stops it however the build ends.
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
@@ -41,12 +42,18 @@ class Completion:
     headers: dict = field(default_factory=dict, compare=False)
 
 
-def request_key(prompt: str, sample: int = 0) -> str:
-    """The identity of a request: the same prompt twice is the same request, paid twice. Sample n > 0 of an
-    instruction salts it, so N samples of one prompt are N requests (sample 0 keeps the plain prompt's hash)."""
-    if sample:
-        return hashlib.blake2b(prompt.encode(), digest_size=10, salt=sample.to_bytes(8, "little")).hexdigest()
-    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
+def request_key(request: ChatRequest, sample: int = 0) -> str:
+    """The identity of a request, the key a stored answer is replayed by: its whole payload (model, prompt,
+    max_tokens, temperature, JSON schema, extra_body) and the sample it is for, so N samples of one prompt are N
+    requests and an answer paid under other settings is never replayed. One blake2b over a canonical encoding:
+    the settings as JSON with sorted keys, then the prompt's bytes (no JSON escaping of a long prompt)."""
+    settings = json.dumps([sample, request.model, request.max_tokens, float(request.temperature),
+                           request.json_schema, request.extra_body],
+                          sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.blake2b(settings.encode(), digest_size=10)
+    digest.update(b"\0")  # never inside the JSON above (it escapes control characters): the two parts stay apart
+    digest.update(request.prompt.encode())
+    return digest.hexdigest()
 
 
 class FailureKind(Enum):

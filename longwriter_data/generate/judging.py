@@ -39,7 +39,11 @@ class QualityJudge:
         self.settings = settings
         self.model = settings.model or default_model
         self.template = read_template(settings.prompt_file)
-        self.key = judge_key(self.model, self.template)
+        # The same rule as a step's request key: a judge asked with another temperature, max_tokens or schema is
+        # another judge, so the build's judge step and the `judge` command both ask it again.
+        self.key = judge_key(self.model, self.template, {
+            "temperature": float(settings.temperature), "max_tokens": settings.max_tokens,
+            "json_schema": settings.json_schema, "max_input_tokens": settings.max_input_tokens})
         self.attempts = attempts
 
     def request(self, instruction: str, text: str) -> tuple[ChatRequest, bool]:

@@ -1,8 +1,9 @@
 """Steps of a job, replayed or paid: the one place that knows about resume.
 
 A job's callers (AgentWrite, the LLM selector, the quality judge) ask for a step's answer with `ask(step, request,
-check)`. A step stored by an earlier build (same job and sample, step number, prompt hash and tags) is returned as
-it was; otherwise the request is sent, up to `attempts` times until `check` accepts the answer (attempts.py), and the accepted
+check)`. A step stored by an earlier build (same job and sample, step number, tags and request key, a hash of the
+whole payload: an answer paid under another model or temperature is paid again) is returned as it was; otherwise
+the request is sent, up to `attempts` times until `check` accepts the answer (attempts.py), and the accepted
 answer is stored durably (fsync'd, group commit) before it is returned. Only accepted answers are stored, so a
 job that failed on bad answers asks again when retried.
 """
@@ -41,7 +42,7 @@ class Steps:
         self.sample = sample
 
     async def __call__(self, step: int, request: ChatRequest, check: Check | None = None, **tags) -> StepRecord:
-        key = request_key(request.prompt, self.sample)
+        key = request_key(request, self.sample)
         stored = self.stored.get(step)
         if stored is not None and stored.key == key and all(stored.tags.get(k) == v for k, v in tags.items()):
             return stored

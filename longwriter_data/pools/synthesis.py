@@ -4,7 +4,8 @@ in language L, in the style of these examples").
 Every answered request is appended to the run directory's synthesized.jsonl, fsync'd, before it counts. The kept
 instructions are derived from that file alone, request by request in order: duplicates of the pool or of earlier
 kept ones, and answers in the wrong language, are dropped, and the first `count` survivors are kept. So a resumed
-synthesis sends no request twice and ends with the same instructions as an uninterrupted one.
+synthesis sends no request twice and ends with the same instructions as an uninterrupted one. A stored answer
+counts only while its request key (backends/base.request_key) matches the request as the recipe now makes it.
 """
 
 from __future__ import annotations
@@ -187,8 +188,10 @@ class Synthesis:
         self.keeper = _Keeper(pools, self.count, config.filters.near_duplicate_threshold, minhashes)
         self.records: dict[int, SynthesisRecord] = {}
         for record in read_synthesis(config.run_dir):
-            self.records[record.k] = record
-            self.keeper.offer(record)
+            # An answer to a request since changed (another model, temperature, examples): asked again instead.
+            if record.key == request_key(self.request(record.k)[0]):
+                self.records[record.k] = record
+                self.keeper.offer(record)
         self.new_requests = 0
         self._tasks: dict[int, asyncio.Task] = {}
         self.stop = Drain(self._tasks)  # Ctrl-C: build's handler calls self.stop.request_stop
@@ -287,7 +290,7 @@ class Synthesis:
             instructions, problem, attempts = parse_instructions(answer.completion.text), "", answer.attempts
         record = SynthesisRecord(k=k, lang=lang, type=kind, instructions=instructions,
                                  error=None if instructions else problem, attempts=attempts,
-                                 key=request_key(request.prompt), seconds=round(time.monotonic() - started, 3),
+                                 key=request_key(request), seconds=round(time.monotonic() - started, 3),
                                  usage=usage)
         write = asyncio.ensure_future(log.append(record))
         self._writes.append(write)

@@ -63,9 +63,13 @@ def missing_placeholders(template: str) -> list[str]:
     return [name for name in PLACEHOLDERS if name not in template]
 
 
-def judge_key(model: str, template: str) -> str:
-    """Who judged: the model and a hash of the prompt template, so scores of two judges never mix."""
-    return f"{model}@{hashlib.blake2b(template.encode(), digest_size=4).hexdigest()}"
+def judge_key(model: str, template: str, settings: dict | None = None) -> str:
+    """Who judged: the model and a hash of the prompt template and the request settings (temperature,
+    max_tokens, ...), so scores of two judges never mix and a judge asked otherwise judges again."""
+    digest = hashlib.blake2b(template.encode(), digest_size=4)
+    if settings:
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+    return f"{model}@{digest.hexdigest()}"
 
 
 def answer_schema() -> dict:

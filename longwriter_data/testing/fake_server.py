@@ -2,8 +2,10 @@
 
 Plans come in the paper's text format (or as JSON when a schema is asked for); each paragraph has exactly the
 word count its plan line asks for, in English or Chinese, deterministic for a given prompt. It counts every
-request it serves per prompt, and the most requests it held at once, so tests can check that nothing was
-paid for twice and that the engine really keeps many requests in flight.
+request it serves per prompt (`per_prompt`, by a hash of the prompt) and per request (`per_request`, by the
+request_key a build stores for the ChatRequest the body was sent for, as sample 0 and when a temperature is
+sent), and the most requests it held at once, so tests can check that nothing was paid for twice and that the
+engine really keeps many requests in flight.
 
 Directives inside an instruction make that one job misbehave, for tests:
   [[short]]    paragraphs of a tenth of the asked length (the sample lands below the band)
@@ -79,7 +81,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from ..backends.base import request_key
+from ..backends.base import ChatRequest, request_key
 from ..quality.length import approx_tokens
 
 _EN_WORDS = (
@@ -116,6 +118,24 @@ _KINDS = {  # what a synthesized request asks for, per LongBench-Write type
     "Community Forum": ("forum post", "论坛长帖"),
     "Education and Training": ("training guide", "培训教程"),
 }
+
+
+def prompt_key(prompt: str) -> str:
+    """A prompt's identity, whatever the request's settings: per_prompt counts requests by it."""
+    return hashlib.blake2b(prompt.encode(), digest_size=10).hexdigest()
+
+
+_SENT = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "response_format"}
+
+
+def sent_request(body: dict) -> ChatRequest:
+    """The ChatRequest that OpenAIBackend.send turned into this body (its temperature: 1 where none was sent)."""
+    response_format = body.get("response_format") or {}
+    schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
+    return ChatRequest(model=body["model"], prompt=body["messages"][-1]["content"],
+                       max_tokens=body.get("max_tokens", body.get("max_completion_tokens")),
+                       temperature=body.get("temperature", 1), json_schema=schema,
+                       extra_body={k: v for k, v in body.items() if k not in _SENT})
 
 
 def _seed(text: str) -> int:
@@ -163,6 +183,7 @@ class FakeServer:
         self.times: list[float] = []
         self.fault_counts: Counter = Counter()
         self.per_prompt: Counter = Counter()
+        self.per_request: Counter = Counter()
         self.requests = 0
         self.synthesis = 0  # synthesis requests served
         self.in_flight = 0
@@ -187,6 +208,7 @@ class FakeServer:
             "requests": self.requests,
             "max_in_flight": self.max_in_flight,
             "per_prompt": dict(self.per_prompt) if request.query.get("keys") else None,
+            "per_request": dict(self.per_request) if request.query.get("keys") else None,
             "repeated": sum(1 for n in self.per_prompt.values() if n > 1),
             "synthesis": self.synthesis,
             "faults": dict(self.fault_counts),
@@ -195,6 +217,7 @@ class FakeServer:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.per_prompt.clear()
+        self.per_request.clear()
         self.fault_counts.clear()
         self.times.clear()
         self.requests = self.max_in_flight = self.synthesis = 0
@@ -219,10 +242,10 @@ class FakeServer:
             if refusal is not None:
                 return refusal
             prompt = body["messages"][-1]["content"]
-            key = request_key(prompt)
             self.requests += 1
             self.times.append(time.time())
-            self.per_prompt[key] += 1
+            self.per_prompt[prompt_key(prompt)] += 1
+            self.per_request[request_key(sent_request(body))] += 1
             self.synthesis += prompt.startswith(tuple(opening for opening, _ in _SYNTHESIZE.values()))
             if self.armed and self.requests >= self.armed[1]:
                 pid, _, signum = self.armed
@@ -314,7 +337,7 @@ class FakeServer:
             return web.Response(body=_gzip_bomb(), content_type="application/json", headers={"Content-Encoding": "gzip"})
         seed = _seed(prompt)
         if "vary" in directives:  # the n-th request of this prompt: variant n-1 (the first keeps the plain seed)
-            seed += self.per_prompt[request_key(prompt)] - 1
+            seed += self.per_prompt[prompt_key(prompt)] - 1
         if prompt.startswith(("Does the following instruction call for a long", "下面这条指令是否需要")):
             instruction = prompt.rsplit("\n\n", 1)[-1]
             answer = "no" if "[[notlong]]" in instruction else "yes"
@@ -332,7 +355,7 @@ class FakeServer:
         else:
             text = self.paragraph(prompt, zh, directives, seed)
             junk = next((d.split("=")[1] for d in directives if d.startswith("junk=")), None)
-            if junk and self.per_prompt[request_key(prompt)] == 1:
+            if junk and self.per_prompt[prompt_key(prompt)] == 1:
                 text = JUNK[junk](text)
             if "cutoff" in directives:
                 data = completion(body, prompt, text + ("然后这句话一直写下去没有" if zh else " And then it ran on past the"))
@@ -386,7 +409,7 @@ class FakeServer:
                   "Reading Experience": 1 if looping else 3 if relevance == 1 else 4}
         if "judgebad" in directives:
             scores["Relevance"] = 7
-        if "judgeflaky" in directives and self.per_prompt[request_key(prompt)] == 1:
+        if "judgeflaky" in directives and self.per_prompt[prompt_key(prompt)] == 1:
             del scores["Clarity"]
         analysis = f"{present:.0%} of the request's topic words appear; {repeats:.0%} of {n}-grams repeat."
         answer = json.dumps({"analysis": analysis, "scores": scores}, ensure_ascii=False)
