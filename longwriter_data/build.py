@@ -33,7 +33,7 @@ from .pools.sources import source_name
 from .text import plural
 from .records import RunSnapshot
 from .store import RunState, RunStore, synthesized_path
-from .pools.synthesis import Synthesis, synthesis_count
+from .pools.synthesis import Synthesis
 
 
 def _say(message: str) -> None:
@@ -88,10 +88,9 @@ def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, r
         try:
             synthesis = None
             if config.pools.synthesize:  # what synthesized.jsonl already holds, derived without a request
-                count = synthesis_count(config, pools, minhashes, saved)
+                synthesis = Synthesis.of(config, pools, minhashes, saved)
                 # fixed for the run: its instructions and draw order stay the same
-                snapshot = replace(snapshot, synthesize_count=count)
-                synthesis = Synthesis(config, pools, minhashes, count)
+                snapshot = replace(snapshot, synthesize_count=synthesis.count)
             store.save_config(snapshot)
             state = store.load_state(retry_failed=retry_failed, samples=EngineSettings.of(config).samples)
             _announce(config, state)

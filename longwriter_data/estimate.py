@@ -16,7 +16,7 @@ from .config import BuildConfig, load_config
 from .errors import UserError
 from .generate.costs import Estimate, estimate_jobs
 from .pools.instructions import DrawSettings, PreparedPools, draw
-from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis, synthesis_count
+from .pools.synthesis import MAX_CONCURRENCY, SOURCE_NAME, Synthesis
 from .quality.dedupe import SignatureCache
 from .quality.length import approx_tokens
 from .store import RunStore
@@ -37,7 +37,7 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
     with PreparedPools(config.pools) as pools:
         pending, synthesis = 0, None
         if config.pools.synthesize:
-            synthesis = Synthesis(config, pools, minhashes, synthesis_count(config, pools, minhashes, saved))
+            synthesis = Synthesis.of(config, pools, minhashes, saved)
             synthesis.add_to_pools()  # what the run directory already holds
             pending = synthesis.count - len(synthesis.kept)
         sources: Counter = Counter()
@@ -65,7 +65,7 @@ def estimate(config: BuildConfig, acceptance: float = 0.85, default_words: int =
 def _synthesis_cost(synthesis: Synthesis, pending: int, instruction_tokens: int, tokens_per_second: float,
                     seconds_per_request: float) -> Estimate:
     """The requests that write `pending` more instructions, if each keeps all it asks for (duplicates cost more)."""
-    per_request = synthesis.settings.per_request
+    per_request = synthesis.synthesize.per_request
     first = len(synthesis.records)
     total = Estimate(requests=math.ceil(pending / per_request))
     for k in range(first, first + total.requests):

@@ -16,7 +16,7 @@ from longwriter_data.backends.base import request_key
 from longwriter_data.cli import main
 from longwriter_data.config import BuildConfig, load_config
 from longwriter_data.pools.instructions import PreparedPools
-from longwriter_data.pools.synthesis import Synthesis, parse_instructions
+from longwriter_data.pools.synthesis import Synthesis, SynthesisSettings, parse_instructions
 from longwriter_data.records import SynthesisRecord
 from longwriter_data.testing.fake_server import FakeServerProcess
 from tests.conftest import jobs, write_config, write_pool
@@ -53,14 +53,14 @@ def kept(config: Path) -> list[tuple[str, str]]:
     """The synthesized instructions a run directory yields, as the build derives them (no request is sent)."""
     recipe = load_config(config)
     with PreparedPools(recipe.pools) as pools:
-        return [(record["id"], record["prompt"]) for record in Synthesis(recipe, pools).kept]
+        return [(record["id"], record["prompt"]) for record in Synthesis.of(recipe, pools).kept]
 
 
 def key_of(config: Path, k: int) -> str:
     """The request key of synthesis request k, as the recipe makes it now."""
     recipe = load_config(config)
     with PreparedPools(recipe.pools) as pools:
-        return request_key(Synthesis(recipe, pools, count=0).request(k)[0])
+        return request_key(Synthesis(SynthesisSettings.of(recipe), pools, count=0).request(k)[0])
 
 
 def test_a_small_pool_is_grown_and_the_build_reaches_its_target_with_synthesized_instructions(tmp_path, server,
@@ -229,7 +229,7 @@ def test_requests_take_languages_and_types_in_turn_with_examples_of_their_langua
                   "synthesize": {"count": 5, "examples": 2, "types": ["Literature and Creative Writing",
                                                                       "Popular Science"]}}})
     with PreparedPools(config.pools) as pools:
-        synthesis = Synthesis(config, pools)
+        synthesis = Synthesis.of(config, pools)
         asked = [synthesis.request(k) for k in range(5)]
         again = synthesis.request(3)
     assert [(lang, kind[:3]) for _, lang, kind in asked] == [("en", "Lit"), ("zh", "Lit"), ("en", "Pop"),

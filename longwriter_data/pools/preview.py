@@ -12,7 +12,7 @@ from ..quality.length import BANDS, band_of
 from .instructions import DrawSettings, PreparedPools, draw
 from ..text import plural
 from ..store import RunStore, synthesized_path
-from .synthesis import Synthesis, synthesis_count
+from .synthesis import Synthesis
 
 DEFAULT_ACCEPTANCE = 0.85  # share of jobs accepted, when the recipe does not say (estimate --acceptance's default)
 
@@ -39,8 +39,8 @@ def preview_pools(config_path: str | Path, samples: int = 5, limit: int | None =
         notes = pools.warnings()
         synthesize, pending = config.pools.synthesize, 0
         if synthesize:  # only what the run directory already holds: a preview never calls the backend
-            count = synthesis_count(config, pools, minhashes, saved)
-            synthesis = Synthesis(config, pools, minhashes, count)
+            synthesis = Synthesis.of(config, pools, minhashes, saved)
+            count = synthesis.count
             added = synthesis.add_to_pools()
             pending = count - len(synthesis.kept)
             path = synthesized_path(config.run_dir)

@@ -20,6 +20,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..quality.answer_checks import answer_problem
 from ..backends.base import ChatRequest, Completion, request_key
@@ -173,21 +175,50 @@ class _Keeper:
         return None
 
 
+@dataclass(frozen=True)
+class SynthesisSettings:
+    """What synthesis uses of a recipe: pools.synthesize, and the few run-wide settings its requests follow."""
+
+    synthesize: SynthesizeConfig
+    languages: list[str]  # those asked for, in turn
+    run_dir: Path
+    seed: int
+    model: str
+    extra_body: dict
+    max_jobs: int
+    step_attempts: int
+    near_duplicates: float | None  # filters.near_duplicate_threshold, against the pools and each other
+
+    @classmethod
+    def of(cls, config: BuildConfig) -> SynthesisSettings:
+        synthesize = config.pools.synthesize
+        languages = synthesize.languages or [lang for lang in config.pools.languages or [] if lang in TEMPLATES]
+        return cls(synthesize=synthesize, languages=languages or ["en"], run_dir=config.run_dir, seed=config.seed,
+                   model=synthesize.model or config.backend.model, extra_body=config.generation.extra_body,
+                   max_jobs=config.engine.max_jobs, step_attempts=config.generation.step_attempts,
+                   near_duplicates=config.filters.near_duplicate_threshold)
+
+
 class Synthesis:
     """The synthesized instructions of one run: those its file already holds, and the requests for more."""
 
-    def __init__(self, config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
-                 count: int | None = None):
-        self.settings: SynthesizeConfig = config.pools.synthesize
-        self.config = config
+    @classmethod
+    def of(cls, config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,
+           saved: RunSnapshot | None = None) -> Synthesis:
+        """The recipe's synthesis, keeping the count its run started with (see synthesis_count)."""
+        return cls(SynthesisSettings.of(config), pools, synthesis_count(config, pools, minhashes, saved), minhashes)
+
+    def __init__(self, settings: SynthesisSettings, pools: PreparedPools, count: int,
+                 minhashes: SignatureCache | None = None):
+        self.settings = settings
+        self.synthesize: SynthesizeConfig = settings.synthesize
         self.pools = pools
-        self.count = synthesis_count(config, pools, minhashes) if count is None else count
-        self.languages = self.settings.languages or [lang for lang in config.pools.languages or []
-                                                     if lang in TEMPLATES] or ["en"]
+        self.count = count
+        self.languages = settings.languages
         self._candidates = self._example_tiers()  # from the configured pools only, before anything is added
-        self.keeper = _Keeper(pools, self.count, config.filters.near_duplicate_threshold, minhashes)
+        self.keeper = _Keeper(pools, self.count, settings.near_duplicates, minhashes)
         self.records: dict[int, SynthesisRecord] = {}
-        for record in read_synthesis(config.run_dir):
+        for record in read_synthesis(settings.run_dir):
             # An answer to a request since changed (another model, temperature, examples): asked again instead.
             if record.key == request_key(self.request(record.k)[0]):
                 self.records[record.k] = record
@@ -208,8 +239,8 @@ class Synthesis:
     def examples(self, k: int, lang: str, kind: str) -> list[str]:
         """Pool instructions shown in request k, drawn with the run's seed and k: of the same language and type
         first, then of the same language, then any."""
-        wanted = self.settings.examples
-        rng = random.Random(f"synthesize:{self.config.seed}:{k}")
+        wanted = self.synthesize.examples
+        rng = random.Random(f"synthesize:{self.settings.seed}:{k}")
         chosen: list[int] = []
         for key in ((lang, kind), (lang,), ()):
             tier = self._candidates.get(key, [])
@@ -221,19 +252,19 @@ class Synthesis:
 
     def request(self, k: int) -> tuple[ChatRequest, str, str]:
         """Request k asks for instructions in languages[k % L] of types[(k // L) % T]: every pair in turn."""
-        languages, types = self.languages, self.settings.types
+        languages, types = self.languages, self.synthesize.types
         lang = languages[k % len(languages)]
         kind = types[(k // len(languages)) % len(types)]
         shown = "\n".join(f"{i}. {' '.join(text.split())}" for i, text in enumerate(self.examples(k, lang, kind), 1))
-        prompt = (TEMPLATES[lang].replace("$N$", str(self.settings.per_request)).replace("$TYPE$", kind)
+        prompt = (TEMPLATES[lang].replace("$N$", str(self.synthesize.per_request)).replace("$TYPE$", kind)
                   .replace("$EXAMPLES$", shown or "(none)"))
         request = ChatRequest(
-            model=self.settings.model or self.config.backend.model,
+            model=self.settings.model,
             prompt=prompt,
-            max_tokens=self.settings.max_tokens,
-            temperature=self.settings.temperature,
-            json_schema=instructions_schema(self.settings.per_request),
-            extra_body=self.config.generation.extra_body,
+            max_tokens=self.synthesize.max_tokens,
+            temperature=self.synthesize.temperature,
+            json_schema=instructions_schema(self.synthesize.per_request),
+            extra_body=self.settings.extra_body,
         )
         return request, lang, kind
 
@@ -247,16 +278,16 @@ class Synthesis:
         if self.stop.requested or self.keeper.done:
             return False
         awaited = len(self._tasks) + len(self.keeper.waiting)
-        return not self._tasks or len(self.kept) + awaited * self.settings.per_request < self.count
+        return not self._tasks or len(self.kept) + awaited * self.synthesize.per_request < self.count
 
     async def run(self, send: Send) -> None:
         """Send requests (several at once, in order of k, skipping those answered before) until enough are kept.
         A no-op when the file already holds enough."""
         if not self._wanted():
             return
-        log = SynthesisLog(self.config.run_dir)
+        log = SynthesisLog(self.settings.run_dir)
         unanswered = (k for k in itertools.count() if k not in self.records)
-        concurrency = min(self.config.engine.max_jobs, MAX_CONCURRENCY)
+        concurrency = min(self.settings.max_jobs, MAX_CONCURRENCY)
         try:
             while True:
                 while len(self._tasks) < concurrency and self._wanted():
@@ -282,7 +313,7 @@ class Synthesis:
         started = time.monotonic()
         usage = Usage()
         try:  # every answer is paid for, the unusable ones too
-            answer = await ask(send, request, self.config.generation.step_attempts, _instructions_check,
+            answer = await ask(send, request, self.settings.step_attempts, _instructions_check,
                                paid=usage.add_call)
         except StepFailed as exc:
             instructions, problem, attempts = [], exc.problem, exc.attempts
@@ -305,7 +336,7 @@ class Synthesis:
 
     def add_to_pools(self) -> int:
         """Make the kept instructions drawable, as one more source with the configured weight."""
-        return self.pools.add(SOURCE_NAME, self.kept, self.settings.weight)
+        return self.pools.add(SOURCE_NAME, self.kept, self.synthesize.weight)
 
     @property
     def usage(self) -> Usage:
