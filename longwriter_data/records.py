@@ -47,26 +47,18 @@ class Usage:
     completion_tokens: int = 0  # reasoning tokens included, as providers bill them
     reasoning_tokens: int = 0
 
-    def add(self, counts: dict, requests: int | None = None) -> None:
-        self.requests += int(counts.get("requests") or 0) if requests is None else requests
-        self.prompt_tokens += int(counts.get("prompt_tokens") or 0)
-        self.cached_tokens += int(counts.get("cached_tokens") or 0)
-        self.completion_tokens += int(counts.get("completion_tokens") or 0)
-        self.reasoning_tokens += int(counts.get("reasoning_tokens") or 0)
-
     @classmethod
     def from_record(cls, counts: dict) -> Usage:
-        usage = cls()
-        usage.add(counts)
-        return usage
+        """From a record's counts (a job's `usage`, a synthesis line, recipe.json's); a count not there is 0."""
+        return cls(**{name: int(counts.get(name) or 0) for name in _USAGE_FIELDS})
 
     def __iadd__(self, other: Usage) -> Usage:
-        for name in ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
+        for name in _USAGE_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
     def __sub__(self, other: Usage) -> Usage:
-        return Usage(**{name: value - getattr(other, name) for name, value in self.as_dict().items()})
+        return Usage(**{name: getattr(self, name) - getattr(other, name) for name in _USAGE_FIELDS})
 
     def add_call(self, call: TokenCounts) -> None:
         """One completed call: a stored step, or an answer as it arrives (both carry the four token counts)."""
@@ -78,9 +70,7 @@ class Usage:
 
     def as_dict(self) -> dict[str, int]:
         """As a job record's `usage` holds it (and recipe.json's)."""
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
-                "reasoning_tokens": self.reasoning_tokens}
+        return {name: getattr(self, name) for name in _USAGE_FIELDS}
 
     def cost(self, prices: PricesConfig | None) -> float | None:
         """US dollars, or None when no prices are configured."""
@@ -89,11 +79,14 @@ class Usage:
         return prices.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
 
 
+_USAGE_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+
+
 @dataclass
 class StepRecord:
     """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
-    resume instead of being paid again. `key` hashes the request's prompt (and sample index); `tags` are what the
-    step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
+    resume instead of being paid again. `key` hashes the whole request (backends/base.request_key); `tags` are what
+    the step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
 
     step: int
     text: str
