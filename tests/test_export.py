@@ -161,6 +161,7 @@ def test_export_of_a_run_being_written_ignores_the_torn_last_line(tmp_path):
     [
         ("run", ["--format", "jsonl"], "unknown export format 'jsonl'; choose one of messages, sharegpt, alpaca"),
         ("run", ["--test-size", "1.5"], "--test-size must be in [0, 1)"),
+        ("run", ["--test-size", "0.9"], "--test-size 0.9 leaves no training rows of the 4 samples"),  # ceil(3.6) = 4
         ("none_accepted", [], "has no accepted samples to export yet"),
         ("empty", [], "is not a run directory"),
     ],

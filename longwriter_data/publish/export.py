@@ -7,6 +7,7 @@ so exporting after any number of interruptions and resumes gives the same rows i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str = "messages", target: int 
     offsets = [job.offset for job in accepted]
     if not offsets:
         raise UserError(f"{run_dir} has no accepted samples to export yet.")
+    if len(offsets) > 1 and len(offsets) - math.ceil(test_size * len(offsets)) < 1:  # the split's own rule
+        raise UserError(f"--test-size {test_size:g} leaves no training rows of the {len(offsets)} samples: use a "
+                        "smaller one, or export without a test split.")
     judged = any(job.quality_score is not None for job in accepted)  # the quality columns, when a judge scored
     quality = [quality_columns(job) for job in accepted] if judged else None
     features = datasets.Features({**_TURNS[fmt], **_FEATURES, **(QUALITY_FEATURES if judged else {})})
