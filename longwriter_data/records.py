@@ -215,6 +215,11 @@ class JobRecord:
     def from_record(cls, record: dict) -> JobRecord:
         """A parsed line (store.parse_job checked its seq, sample and status); keys of no field are ignored."""
         values = {name: record[name] for name in _FIELD_NAMES if name in record}
+        for name, kind in _TYPED.items():  # what readers compute with: a wrong type is a corrupt line, not a crash
+            if values.get(name) is not None and not isinstance(values[name], kind):
+                raise TypeError(f"{name} is not a {kind.__name__}")
+        if not all(isinstance(paragraph, str) for paragraph in values.get("paragraphs") or ()):
+            raise TypeError("paragraphs are not strings")
         if values.get("required") is not None:
             values["required"] = RequiredLength.from_record(values["required"])
         if values.get("usage") is not None:
@@ -227,6 +232,8 @@ class JobRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
+_TYPED = {"required": dict, "usage": dict, "plan": list, "paragraphs": list, "paragraph_words": list,
+          "word_count": int, "quality_scores": dict}
 # Written even when None: the head (the resume's pattern expects minhash), and what every record states.
 _ALWAYS = frozenset(("minhash", "reason", "detail", "type", "required", "pool", "model", "plan_model"))
 # What a job record keeps of an LLM judge's verdict (a JudgementRecord's scores; judgements.jsonl has them too).
@@ -272,6 +279,8 @@ class JudgementRecord:
         seq, sample, judge = record["seq"], record.get("sample", 0), record["judge"]
         if not (isinstance(seq, int) and isinstance(sample, int) and isinstance(judge, str)):
             raise ValueError("seq, sample or judge of the wrong type")
+        if not isinstance(record.get("quality_scores"), dict):
+            raise ValueError("no quality_scores")
         usage = Usage.from_record(record["usage"]) if isinstance(record.get("usage"), dict) else None
         return cls(seq=seq, sample=sample, id=record.get("id") or "", judge=judge,
                    **{name: record.get(name) for name in JUDGED_FIELDS[1:]}, usage=usage,

@@ -124,12 +124,18 @@ def read_jsonl(path: Path, skip: Container[JobKey] = ()) -> Iterator[dict]:
 
     Lines of jobs in `skip` are not parsed at all: resuming a large run reads only what it needs.
     """
+    for _, record in _numbered(path, skip):
+        yield record
+
+
+def _numbered(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of read_jsonl's records."""
     for mm, start, end, number in _lines(path):
         if skip:
             match = _KEY.match(mm, start, end)
             if match and (int(match.group(1)), int(match.group(2))) in skip:
                 continue
-        yield _parse(path, number, mm[start:end])
+        yield number, _parse(path, number, mm[start:end])
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict:
@@ -163,14 +169,17 @@ def parse_job(path: Path, number: int, line: bytes) -> JobRecord:
 def read_steps(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[JobKey, StepRecord, dict | None]]:
     """(job, step, the job's instruction where this step carries it) of every steps.jsonl line, less the lines of
     jobs in `skip` (not even parsed)."""
-    for record in read_jsonl(path, skip):
+    for number, record in _numbered(path, skip):
         try:
             step = StepRecord.from_record(record)
             key = JobKey(record["seq"], record["sample"])
         except (KeyError, TypeError):
             step = None
-        if step is None or not all(isinstance(value, int) for value in (*key, step.step)):
-            raise UserError(f"{path}: corrupt step record (no seq, sample, step or key); "
+        if step is None or not all(isinstance(value, int) for value in (*key, step.step, step.prompt_tokens,
+                                                                       step.completion_tokens, step.cached_tokens,
+                                                                       step.reasoning_tokens)):
+            raise UserError(f"{path}:{number}: corrupt step record (no seq, sample, step or key, or a token count "
+                            "that is not a number); "
                             "move the run directory aside or repair that line.")
         yield key, step, record.get("instruction")
 
@@ -401,6 +410,10 @@ def read_snapshot(run_dir: Path) -> RunSnapshot | None:
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("config"), dict):
         raise UserError(f"{path}: damaged run snapshot (no recipe under \"config\"); restore it from a copy, or "
                         "move the run directory aside and start again.")
+    count = snapshot.get("synthesize_count")
+    if not isinstance(snapshot.get("pool_fingerprints", []), list) or not (count is None or isinstance(count, int)):
+        raise UserError(f"{path}: damaged run snapshot (pool_fingerprints or synthesize_count of the wrong type); "
+                        "restore it from a copy, or move the run directory aside and start again.")
     if snapshot.get("format") != RUN_FORMAT:
         written = f"format {snapshot['format']}" if "format" in snapshot else "an earlier development version"
         raise UserError(f"{path}: this run directory was written by {written}; this version reads run-directory "

@@ -112,7 +112,7 @@ def test_a_corrupt_step_record_is_one_error_naming_the_file(tmp_path, line):
     from longwriter_data.store import RunStore
 
     (tmp_path / "steps.jsonl").write_text(line + "\n")
-    with pytest.raises(UserError, match="steps.jsonl: corrupt step record"):
+    with pytest.raises(UserError, match="steps.jsonl:1: corrupt step record"):
         RunStore(tmp_path).load_state()
 
 
@@ -157,6 +157,7 @@ def test_judgements_are_kept_per_job_not_per_instruction(tmp_path):
     from longwriter_data.store import JUDGEMENTS, read_judgements
 
     lines = [{"seq": 3, "sample": 0, "judge": "a"}, {"seq": 3, "sample": 1, "judge": "a"}, {"seq": 3, "judge": "b"}]
+    lines = [{**line, "quality_scores": {}} for line in lines]
     (tmp_path / JUDGEMENTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert set(read_judgements(tmp_path, "a")) == {JobKey(3, 0), JobKey(3, 1)}
     assert set(read_judgements(tmp_path, "b")) == {JobKey(3, 0)}  # a line without a sample is sample 0
@@ -230,3 +231,45 @@ def test_a_record_cache_reads_whole_records_and_cuts_a_torn_one_only_when_it_app
     cache.append(b"dddd")
     cache.close()
     assert path.read_bytes() == b"aaaabbbbdddd"
+
+
+def _edit_first_line(path, **changes) -> None:
+    record = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    record.update(changes)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+@pytest.mark.parametrize("file, changes", [
+    ("jobs.jsonl", {"usage": [1]}),  # a value of the wrong type inside a well-formed line
+    ("jobs.jsonl", {"paragraphs": 5}),
+    ("jobs.jsonl", {"word_count": "many"}),
+    ("steps.jsonl", {"prompt_tokens": "x"}),
+    ("judgements.jsonl", {"quality_scores": None}),  # a judgement without its scores
+])
+def test_a_record_with_a_field_of_the_wrong_type_is_one_error_naming_file_and_line(tmp_path, capsys, file, changes):
+    from longwriter_data.cli import main
+    from longwriter_data.testing.synthetic_run import SyntheticJob, write_run
+
+    run = write_run(tmp_path / "run", [SyntheticJob(words=2000)])
+    if file == "steps.jsonl":
+        (run / file).write_text(json.dumps({"seq": 5, "sample": 0, "step": 0, "text": "t", "finish_reason": "stop",
+                                            "key": "k"}) + "\n")
+    if file == "judgements.jsonl":
+        (run / file).write_text(json.dumps({"seq": 0, "sample": 0, "id": "p0", "judge": "a",
+                                            "quality_scores": {}}) + "\n")
+    lines = len((run / file).read_text().splitlines())
+    _edit_first_line(run / file, **changes)
+    assert main(["inspect", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / file}:{lines + 1}: corrupt" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("changes", [{"pool_fingerprints": 5}, {"synthesize_count": "x"}])
+def test_a_config_json_with_a_field_of_the_wrong_type_is_one_damaged_snapshot_error(tmp_path, changes):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import read_snapshot
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": 2, "config": {}, "pool_fingerprints": [], **changes}))
+    with pytest.raises(UserError, match=r"config.json: damaged run snapshot"):
+        read_snapshot(tmp_path)
