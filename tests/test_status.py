@@ -57,7 +57,8 @@ def test_the_tracker_counts_requests_tokens_cost_and_jobs_of_this_run_beside_the
 
     asyncio.run(main())
     clock.now += 30
-    status.job_ended("accepted", words=3000)
+    status.job_recorded("accepted", words=3000)
+    status.job_ended()
     status.job_ended()  # cancelled: it leaves, counted nowhere
     assert (status.requests_in_flight, status.paid.requests, status.jobs_in_flight) == (0, 2, 0)
     assert status.run == {"accepted": 1} and status.whole == {"accepted": 5, "failed": 1}

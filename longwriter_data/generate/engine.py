@@ -9,6 +9,7 @@ stay on disk), so an interrupted-and-resumed run ends with exactly the samples o
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import multiprocessing
 import os
@@ -152,13 +153,12 @@ class Engine:
                 if task is None:
                     continue
                 del self.in_flight[key]
-                if task.cancelled():
-                    self.status.job_ended()
+                self.status.job_ended()
+                if task.cancelled():  # its record, if it was being written, is counted all the same (_recorded)
                     continue
                 error = task.exception()
                 if error is not None:
                     raise error
-                self._count(task.result())
                 if len(self.accepted) >= target:
                     self._cancel_beyond_cutoff(target)
         finally:
@@ -198,10 +198,14 @@ class Engine:
             if key > cutoff:
                 task.cancel()
 
-    def _count(self, record: JobRecord) -> None:
+    def _recorded(self, record: JobRecord, written: asyncio.Future) -> None:
+        """Count a job once its record is on disk: also when the job was cancelled (beyond the dataset's cutoff)
+        while the record was being written, as the record counts on resume and in report.json."""
+        if written.cancelled() or written.exception() is not None:
+            return
         if record.status == "accepted":
             self.accepted.append(record.key)
-        self.status.job_ended(record.status, record.word_count or 0)
+        self.status.job_recorded(record.status, record.word_count or 0)
 
     def _output_index(self) -> NearDuplicates:
         """The accepted outputs' MinHash index, built from the run directory's signatures on first use: a resumed
@@ -289,7 +293,9 @@ class Engine:
                 seconds=round(sum(s.seconds for s in paid), 3),
             )
         record.wall_seconds = round(time.monotonic() - started, 3)
-        await self.store.append_job(record)
+        written = asyncio.ensure_future(self.store.append_job(record))
+        written.add_done_callback(functools.partial(self._recorded, record))
+        await asyncio.shield(written)  # cancelling the job now leaves its record to be written, and counted
         return record
 
 

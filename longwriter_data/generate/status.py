@@ -48,15 +48,17 @@ class StatusTracker:
     def job_started(self) -> None:
         self.jobs_in_flight += 1
 
-    def job_ended(self, status: str | None = None, words: int = 0) -> None:
-        """A job left the engine: finished with `status` (its record on disk), or cancelled (None)."""
+    def job_ended(self) -> None:
+        """A job left the engine: finished, or cancelled."""
         self.jobs_in_flight -= 1
-        if status is not None:
-            self.run[status] += 1
-            self.whole[status] += 1
-            self.words += words
-            for watcher in self._watchers:
-                watcher()
+
+    def job_recorded(self, status: str, words: int = 0) -> None:
+        """A job's record is on disk, with `status`."""
+        self.run[status] += 1
+        self.whole[status] += 1
+        self.words += words
+        for watcher in self._watchers:
+            watcher()
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Call `callback` whenever a job finishes (the bar redraws then, not on every request)."""
