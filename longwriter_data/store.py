@@ -414,9 +414,16 @@ def read_snapshot(run_dir: Path) -> RunSnapshot | None:
     if not isinstance(snapshot.get("pool_fingerprints", []), list) or not (count is None or isinstance(count, int)):
         raise UserError(f"{path}: damaged run snapshot (pool_fingerprints or synthesize_count of the wrong type); "
                         "restore it from a copy, or move the run directory aside and start again.")
-    if snapshot.get("format") != RUN_FORMAT:
-        written = f"format {snapshot['format']}" if "format" in snapshot else "an earlier development version"
-        raise UserError(f"{path}: this run directory was written by {written}; this version reads run-directory "
+    written = snapshot.get("format")
+    if written != RUN_FORMAT:
+        if "format" in snapshot and (type(written) is not int or written < 1):
+            raise UserError(f"{path}: damaged run snapshot (\"format\": {json.dumps(written)} is no format "
+                            "number); restore it from a copy, or move the run directory aside and start again.")
+        if "format" in snapshot and written > RUN_FORMAT:
+            raise UserError(f"{path}: this run directory was written by a newer version (run-directory format "
+                            f"{written}; this one reads format {RUN_FORMAT}): use that version, or upgrade.")
+        by = f"format {written}" if "format" in snapshot else "an earlier development version"
+        raise UserError(f"{path}: this run directory was written by {by}; this version reads run-directory "
                         f"format {RUN_FORMAT} only: build into a new run_dir.")
     return RunSnapshot.from_record(snapshot, path)
 

@@ -273,3 +273,19 @@ def test_a_config_json_with_a_field_of_the_wrong_type_is_one_damaged_snapshot_er
     (tmp_path / "config.json").write_text(json.dumps({"format": 2, "config": {}, "pool_fingerprints": [], **changes}))
     with pytest.raises(UserError, match=r"config.json: damaged run snapshot"):
         read_snapshot(tmp_path)
+
+
+@pytest.mark.parametrize("written, message", [
+    ('"2"', 'damaged run snapshot ("format": "2" is no format number)'),
+    ("null", 'damaged run snapshot ("format": null is no format number)'),
+    ("true", 'damaged run snapshot ("format": true is no format number)'),
+    ("3", "written by a newer version (run-directory format 3; this one reads format 2): use that version"),
+])
+def test_a_format_that_is_no_number_or_a_newer_one_is_named_for_what_it_is(tmp_path, written, message):
+    from longwriter_data.errors import UserError
+    from longwriter_data.store import read_snapshot
+
+    (tmp_path / "config.json").write_text('{"format": %s, "config": {}}' % written)
+    with pytest.raises(UserError) as raised:
+        read_snapshot(tmp_path)
+    assert message in str(raised.value)
