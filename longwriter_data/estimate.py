@@ -80,7 +80,8 @@ def _synthesis_cost(synthesis: Synthesis, pending: int, instruction_tokens: int,
 def wall_time_s(total: Estimate, config: BuildConfig) -> dict[str, float]:
     """Seconds under each limit (named as the recipe's keys); the largest one is the prediction."""
     engine = config.engine
-    bounds = {"max_jobs": total.job_seconds / engine.max_jobs}
+    # Fewer jobs than max_jobs all run at once: the time of one job, not a share of max_jobs' worth.
+    bounds = {"max_jobs": total.job_seconds / min(engine.max_jobs, max(total.jobs, 1))}
     if engine.requests_per_minute:
         bounds["requests_per_minute"] = total.requests / engine.requests_per_minute * 60
     if engine.tokens_per_minute:
@@ -129,11 +130,13 @@ def render(config: BuildConfig, total: Estimate, acceptance: float) -> str:
         f"  input tokens    {total.input_tokens:>14,.0f}   (with prefix caching, {total.cached_tokens:,.0f} "
         f"of them cached: {total.cached_tokens / max(total.input_tokens, 1):.0%})",
         f"  output tokens   {total.output_tokens:>14,.0f}",
-        f"  cost            {money(total.cost(config.prices, caching=False))} without prefix caching, "
-        f"{money(total.cost(config.prices, caching=True))} with it"
-        + (f", plus {money(synthesis.cost(config.prices, caching=False))} for synthesis"
-           if synthesis and config.prices else ""),
-        f"  wall time       {_duration(seconds):>14}   (bound by engine.{limit} = {setting:,g}"
+        (f"  cost            {money(total.cost(config.prices, caching=False))} without prefix caching, "
+         f"{money(total.cost(config.prices, caching=True))} with it"
+         + (f", plus {money(synthesis.cost(config.prices, caching=False))} for synthesis" if synthesis else "")
+         if config.prices else f"  cost            {money(None)}"),
+        f"  wall time       {_duration(seconds):>14}   ("
+        + (f"all {plural(total.jobs, 'job')} at once" if limit == "max_jobs" and total.jobs <= setting
+           else f"bound by engine.{limit} = {setting:,g}")
         + (f"; {', '.join(others)}" if others else "") + ")",
     ]
     if synthesis is not None:

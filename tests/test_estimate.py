@@ -83,6 +83,19 @@ def test_estimate_names_one_bound_and_the_others_once_each_and_counts_in_the_rig
     assert "(bound by engine.requests_per_minute = 1; max_jobs alone " in wall and wall.count("max_jobs") == 1
 
 
+def test_fewer_jobs_than_max_jobs_take_the_time_of_one_and_a_recipe_without_prices_says_so_once(tmp_path, capsys):
+    pool = write_pool(tmp_path / "pool.jsonl", PROMPTS[:3])
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=3, engine={"max_jobs": 256})
+    assert main(["estimate", "--config", str(config_path), "--acceptance", "1"]) == 0
+    out = capsys.readouterr().out
+    wall = next(line for line in out.splitlines() if "wall time" in line)
+    assert wall.endswith("(all 3 jobs at once)") and "max_jobs" not in wall
+    one_job = estimate(load_config(config_path), acceptance=1).job_seconds / 3
+    assert f"{one_job / 60:.1f} min" in wall  # the time of a job, not 3/256 of it
+    cost = next(line for line in out.splitlines() if line.lstrip().startswith("cost"))
+    assert cost.split() == ["cost", "n/a", "(add", "prices:", "to", "the", "recipe)"]
+
+
 def test_estimate_prices_the_instructions_synthesis_will_write_and_the_synthesis_itself(tmp_path, capsys):
     pool = write_pool(tmp_path / "pool.jsonl", PROMPTS)
     config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", pool, target=10,
