@@ -513,8 +513,11 @@ def judgement_records(run_dir: Path) -> Iterator[JudgementRecord]:
     for mm, start, end, number in _lines(path):
         try:
             yield JudgementRecord.from_record(_parse(path, number, mm[start:end]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{path}:{number}: corrupt judgement (no seq, sample or judge: {exc}); "
+        except KeyError as exc:
+            raise UserError(f"{path}:{number}: corrupt judgement (no {exc.args[0]}); "
+                            "move the run directory aside or repair that line.") from None
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{path}:{number}: corrupt judgement ({exc}); "
                             "move the run directory aside or repair that line.") from None
 
 
