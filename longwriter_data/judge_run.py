@@ -74,7 +74,10 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
             return 130
         changed = _apply(store, judge, jobs, tally.scored) if judge.filters else 0
         store.set_active_judge(judge.key, judge.model, settings.min_score, settings.min_dimension)
-        store.save_report(run_report(store.jobs_path).as_record())
+        saved = store.saved_report()  # what only a build knows is kept
+        report = replace(run_report(store.jobs_path), skipped_instructions=saved.get("skipped_instructions"),
+                         synthesis=saved.get("synthesis"))
+        store.save_report(report.as_record())
     finally:
         store.close()
     failed = tally.failed

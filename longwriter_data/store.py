@@ -382,6 +382,15 @@ class RunStore:
         record = replace(snapshot, format=RUN_FORMAT).as_record()
         write_atomic(self.config_path, json.dumps(record, indent=2, ensure_ascii=False))
 
+    def saved_report(self) -> dict:
+        """report.json as the last build or judge wrote it ({} where there is none, or it cannot be read: it is
+        rewritten whole, from jobs.jsonl, by whoever saves it next)."""
+        try:
+            report = json.loads(self.report_path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return report if isinstance(report, dict) else {}
+
     def save_report(self, report: dict) -> None:
         """report.json: publish/report.RunReport's record (the store, below publish, takes it as JSON)."""
         write_atomic(self.report_path, json.dumps(report, indent=2, ensure_ascii=False))

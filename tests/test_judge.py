@@ -448,3 +448,17 @@ def test_ctrl_c_during_the_judge_command_keeps_what_was_in_flight_and_the_next_r
     assert all(after[line["key"]] == served[line["key"]] == 1 for line in done)
     assert slow_server.stats()["requests"] == 8  # every sample judged once, over both runs
     assert len({json.loads(line)["seq"] for line in (run / "judgements.jsonl").read_text().splitlines()}) == 8
+
+
+def test_the_judge_command_keeps_what_only_the_build_reported(tmp_path, server):
+    """report.json is rewritten after judging: the instructions the build skipped stay in it."""
+    huge = "Write a 1200-word essay about this text: " + "lorem " * 5_000  # over pools.max_prompt_chars
+    pool = write_pool(tmp_path / "pool.jsonl", [f"Write a 1200-word essay about harbour {i}." for i in range(2)]
+                      + [huge])
+    config = write_config(tmp_path, server.base_url, pool, target=2, filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert json.loads((run / "report.json").read_text())["skipped_instructions"] == {"prompt_too_long": 1}
+    assert main(["judge", str(run), "--min-score", "50"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["skipped_instructions"] == {"prompt_too_long": 1} and report["status"]["accepted"] == 2
