@@ -32,7 +32,7 @@ from .publish.report import RunReport, format_report, run_report
 from .pools.sources import source_name
 from .text import plural
 from .records import RunSnapshot
-from .store import RunState, RunStore, synthesized_path
+from .store import RunState, RunStore, active_judge, read_judgements, synthesized_path
 from .pools.synthesis import Synthesis
 
 
@@ -68,6 +68,8 @@ def _check_before_creating(config: BuildConfig) -> None:
     store = RunStore(config.run_dir)
     store.check()
     store.saved_config()  # a damaged config.json is named now, not halfway through
+    read_judgements(config.run_dir)  # ... and a damaged judgement, or quality.json, that export reads at the end
+    active_judge(config.run_dir)
 
 
 def _build(config: BuildConfig, config_path: str | Path, pools: PreparedPools, retry_failed: bool, force: bool,

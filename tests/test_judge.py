@@ -462,3 +462,18 @@ def test_the_judge_command_keeps_what_only_the_build_reported(tmp_path, server):
     assert main(["judge", str(run), "--min-score", "50"]) == 0
     report = json.loads((run / "report.json").read_text())
     assert report["skipped_instructions"] == {"prompt_too_long": 1} and report["status"]["accepted"] == 2
+
+
+@pytest.mark.parametrize("damage", ["judgements", "quality"])
+def test_a_build_on_a_run_with_a_damaged_judgement_file_stops_before_writing_anything(tmp_path, server, capsys,
+                                                                                      damage):
+    run, _ = unjudged_run(tmp_path, server, 2)
+    assert main(["judge", str(run), "--min-score", "50"]) == 0
+    path = run / ("judgements.jsonl" if damage == "judgements" else "quality.json")
+    path.write_text(path.read_text() + '{"seq": 1, "sample"\n' if damage == "judgements" else '{"judge": ')
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["build", "--config", str(tmp_path / "config.yaml"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err, err
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()} == files
