@@ -154,12 +154,27 @@ def test_the_shipped_recipes_work_from_any_folder(tmp_path, capsys, monkeypatch)
 
     repo = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(tmp_path)
-    for name in ("6k.yaml", "quickstart.yaml"):
+    for name in ("6k.yaml", "quickstart.yaml", "fake.yaml"):
         config = load_config(repo / "configs" / name)
         assert config.run_dir.parent == repo / "data" / "runs"
         assert all(source.path.is_file() for source in config.pools.sources if source.path)
     assert main(["estimate", "--config", str(repo / "configs" / "6k.yaml")]) == 0
     assert "Estimate for longwriter-6k" in capsys.readouterr().out
+
+
+def test_the_fake_server_recipe_builds_its_target_as_the_readme_says(tmp_path, server, capsys):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "configs" / "fake.yaml").read_text(encoding="utf-8")
+    assert "base_url: http://127.0.0.1:8000/v1" in text and "run_dir: ../data/runs/fake" in text
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "pools").symlink_to(repo / "data" / "pools")  # its ../data paths resolve as shipped
+    recipe = tmp_path / "configs" / "fake.yaml"
+    recipe.write_text(text.replace("http://127.0.0.1:8000/v1", server.base_url), encoding="utf-8")
+    assert main(["build", "--config", str(recipe), "--no-progress"]) == 0
+    assert f"Dataset (20 samples): {tmp_path / 'data' / 'runs' / 'fake' / 'dataset'}" in capsys.readouterr().out
 
 
 def test_the_6k_recipe_states_the_generation_settings_of_longwriters_own_scripts():
