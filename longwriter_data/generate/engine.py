@@ -107,6 +107,7 @@ class Engine:
         self.stop = Drain(self.in_flight)  # Ctrl-C: build's handler calls self.stop.request_stop
         self.generating: set[JobKey] = set()  # ... of which these still send requests: at most max_jobs
         self._finished: asyncio.Queue | None = None  # (job, task) when a job ends; (job, None) when it stops sending
+        self._writing: set[asyncio.Future] = set()  # job records being written
 
     async def run(self, instructions: Iterator[Instruction]) -> BuildSummary:
         self._finished = finished = asyncio.Queue()
@@ -164,6 +165,8 @@ class Engine:
         finally:
             self.summary.interrupted = self.stop.requested
             await self.stop.close()
+            # Records of jobs cancelled while they were being written: on disk, and counted, before the run ends.
+            await asyncio.gather(*self._writing, return_exceptions=True)
             if self._judges:
                 self._judges.shutdown(wait=False, cancel_futures=True)  # not on the event loop: Ctrl-C stays live
         return self.summary
@@ -295,6 +298,8 @@ class Engine:
         record.wall_seconds = round(time.monotonic() - started, 3)
         written = asyncio.ensure_future(self.store.append_job(record))
         written.add_done_callback(functools.partial(self._recorded, record))
+        self._writing.add(written)
+        written.add_done_callback(self._writing.discard)
         await asyncio.shield(written)  # cancelling the job now leaves its record to be written, and counted
         return record
 
