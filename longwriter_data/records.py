@@ -60,9 +60,9 @@ class Usage:
     def __sub__(self, other: Usage) -> Usage:
         return Usage(**{name: getattr(self, name) - getattr(other, name) for name in _USAGE_FIELDS})
 
-    def add_call(self, call: TokenCounts) -> None:
-        """One completed call: a stored step, or an answer as it arrives (both carry the four token counts)."""
-        self.requests += 1
+    def add_call(self, call: TokenCounts, requests: int = 1) -> None:
+        """An answer as it arrives, or a stored step: the answers its attempts paid for (`requests` of them)."""
+        self.requests += requests
         self.prompt_tokens += call.prompt_tokens
         self.cached_tokens += call.cached_tokens
         self.completion_tokens += call.completion_tokens
@@ -85,8 +85,10 @@ _USAGE_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cached_token
 @dataclass
 class StepRecord:
     """One completed step of a job (an LLM answer that passed its checks), as steps.jsonl holds it: replayed on
-    resume instead of being paid again. `key` hashes the whole request (backends/base.request_key); `tags` are what
-    the step's caller marks it with (an extension's paragraph, the judge's key), part of its identity on replay."""
+    resume instead of being paid again. Its token counts are what all its answers cost (`requests` of them: those
+    its checks rejected and asked again included). `key` hashes the whole request (backends/base.request_key);
+    `tags` are what the step's caller marks it with (an extension's paragraph, the judge's key), part of its identity
+    on replay."""
 
     step: int
     text: str
@@ -100,9 +102,10 @@ class StepRecord:
     attempts: int = 1
     seconds: float = 0.0
     tags: dict = field(default_factory=dict)
+    requests: int = 1  # answers paid for
 
     _FIELDS = ("step", "text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
-               "reasoning_tokens", "prompt_chars", "key", "attempts", "seconds")
+               "reasoning_tokens", "requests", "prompt_chars", "key", "attempts", "seconds")
 
     def as_record(self) -> dict:
         record = {name: getattr(self, name) for name in self._FIELDS}

@@ -372,3 +372,21 @@ def test_inspect_heading_counts_and_reasons_are_those_of_report_json(tmp_path, c
     # statuses in the order their first job came, as before RunReport
     assert heading[1:3] == ["  rejected: too_short 2", "  failed: plan_failed 1, write_failed 1"]
     assert "5 jobs finished (1 accepted, 2 rejected, 2 failed)" in heading[0]
+
+
+def test_every_answer_paid_for_is_counted_the_retried_bad_ones_too(tmp_path, server, capsys):
+    """A paragraph's first answer is junk (HTTP 200 with an error page) and is asked again: both answers are paid
+    for, so both count in the job's usage and in what inspect says was spent."""
+    from longwriter_data.publish.stats import scan_run
+
+    prompts = [f"Write a 1200-word essay about harbour number {i}. [[junk=gateway]]" for i in range(2)]
+    config = write_config(tmp_path, server.base_url, write_pool(tmp_path / "pool.jsonl", prompts), target=2,
+                          filters={"min_words": 1000})
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    served = server.stats()["requests"]
+    records = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert any(step["attempts"] == 2 for step in steps)  # the junk was asked again
+    assert sum(record["usage"]["requests"] for record in records) == served
+    assert scan_run(run).usage.requests == served

@@ -281,7 +281,7 @@ class Engine:
             paid = [*result.steps, *([judged] if judged is not None else [])]
             usage = Usage()
             for step in paid:
-                usage.add_call(step)
+                usage.add_call(step, step.requests)
             record = replace(
                 record,
                 status=verdict.status,

@@ -81,7 +81,7 @@ class QualityJudge:
         """The judgement as the `judge` command stores it (with what its call paid); a build's job record takes its
         scores (JobRecord.judged)."""
         usage = Usage()
-        usage.add_call(step)  # a reasoning judge's thinking included
+        usage.add_call(step, step.requests)  # a reasoning judge's thinking included
         return JudgementRecord(seq=job.seq, sample=job.sample, id=id, judge=self.key, quality_score=judgement.score,
                                quality_scores=judgement.scores, quality_analysis=judgement.analysis,
                                judge_excerpt=bool(step.tags.get("excerpt")), usage=usage, step_key=step.key)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..backends.base import ChatRequest, Completion, request_key
-from ..records import StepRecord
+from ..records import StepRecord, Usage
 from .attempts import Check, Rejected, StepFailed, ask
 
 __all__ = ["Ask", "Check", "Rejected", "StepFailed", "Steps"]
@@ -46,16 +46,17 @@ class Steps:
         stored = self.stored.get(step)
         if stored is not None and stored.key == key and all(stored.tags.get(k) == v for k, v in tags.items()):
             return stored
+        paid = Usage()  # every answer, those the check rejects included: each was paid for
         try:
-            answer = await ask(self.send, request, self.attempts, check)
+            answer = await ask(self.send, request, self.attempts, check, paid=paid.add_call)
         except StepFailed as exc:
             exc.step = step
             raise
         completion = answer.completion
         record = StepRecord(
             step=step, text=completion.text, finish_reason=completion.finish_reason, key=key,
-            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-            cached_tokens=completion.cached_tokens, reasoning_tokens=completion.reasoning_tokens,
+            prompt_tokens=paid.prompt_tokens, completion_tokens=paid.completion_tokens,
+            cached_tokens=paid.cached_tokens, reasoning_tokens=paid.reasoning_tokens, requests=paid.requests,
             prompt_chars=len(request.prompt), attempts=answer.attempts, seconds=answer.seconds, tags=tags)
         if self.save is not None:
             await self.save(record)

@@ -161,7 +161,7 @@ def scan_run(run_dir: Path) -> Scan:
             settled.add(key)
     unfinished = set()
     for key, step, _ in read_steps(run_dir / "steps.jsonl", skip=settled):
-        usage.add_call(step)
+        usage.add_call(step, step.requests)
         if key not in last:
             unfinished.add(key)
     for judgement in judgement_records(run_dir):  # what the `judge` command paid
