@@ -113,8 +113,10 @@ async def _score(config: BuildConfig, judge: QualityJudge, store: RunStore, jobs
     known = {(record.key, record.judge) for record in judgement_records(store.run_dir)}
     with store.jobs_path.open("rb") as fh:
         for job in jobs:  # scores of the build's own judge, in the job records: kept before any record changes
-            if job.judge and job.quality_scores and (job.key, job.judge) not in known:
+            if job.recorded_judge and (job.key, job.recorded_judge) not in known:
                 record = job_at(fh, job.offset)
+                if record.quality_scores is None:
+                    continue
                 await store.append_judgement(JudgementRecord(
                     seq=job.seq, sample=job.sample, id=record.id, **{k: getattr(record, k) for k in JUDGED_FIELDS},
                     from_build=True))

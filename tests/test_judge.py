@@ -477,3 +477,21 @@ def test_a_build_on_a_run_with_a_damaged_judgement_file_stops_before_writing_any
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err, err
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()} == files
+
+
+def test_scores_a_resumed_build_judged_after_another_judge_was_applied_are_not_paid_for_again(tmp_path, server,
+                                                                                                capsys):
+    """The build's judge scores jobs a resumed build finishes after `judge --model second` was applied: those scores
+    live in the job records, and running the build's judge as a command later replays them instead of paying."""
+    config = judged_config(tmp_path, server.base_url, GOOD, target=2)
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    assert main(["judge", str(run), "--model", "second"]) == 0
+    config.write_text(config.read_text().replace("target: 2", "target: 4"))
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0  # two more jobs, scored by the build
+    assert len({r["seq"] for r in jobs(run) if r["judge"].startswith("fake@")}) == 4
+    server.reset()
+    capsys.readouterr()
+    assert main(["judge", str(run)]) == 0  # the build's own judge, as a command
+    assert "0 samples judged now, 4 already judged" in capsys.readouterr().out
+    assert server.stats()["requests"] == 0

@@ -62,6 +62,7 @@ class Job:
     quality_score: float | None = None  # S_q of the judge shown (see generate/judging.py), when one scored the sample
     quality_scores: dict | None = None  # its six scores, dimension -> 1..5
     judge: str | None = None  # which judge: model@template hash
+    recorded_judge: str | None = None  # runs: the judge whose scores the job record itself holds (the build's)
     # runs: (non-final paragraphs that end with a closing summary, non-final paragraphs); None without paragraphs
     conclusions: tuple[int, int] | None = None
 
@@ -122,7 +123,7 @@ def _job(record: JobRecord, offset: int) -> Job:
                lang=record.lang or "en", type=record.type, words=record.word_count, required=record.required,
                offset=offset, instruction_tokens=approx_tokens(record.prompt) if record.prompt else 0,
                id=record.id, quality_score=record.quality_score, quality_scores=record.quality_scores,
-               judge=record.judge, conclusions=_conclusions(record.paragraphs))
+               judge=record.judge, recorded_judge=record.judge, conclusions=_conclusions(record.paragraphs))
 
 
 def _conclusions(paragraphs: list[str] | None) -> tuple[int, int] | None:
