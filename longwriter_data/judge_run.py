@@ -57,8 +57,11 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
         settings = JudgeConfig.model_validate(base)
     except ValidationError as exc:
         error = exc.errors()[0]
-        message = error["msg"].removeprefix("Value error, ")
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {message}.") from None
+        message, name = error["msg"].removeprefix("Value error, "), str(error["loc"][0])
+        given = name in {key for key, value in overrides.items() if value is not None} or (
+            name == "min_dimension" and min_dimension)
+        where = f"--{name.replace('_', '-')}" if given else f"{saved.path}: quality.judge.{name}"
+        raise UserError(f"{where}: {message}.") from None
     judge = QualityJudge(settings, config.backend.model, config.generation.step_attempts)
     config = config.model_copy(update={"quality": config.quality.model_copy(update={"judge": settings})})
     store.lock()
@@ -74,9 +77,9 @@ def judge_command(run_dir: Path, model: str | None = None, min_score: float | No
             return 130
         changed = _apply(store, judge, jobs, tally.scored) if judge.filters else 0
         store.set_active_judge(judge.key, judge.model, settings.min_score, settings.min_dimension)
-        saved = store.saved_report()  # what only a build knows is kept
-        report = replace(run_report(store.jobs_path), skipped_instructions=saved.get("skipped_instructions"),
-                         synthesis=saved.get("synthesis"))
+        previous = store.saved_report()  # what only a build knows is kept
+        report = replace(run_report(store.jobs_path), skipped_instructions=previous.get("skipped_instructions"),
+                         synthesis=previous.get("synthesis"))
         store.save_report(report.as_record())
     finally:
         store.close()

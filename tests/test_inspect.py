@@ -390,3 +390,14 @@ def test_every_answer_paid_for_is_counted_the_retried_bad_ones_too(tmp_path, ser
     assert any(step["attempts"] == 2 for step in steps)  # the junk was asked again
     assert sum(record["usage"]["requests"] for record in records) == served
     assert scan_run(run).usage.requests == served
+
+
+@pytest.mark.parametrize("content", ['{"usage": ', "[1, 2]"])
+def test_inspect_names_a_damaged_recipe_json_of_an_exported_dataset(tmp_path, capsys, content):
+    run = _mixed_run(tmp_path / "run")
+    assert main(["export", str(run)]) == 0
+    (run / "dataset" / "recipe.json").write_text(content)
+    capsys.readouterr()
+    assert main(["inspect", str(run / "dataset")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'dataset' / 'recipe.json'}: damaged" in err, err

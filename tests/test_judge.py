@@ -495,3 +495,18 @@ def test_scores_a_resumed_build_judged_after_another_judge_was_applied_are_not_p
     assert main(["judge", str(run)]) == 0  # the build's own judge, as a command
     assert "0 samples judged now, 4 already judged" in capsys.readouterr().out
     assert server.stats()["requests"] == 0
+
+
+def test_a_judge_template_moved_away_after_the_build_names_the_saved_setting_not_a_flag(tmp_path, server, capsys):
+    from longwriter_data.prompts import template
+
+    prompt_file = tmp_path / "judge.txt"
+    prompt_file.write_text(template("judge_en"), encoding="utf-8")
+    config = judged_config(tmp_path, server.base_url, GOOD[:1], target=1, prompt_file=str(prompt_file))
+    assert main(["build", "--config", str(config), "--no-progress"]) == 0
+    prompt_file.unlink()
+    capsys.readouterr()
+    assert main(["judge", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'run' / 'config.json'}: quality.judge.prompt_file" in err, err
+    assert "--prompt-file" not in err

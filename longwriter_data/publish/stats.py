@@ -196,7 +196,14 @@ def scan_dataset(folder: Path) -> Scan:
     if not files:
         raise UserError(f"{folder} has no data/*.parquet files: pass a run directory or a folder written by export.")
     recipe_path = folder / "recipe.json"
-    recipe = json.loads(recipe_path.read_text(encoding="utf-8")) if recipe_path.is_file() else None
+    try:
+        recipe = json.loads(recipe_path.read_text(encoding="utf-8")) if recipe_path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{recipe_path}: damaged ({getattr(exc, 'strerror', None) or 'not complete JSON'}); export "
+                        "the dataset again, or move the file aside to read the rows without it.") from None
+    if recipe is not None and not isinstance(recipe, dict):
+        raise UserError(f"{recipe_path}: damaged (not a JSON object); export the dataset again, or move the file "
+                        "aside to read the rows without it.")
     jobs: list[Job] = []
     splits: Counter = Counter()
     for file in files:
