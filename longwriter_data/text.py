@@ -15,6 +15,9 @@ def detect_lang(text: str) -> str:
     return "zh" if letters and han / letters > 0.2 else "en"
 
 
+TEMPLATE_LANGS = ("en", "zh")  # the languages our prompt templates are written in
+
+
 def template_lang(lang: str | None) -> str:
     """The language of the templates and wordings for an instruction in `lang`: ours exist in Chinese and English,
     so every other language gets the English ones."""

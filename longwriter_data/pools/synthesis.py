@@ -29,7 +29,7 @@ from ..config import BuildConfig, SynthesizeConfig
 from ..prompts import template
 from ..quality.dedupe import NearDuplicates, SignatureCache, signature
 from .instructions import DrawSettings, PreparedPools, draw
-from ..text import detect_lang, template_lang
+from ..text import TEMPLATE_LANGS, detect_lang, template_lang
 from ..records import RunSnapshot, SynthesisRecord, Usage
 from ..store import SynthesisLog, read_synthesis
 from ..generate.attempts import Rejected, StepFailed, ask
@@ -40,7 +40,7 @@ Send = Callable[[ChatRequest], Awaitable[Completion]]
 SOURCE_NAME = "synthesized"  # the pool name synthesized instructions are drawn under
 MAX_CONCURRENCY = 8  # a few requests at once: synthesis is short, and each answer decides whether more are needed
 DRY_STREAK = 5  # this many requests in a row keeping nothing: the model has run out of new ideas; stop asking
-TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in ("en", "zh")}
+TEMPLATES = {lang: template(f"synthesize_{lang}") for lang in TEMPLATE_LANGS}
 
 
 def drawable_count(config: BuildConfig, pools: PreparedPools, minhashes: SignatureCache | None = None,

@@ -22,7 +22,7 @@ from ..config import backend_settings_model
 from ..prompts import packaged, template
 from ..quality.length import approx_tokens
 from ..redact import without_secrets
-from ..text import plural
+from ..text import TEMPLATE_LANGS, plural
 from .stats import Scan, describe, scan_dataset
 from ..store import write_atomic
 
@@ -44,7 +44,7 @@ def public_config(value: Any) -> Any:
 def _prompt_templates(config: dict) -> dict[str, str]:
     """The AgentWrite templates of the plan format the run used, for both languages."""
     plan = "plan_json" if (config.get("generation") or {}).get("plan_format") == "json" else "plan"
-    names = [f"{stem}_{lang}" for stem in (plan, "write") for lang in ("en", "zh")]
+    names = [f"{stem}_{lang}" for stem in (plan, "write") for lang in TEMPLATE_LANGS]
     judge = (config.get("quality") or {}).get("judge")
     if judge and not judge.get("prompt_file"):  # the quality judge's packaged template
         names.append("judge_en")

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..quality.judge import COLUMNS
 from ..quality.length import BANDS, LIMIT, RequiredLength, approx_tokens, band_of, benchmark_score, requirement
 from ..records import JobKey, JobRecord, Usage
-from .report import RunReport
+from .report import STATUSES, RunReport
 from ..store import (active_judge, job_records, judgement_records, read_judgements, read_snapshot, read_steps,
                      read_synthesis)
 
@@ -28,7 +28,6 @@ from ..store import (active_judge, job_records, judgement_records, read_judgemen
 # 16k and 32k are bin edges; below them one bin [0, 250), above them one bin for everything over 32k.
 EDGES = (0, *(round(250 * 2 ** (k / 2)) for k in range(15)))
 MARKED_EDGES = (2000, 32000)
-STATUSES = ("accepted", "rejected", "failed")
 
 
 def bin_of(words: int) -> int:
