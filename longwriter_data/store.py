@@ -177,7 +177,7 @@ def read_steps(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[JobKe
             step = None
         if step is None or not all(isinstance(value, int) for value in (*key, step.step, step.prompt_tokens,
                                                                        step.completion_tokens, step.cached_tokens,
-                                                                       step.reasoning_tokens)):
+                                                                       step.reasoning_tokens, step.requests)):
             raise UserError(f"{path}:{number}: corrupt step record (no seq, sample, step or key, or a token count "
                             "that is not a number); "
                             "move the run directory aside or repair that line.")

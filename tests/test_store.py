@@ -106,7 +106,11 @@ def test_step_records_round_trip_with_their_tags_and_carry_their_job_key(tmp_pat
 
 @pytest.mark.parametrize("line", ['{"seq": 1, "sample": 0, "text": "no step number"}',
                                   '{"seq": "1", "sample": 0, "step": 0, "key": "k", "text": "t"}',
-                                  '{"seq": 1, "sample": 0, "step": 0, "text": "no key"}'])
+                                  '{"seq": 1, "sample": 0, "step": 0, "text": "no key"}',
+                                  '{"seq": 1, "sample": 0, "step": 0, "key": "k", "text": "t", "finish_reason": "stop", '
+                                  '"requests": "2"}',
+                                  '{"seq": 1, "sample": 0, "step": 0, "key": "k", "text": "t", "finish_reason": "stop", '
+                                  '"requests": null}'])
 def test_a_corrupt_step_record_is_one_error_naming_the_file(tmp_path, line):
     from longwriter_data.errors import UserError
     from longwriter_data.store import RunStore
