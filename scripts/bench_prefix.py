@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from longwriter_data.backends.base import ChatRequest, request_key
-from longwriter_data.config import BuildConfig
 from longwriter_data.generate.agentwrite import AgentWrite
 from longwriter_data.generate.plan import Plan, PlanStep
 from longwriter_data.pools.instructions import Instruction
@@ -47,31 +46,34 @@ def common_prefix(a: str, b: str) -> int:
 
 
 def main(run_dir: Path) -> None:
-    config = BuildConfig.model_validate(read_snapshot(run_dir)["config"])
+    config = read_snapshot(run_dir).build_config()
     agent = AgentWrite(config.generation, config.backend.model, config.backend.plan_model)
-    steps: dict[tuple[int, int], dict] = {}
+    steps: dict[tuple[int, int, int], dict] = {}
     for step in read_jsonl(run_dir / "steps.jsonl"):
-        steps[step["seq"], step["step"]] = step  # the last record of a step wins, as on resume
+        steps[step["seq"], step["sample"], step["step"]] = step  # the last record of a step wins, as on resume
     jobs = {}
     for record in read_jsonl(run_dir / "jobs.jsonl"):
         if record.get("paragraphs"):
-            jobs[record["seq"]] = record
+            jobs[record["seq"], record["sample"]] = record
     shared = total = shared_writes = total_writes = 0
     sent_tokens = new_tokens = 0.0
     checked = matched = 0
     shares: list[float] = []
-    for seq, record in jobs.items():
+    for (seq, sample), record in jobs.items():
         requests = job_requests(record, agent)
         prompts = [request.prompt for request in requests]
         previous = ""
         for index, prompt in enumerate(prompts):
-            step = steps.get((seq, index))
+            step = steps.get((seq, sample, index))
             if step is not None:
                 checked += 1
-                matched += step.get("key") == request_key(requests[index], record.get("sample", 0))
+                matched += step.get("key") == request_key(requests[index], sample)
                 reused = common_prefix(previous, prompt) if previous else 0
+                # A step's tokens are what all its answers cost: an answer asked again repeats the same prompt,
+                # whole (cacheable), so only one send of it is new.
+                each = step["prompt_tokens"] / step.get("requests", 1)
                 sent_tokens += step["prompt_tokens"]
-                new_tokens += step["prompt_tokens"] * (1 - reused / len(prompt))
+                new_tokens += each * (1 - reused / len(prompt))
             if index + 1 < len(prompts):
                 prefix = common_prefix(prompt, prompts[index + 1])
                 shares.append(prefix / len(prompt))
