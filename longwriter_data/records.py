@@ -180,7 +180,7 @@ class JobRecord:
     paragraph_words: list[int] | None = None
     planned_words: int | None = None
     word_count: int | None = None  # LongBench-Write's count of the joined paragraphs
-    usage: Usage | None = None  # its completed calls, the judge's included (a failed job's are in steps.jsonl)
+    usage: Usage | None = None  # every answer its steps paid for (asked again, failed, the judge's included)
     seconds: float | None = None  # summed over its calls
     # The LLM judge's scores, when one judged it (see generate/judging.py).
     judge: str | None = None

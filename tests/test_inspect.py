@@ -401,3 +401,19 @@ def test_inspect_names_a_damaged_recipe_json_of_an_exported_dataset(tmp_path, ca
     assert main(["inspect", str(run / "dataset")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{run / 'dataset' / 'recipe.json'}: damaged" in err, err
+
+
+def test_the_answers_of_a_job_that_failed_on_bad_answers_are_counted_too(tmp_path, server):
+    """Every answer to an [[empty]] job is empty: its plan step fails after its attempts, the job fails, and the
+    answers it paid for still count in its record and in what inspect says was spent."""
+    from longwriter_data.publish.stats import scan_run
+
+    prompts = ["Write a 1200-word essay about harbour number 0.", "Write a 1200-word essay about docks. [[empty]]"]
+    config = write_config(tmp_path, server.base_url, write_pool(tmp_path / "pool.jsonl", prompts), target=1,
+                          filters={"min_words": 1000}, generation={"step_attempts": 3})
+    main(["build", "--config", str(config), "--no-progress"])
+    run = tmp_path / "run"
+    failed = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()
+              if json.loads(line)["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["usage"]["requests"] == 3  # three empty answers to its plan step
+    assert scan_run(run).usage.requests == server.stats()["requests"]

@@ -259,17 +259,18 @@ class Engine:
             finally:
                 self._finished.put_nowait((key, None))
         except JobFailed as exc:
-            record.reason, record.detail = exc.reason, str(exc)
+            record.reason, record.detail, record.usage = exc.reason, str(exc), ask.paid
         except NotSelected as exc:
             record.status, record.reason, record.detail = "rejected", "llm_selector", str(exc)
+            record.usage = ask.paid
         else:
             written = Sample(prompt=instruction.prompt, lang=instruction.lang, required=instruction.required,
                              paragraphs=result.paragraphs, planned_words=result.plan.total_words)
             verdict, paragraph_words, values = await self._judge(written)
             judged = None
+            judge_ask = Steps(self._judge_send, ask.attempts, stored, save, key.sample)
             if verdict.status == "accepted" and self.quality is not None:  # only what passed the cheap filters
                 try:
-                    judge_ask = Steps(self._judge_send, ask.attempts, stored, save, key.sample)
                     judgement, judged = await self.quality.step(judge_ask, instruction.prompt, written.text)
                 except JudgeFailed as exc:
                     verdict = Verdict("failed", exc.reason, str(exc))
@@ -277,11 +278,11 @@ class Engine:
                     verdict = self.quality.verdict(judgement)
                     record = record.judged(self.quality.record(key, record.id, judgement, judged))
             verdict = self._deduplicate(verdict, values if verdict.status == "accepted" else None, record)
-            # The judge's call is paid like the writing's (a reasoning judge's thinking too).
-            paid = [*result.steps, *([judged] if judged is not None else [])]
+            # Every call the job asked (answers asked again, the selection, the judge's: its thinking too) is paid.
             usage = Usage()
-            for step in paid:
-                usage.add_call(step, step.requests)
+            usage += ask.paid
+            usage += judge_ask.paid
+            steps = [*result.steps, *([judged] if judged is not None else [])]
             record = replace(
                 record,
                 status=verdict.status,
@@ -293,7 +294,7 @@ class Engine:
                 planned_words=result.plan.total_words,
                 word_count=sum(paragraph_words),  # the joining blank lines hold no words
                 usage=usage,
-                seconds=round(sum(s.seconds for s in paid), 3),
+                seconds=round(sum(s.seconds for s in steps), 3),
             )
         record.wall_seconds = round(time.monotonic() - started, 3)
         written = asyncio.ensure_future(self.store.append_job(record))

@@ -31,7 +31,7 @@ class Ask(Protocol):
 class Steps:
     """The `ask` of one job (one sample of one instruction)."""
 
-    __slots__ = ("send", "attempts", "stored", "save", "sample")
+    __slots__ = ("send", "attempts", "stored", "save", "sample", "paid")
 
     def __init__(self, send: Send, attempts: int, stored: dict[int, StepRecord] | None = None,
                  save: Save | None = None, sample: int = 0):
@@ -40,11 +40,13 @@ class Steps:
         self.stored = stored or {}  # by step number, as steps.jsonl holds them
         self.save = save
         self.sample = sample
+        self.paid = Usage()  # what every step asked so far cost: replayed, new, and failed for good
 
     async def __call__(self, step: int, request: ChatRequest, check: Check | None = None, **tags) -> StepRecord:
         key = request_key(request, self.sample)
         stored = self.stored.get(step)
         if stored is not None and stored.key == key and all(stored.tags.get(k) == v for k, v in tags.items()):
+            self.paid.add_call(stored, stored.requests)
             return stored
         paid = Usage()  # every answer, those the check rejects included: each was paid for
         try:
@@ -52,6 +54,8 @@ class Steps:
         except StepFailed as exc:
             exc.step = step
             raise
+        finally:
+            self.paid += paid
         completion = answer.completion
         record = StepRecord(
             step=step, text=completion.text, finish_reason=completion.finish_reason, key=key,

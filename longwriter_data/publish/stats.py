@@ -143,7 +143,7 @@ def scan_run(run_dir: Path) -> Scan:
     usage_of: dict[JobKey, Usage | None] = {}
     for offset, record in job_records(jobs_path):  # a torn tail is left out: a build is writing it
         last[record.key] = _job(record, offset)
-        usage_of[record.key] = record.usage  # failed jobs have none: their steps say it
+        usage_of[record.key] = record.usage  # None: its steps.jsonl lines say it
     if judge := active_judge(run_dir):  # the `judge` command's scores replace the build's, for every job
         judgements = read_judgements(run_dir, judge)
         for key, job in last.items():
