@@ -138,6 +138,11 @@ def _numbered(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[int, d
         yield number, _parse(path, number, mm[start:end])
 
 
+def _corrupt(path: Path, number: int, what: str) -> UserError:
+    """The one error for a line of a log that is not what it should be."""
+    return UserError(f"{path}:{number}: corrupt {what}; move the run directory aside or repair that line.")
+
+
 def _parse(path: Path, number: int, line: bytes) -> dict:
     """One record; a line that is not a UTF-8 JSON object (bytes cut mid-character, binary garbage, another
     program's output) is one clear error, never a traceback."""
@@ -146,8 +151,7 @@ def _parse(path: Path, number: int, line: bytes) -> dict:
     except ValueError:
         record = None
     if not isinstance(record, dict):
-        raise UserError(f"{path}:{number}: corrupt record in the middle of the log; "
-                        "move the run directory aside or repair that line.")
+        raise _corrupt(path, number, "record in the middle of the log")
     return record
 
 
@@ -157,13 +161,11 @@ def parse_job(path: Path, number: int, line: bytes) -> JobRecord:
     record = _parse(path, number, line)
     if not (isinstance(record.get("seq"), int) and isinstance(record.get("sample"), int)
             and isinstance(record.get("status"), str) and isinstance(record.get("id"), str)):
-        raise UserError(f"{path}:{number}: corrupt record (no seq, sample, id or status); "
-                        "move the run directory aside or repair that line.")
+        raise _corrupt(path, number, "record (no seq, sample, id or status)")
     try:
         return JobRecord.from_record(record)
     except (TypeError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}:{number}: corrupt record ({exc}); "
-                        "move the run directory aside or repair that line.") from None
+        raise _corrupt(path, number, f"record ({exc})") from None
 
 
 def read_steps(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[JobKey, StepRecord, dict | None]]:
@@ -178,9 +180,8 @@ def read_steps(path: Path, skip: Container[JobKey] = ()) -> Iterator[tuple[JobKe
         if step is None or not all(isinstance(value, int) for value in (*key, step.step, step.prompt_tokens,
                                                                        step.completion_tokens, step.cached_tokens,
                                                                        step.reasoning_tokens, step.requests)):
-            raise UserError(f"{path}:{number}: corrupt step record (no seq, sample, step or key, or a token count "
-                            "that is not a number); "
-                            "move the run directory aside or repair that line.")
+            raise _corrupt(path, number, "step record (no seq, sample, step or key, or a token count that is not a "
+                                         "number)")
         yield key, step, record.get("instruction")
 
 
@@ -368,7 +369,6 @@ class RunStore:
         write_atomic(self.run_dir / ACTIVE_JUDGE, json.dumps({"judge": judge, "model": model, "min_score": min_score,
                                                               "min_dimension": min_dimension}, indent=2) + "\n")
 
-
     def saved_config(self) -> RunSnapshot | None:
         """config.json, whose recipe this version can read: a command on a run directory names a damaged snapshot,
         or one another version wrote, before it does anything."""
@@ -491,8 +491,7 @@ def read_synthesis(run_dir: Path) -> Iterator[SynthesisRecord]:
         except (KeyError, TypeError, ValueError):
             synthesis = None
         if synthesis is None or not (isinstance(synthesis.k, int) and isinstance(synthesis.instructions, list)):
-            raise UserError(f"{path}:{number}: corrupt record (no k, lang, type or instructions); "
-                            "move the run directory aside or repair that line.")
+            raise _corrupt(path, number, "record (no k, lang, type or instructions)")
         yield synthesis
 
 
@@ -523,11 +522,9 @@ def judgement_records(run_dir: Path) -> Iterator[JudgementRecord]:
         try:
             yield JudgementRecord.from_record(_parse(path, number, mm[start:end]))
         except KeyError as exc:
-            raise UserError(f"{path}:{number}: corrupt judgement (no {exc.args[0]}); "
-                            "move the run directory aside or repair that line.") from None
+            raise _corrupt(path, number, f"judgement (no {exc.args[0]})") from None
         except (TypeError, ValueError) as exc:
-            raise UserError(f"{path}:{number}: corrupt judgement ({exc}); "
-                            "move the run directory aside or repair that line.") from None
+            raise _corrupt(path, number, f"judgement ({exc})") from None
 
 
 def read_judgements(run_dir: Path, judge: str | None = None) -> dict[JobKey, JudgementRecord]:
